@@ -1,0 +1,67 @@
+# MCP Mesh Ops. The two set-up commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+AGENTS ?= 3
+# What the controller needs from Debian: the lab (nspawn, debootstrap, iproute2, ssh),
+# and the load balancer and load generator the tests compare against.
+APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync
+PYTEST_ARGS ?=
+
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help deps system-deps venv lint test unit integration lab-test lab-up lab-down lab-status demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+system-deps: ## install the Debian packages the controller needs (as root), only when missing
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the runtime and the dev tools
+
+deps: system-deps venv
+
+lint: venv ## ruff (lint + format), mypy on runtime/, yamllint, ansible-lint (production)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --offline --profile production playbooks roles
+
+unit: venv ## unit tests only
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test: deps lint ## install what is needed, lint, run every test (the lab comes up and goes down)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lab-up: deps ## boot the lab (AGENTS=N agent hosts, default 3) and write inventories/lab/hosts.yml
+	$(PY) -m lab up --agents $(AGENTS)
+
+lab-down: venv ## stop the lab and remove every piece of it
+	$(PY) -m lab down
+
+lab-status: venv ## show the lab's hosts
+	$(PY) -m lab status
+
+demo: lab-up ## bring up the lab and deploy the fleet
+	$(PY) -m lab demo
+
+bench: deps ## run every benchmark; results in bench/results, summary in docs/performance.md
+	$(PY) -m bench
+
+clean: ## remove build output (not the lab, not the base image cache)
+	rm -rf build dist runtime/*.egg-info .mypy_cache .ruff_cache .pytest_cache

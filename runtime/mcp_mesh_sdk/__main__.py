@@ -1,0 +1,3 @@
+from mcp_mesh_sdk.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Thin command-line adapters; the logic lives in the modules they call."""

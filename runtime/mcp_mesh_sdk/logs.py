@@ -1,0 +1,73 @@
+"""Logging set-up shared by the agent and the registry: JSON lines on stdout for journald."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+# Set per request by the HTTP middleware; every record logged meanwhile carries them.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "correlation_id", default=None
+)
+operation_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "operation", default=None
+)
+
+_CONTEXT_FIELDS = {
+    "request_id": request_id_var,
+    "correlation_id": correlation_id_var,
+    "operation": operation_var,
+}
+
+
+class JSONFormatter(logging.Formatter):
+    """The spec's JSON log line: timestamp, level, logger, message, module, function, line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "module": record.module,
+            "function": record.funcName,
+            "line": record.lineno,
+        }
+        for name, var in _CONTEXT_FIELDS.items():
+            value = getattr(record, name, None) or var.get()
+            if value:
+                entry[name] = value
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            entry.update(extra)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+
+
+def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Route every logger (uvicorn's too) to one stdout handler in the chosen format."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uv_logger = logging.getLogger(name)
+        uv_logger.handlers.clear()
+        uv_logger.propagate = True
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpx2", "httpcore", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
