@@ -6,7 +6,12 @@ from mcp_mesh_sdk.errors import ConfigError
 
 def test_parses_what_systemd_environment_files_hold() -> None:
     text = "# comment\n\nA=1\nexport B = two words\nC='quoted # not a comment'\nD=\"x\"\n"
-    assert parse_env_text(text) == {"A": "1", "B": "two words", "C": "quoted # not a comment", "D": "x"}
+    assert parse_env_text(text) == {
+        "A": "1",
+        "B": "two words",
+        "C": "quoted # not a comment",
+        "D": "x",
+    }
 
 
 def test_every_bad_line_is_named() -> None:
