@@ -1,0 +1,93 @@
+"""`mcp-mesh-sdk check-config`: validate an agent or registry env file without starting anything.
+
+The roles run it as Ansible's `validate:` on a temporary copy, so it reads only the file it is
+given (never this process's environment) and prints no secret value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from mcp_mesh_sdk.errors import ConfigError, ConfigProblem, OpsError
+
+HELP = "validate an agent or registry environment file; non-zero exit naming every bad variable"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env-file", required=True, metavar="PATH", help="the env file to check")
+    parser.add_argument(
+        "--service",
+        choices=("agent", "registry"),
+        default="agent",
+        help="which service's variables the file holds (default: agent)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcp_mesh_sdk.envfile import read_env_file
+
+    try:
+        env = read_env_file(args.env_file)
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        settings, problems, warnings = None, list(exc.problems), list[str]()
+    else:
+        settings, problems, warnings = _check(args.service, env)
+    if args.json:
+        print(json.dumps(_report(args, settings, problems, warnings), indent=2, sort_keys=True))
+        if problems:
+            from mcp_mesh_sdk.cli import EXIT_CONFIG
+
+            return EXIT_CONFIG
+        return 0
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if problems:
+        raise ConfigError(list(problems))
+    print(f"{args.service} configuration in {args.env_file} is valid")
+    return 0
+
+
+def _check(
+    service: str, env: Mapping[str, str]
+) -> tuple[dict[str, Any] | None, list[ConfigProblem], list[str]]:
+    """(redacted settings or None, problems, warnings) for one service's environment."""
+    if service == "agent":
+        from mcp_mesh_sdk.config import check_agent_env
+
+        checked = check_agent_env(env)
+        shown = checked.config.redacted() if checked.config else None
+        return shown, list(checked.problems), list(checked.warnings)
+    try:
+        from mcp_mesh_sdk.registry.config import load_registry_config
+    except ImportError as exc:
+        raise OpsError("registry support is not installed in this runtime") from exc
+    try:
+        config = load_registry_config(env)
+    except ConfigError as exc:
+        return None, list(exc.problems), list(getattr(exc, "warnings", ()))
+    redact = getattr(config, "redacted", None)
+    shown = redact() if callable(redact) else None
+    return shown, [], [str(warning) for warning in getattr(config, "warnings", ())]
+
+
+def _report(
+    args: argparse.Namespace,
+    settings: dict[str, Any] | None,
+    problems: list[ConfigProblem],
+    warnings: list[str],
+) -> dict[str, Any]:
+    return {
+        "service": args.service,
+        "env_file": str(args.env_file),
+        "valid": not problems,
+        "problems": [{"variable": p.variable, "reason": p.reason} for p in problems],
+        "warnings": warnings,
+        "settings": settings,
+    }
