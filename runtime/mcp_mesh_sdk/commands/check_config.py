@@ -7,6 +7,7 @@ given (never this process's environment) and prints no secret value.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Mapping
@@ -72,9 +73,29 @@ def _check(
         config = load_registry_config(env)
     except ConfigError as exc:
         return None, list(exc.problems), list(getattr(exc, "warnings", ()))
+    return _redacted(config), [], [str(warning) for warning in getattr(config, "warnings", ())]
+
+
+_SECRET_WORDS = ("token", "secret", "password", "database_url", "key")
+
+
+def _redacted(config: object) -> dict[str, Any] | None:
+    """A config's settings as JSON-able values, anything secret-looking shown as (set)."""
     redact = getattr(config, "redacted", None)
-    shown = redact() if callable(redact) else None
-    return shown, [], [str(warning) for warning in getattr(config, "warnings", ())]
+    if callable(redact):
+        shown = redact()
+        return shown if isinstance(shown, dict) else None
+    if not dataclasses.is_dataclass(config):
+        return None
+    settings: dict[str, Any] = {}
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if any(word in item.name for word in _SECRET_WORDS):
+            value = "(set)" if value else "(not set)"
+        elif not isinstance(value, bool | int | float | str | type(None)):
+            value = str(value)
+        settings[item.name] = value
+    return settings
 
 
 def _report(

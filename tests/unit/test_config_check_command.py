@@ -1,0 +1,92 @@
+"""`mcp-mesh-sdk check-config`: what the roles' `validate:` step and an operator see."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcp_mesh_sdk.cli import EXIT_CONFIG, main
+
+TOKEN = "agent-token-value-0123456789"
+
+
+def write_env(tmp_path: Path, text: str, name: str = "agent.env") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_valid_file_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY=/srv/data\n")
+    assert main(["check-config", "--env-file", str(env)]) == 0
+    assert "is valid" in capsys.readouterr().out
+
+
+def test_bad_file_exits_78_naming_every_bad_variable_without_secrets(tmp_path: Path) -> None:
+    env = write_env(
+        tmp_path,
+        f"MCP_MESH_TOKEN={TOKEN}\nMCP_MESH_PORT=99999\nHEALTH_INTERVAL=soon\n"
+        "SECRET_KEY=do-not-print-me\nMCP_MESH_PORTT=1\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mcp_mesh_sdk", "check-config", "--env-file", str(env)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == EXIT_CONFIG
+    assert "MCP_MESH_PORT: must be an integer from 1 to 65535" in done.stderr
+    assert "HEALTH_INTERVAL: must be" in done.stderr
+    assert "warning: MCP_MESH_PORTT: unknown variable" in done.stderr
+    assert "Traceback" not in done.stderr
+    for secret in (TOKEN, "do-not-print-me"):
+        assert secret not in done.stdout + done.stderr
+
+
+def test_json_output_lists_problems_warnings_and_redacted_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nMESH_EXTRA=1\n")
+    assert main(["check-config", "--env-file", str(env), "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert report["valid"] is True
+    assert report["settings"]["token"] == "(set)"
+    assert any(w.startswith("MESH_EXTRA") for w in report["warnings"])
+    assert TOKEN not in out
+
+    bad = write_env(tmp_path, "LOG_LEVEL=loud\n", name="bad.env")
+    assert main(["check-config", "--env-file", str(bad), "--json"]) == EXIT_CONFIG
+    report = json.loads(capsys.readouterr().out)
+    assert {p["variable"] for p in report["problems"]} == {"LOG_LEVEL", "MCP_MESH_TOKEN"}
+
+
+def test_missing_or_malformed_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", "--env-file", str(tmp_path / "absent.env")]) == EXIT_CONFIG
+    assert "No such file" in capsys.readouterr().err
+    broken = write_env(tmp_path, "this is not a pair\n")
+    assert main(["check-config", "--env-file", str(broken), "--json"]) == EXIT_CONFIG
+    assert json.loads(capsys.readouterr().out)["valid"] is False
+
+
+def test_reads_only_the_file_not_this_process_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MCP_MESH_TOKEN", TOKEN)
+    env = write_env(tmp_path, "LOG_LEVEL=INFO\n")
+    assert main(["check-config", "--env-file", str(env)]) == EXIT_CONFIG
+    assert "MCP_MESH_TOKEN: not set" in capsys.readouterr().err
+
+
+def test_registry_service_is_checked_with_the_registry_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("mcp_mesh_sdk.registry.config")
+    env = write_env(tmp_path, "MCP_MESH_REGISTRY_PORT=not-a-port\n", name="registry.env")
+    assert main(["check-config", "--env-file", str(env), "--service", "registry"]) == EXIT_CONFIG
+    assert "MCP_MESH_REGISTRY_PORT" in capsys.readouterr().err
