@@ -1,0 +1,263 @@
+"""The registry's HTTP API (Starlette). Writes need the shared bearer token; reads are open.
+
+- `POST /agents/register` `{"name","host","port","version","capabilities"}` -> `{"agent": {...}}`
+- `POST /agents/{name}/heartbeat` -> `{"agent": {...}}`, 404 for an unknown agent
+- `DELETE /agents/{name}` -> `{"deleted": name}`, 404 for an unknown agent
+- `GET /agents?status=&name=&version=` -> `{"agents": [...]}`
+- `GET /health`, `GET /ready`, `GET /metrics`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_mesh_sdk import __version__, sdnotify
+from mcp_mesh_sdk.logs import request_id_var
+from mcp_mesh_sdk.registry.config import RegistryConfig
+from mcp_mesh_sdk.registry.store import STATUSES, AgentStore
+
+log = logging.getLogger("mcp_mesh_sdk.registry")
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_BODY = 64 * 1024
+
+
+class BadRequest(Exception):
+    """The request body is not what the API takes; the message says what is wrong."""
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def _registration(body: Any) -> tuple[str, str, int, str, list[str]]:
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    name, host, port = body.get("name"), body.get("host"), body.get("port")
+    version, capabilities = body.get("version", ""), body.get("capabilities", [])
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise BadRequest("name must be 1-128 letters, digits, '.', '_' or '-'")
+    if not isinstance(host, str) or not host.strip() or len(host) > 253:
+        raise BadRequest("host must be a non-empty string")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise BadRequest("port must be an integer from 1 to 65535")
+    if not isinstance(version, str) or len(version) > 64:
+        raise BadRequest("version must be a string")
+    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
+        raise BadRequest("capabilities must be a list of strings")
+    return name, host.strip(), port, version, capabilities
+
+
+class AgentsCollector:
+    """Prometheus gauge of agents by status and version, read from the store at scrape time."""
+
+    def __init__(self, store: AgentStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = GaugeMetricFamily(
+            "mcp_mesh_registry_agents", "Agents known to the registry", labels=["status", "version"]
+        )
+        by_status = GaugeMetricFamily(
+            "mcp_mesh_registry_agents_by_status", "Agents by status", labels=["status"]
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for agent in self.store.list():
+            key = (agent.status, agent.version)
+            counts[key] = counts.get(key, 0) + 1
+        for (status, version), count in sorted(counts.items()):
+            gauge.add_metric([status, version], count)
+        for status in STATUSES:  # always present, so alert rules need no absent()
+            by_status.add_metric([status], sum(n for k, n in counts.items() if k[0] == status))
+        yield by_status
+        yield gauge
+
+
+class RequestMetrics:
+    """ASGI middleware: counts requests by method, route template and status; sets request ids."""
+
+    def __init__(self, app: ASGIApp, routes: list[Route], counter: Counter) -> None:
+        self.app = app
+        self.routes = routes
+        self.counter = counter
+
+    def _route_of(self, scope: Scope) -> str:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return route.path
+        return "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.counter.labels(
+                scope["method"], self._route_of(scope), str(status_holder["status"])
+            ).inc()
+            request_id_var.reset(token)
+
+
+def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
+    """The registry application around `store`; lifespan runs the sweep and the watchdog."""
+    started = time.monotonic()
+    metrics = CollectorRegistry(auto_describe=True)
+    metrics.register(AgentsCollector(store))
+    requests = Counter(
+        "mcp_mesh_registry_requests",
+        "HTTP requests served by the registry",
+        ["method", "route", "status"],
+        registry=metrics,
+    )
+
+    def authorized(request: Request) -> bool:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        # Compared even when the scheme is wrong, so timing does not tell which part failed.
+        matches = config.token.matches(presented.strip())
+        return matches and scheme.lower() == "bearer" and bool(config.token.reveal())
+
+    def unauthorized() -> JSONResponse:
+        return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
+
+    async def read_json(request: Request) -> Any:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise BadRequest("body too large")
+        try:
+            return await request.json()
+        except ValueError as exc:
+            raise BadRequest("body is not valid JSON") from exc
+
+    async def register(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        try:
+            name, host, port, version, capabilities = _registration(await read_json(request))
+        except BadRequest as exc:
+            return _error(422, str(exc))
+        agent = store.register(name, host, port, version, capabilities)
+        log.info("agent registered", extra={"fields": {"agent": name, "host": host, "port": port}})
+        return JSONResponse({"agent": agent.to_json()})
+
+    async def heartbeat(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        name = request.path_params["name"]
+        agent = store.heartbeat(name)
+        if agent is None:
+            return _error(404, f"unknown agent {name!r}: register again")
+        return JSONResponse({"agent": agent.to_json()})
+
+    async def deregister(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        name = request.path_params["name"]
+        if not store.deregister(name):
+            return _error(404, f"unknown agent {name!r}")
+        log.info("agent deregistered", extra={"fields": {"agent": name}})
+        return JSONResponse({"deleted": name})
+
+    async def list_agents(request: Request) -> Response:
+        status = request.query_params.get("status") or None
+        if status is not None and status not in STATUSES:
+            return _error(422, f"status must be one of {', '.join(STATUSES)}")
+        agents = store.list(
+            status=status,
+            name=request.query_params.get("name") or None,
+            version=request.query_params.get("version") or None,
+        )
+        return JSONResponse({"agents": [agent.to_json() for agent in agents]})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "healthy",
+                "version": __version__,
+                "uptime_seconds": round(time.monotonic() - started, 3),
+            }
+        )
+
+    async def ready(request: Request) -> Response:
+        if store.ping():
+            return JSONResponse({"ready": True})
+        return JSONResponse({"ready": False, "reason": "database unavailable"}, status_code=503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/agents/register", register, methods=["POST"]),
+        Route("/agents/{name}/heartbeat", heartbeat, methods=["POST"]),
+        Route("/agents/{name}", deregister, methods=["DELETE"]),
+        Route("/agents", list_agents, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(_sweep_forever(store, config.sweep_interval))]
+        interval = sdnotify.watchdog_interval()
+        if interval:
+            tasks.append(asyncio.create_task(_watchdog_forever(interval)))
+        sdnotify.notify("READY=1", f"STATUS=serving on {config.host}:{config.port}")
+        log.info("registry ready", extra={"fields": {"host": config.host, "port": config.port}})
+        try:
+            yield
+        finally:
+            sdnotify.notify("STOPPING=1")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(RequestMetrics, routes=routes, counter=requests)
+    return app
+
+
+async def _sweep_forever(store: AgentStore, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            removed = store.sweep()
+        except Exception:
+            log.exception("sweep failed")
+            continue
+        if removed:
+            log.info("removed agents past retention", extra={"fields": {"removed": removed}})
+
+
+async def _watchdog_forever(interval: float) -> None:
+    while True:
+        sdnotify.notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
