@@ -1,0 +1,63 @@
+"""`mcp-mesh-sdk diagnose`: system health, critical paths and the local agent, for playbooks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from mcp_mesh_sdk.errors import ConfigError, OpsError
+
+HELP = "check CPU, memory, disks, critical paths and the local agent (exit 0 ok, 1 issues, 2 error)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--env-file", metavar="PATH", help="agent env file (default /etc/mcp-mesh/agent.env)"
+    )
+    parser.add_argument(
+        "--cpu-interval", type=float, default=1.0, help="seconds CPU use is sampled (default 1)"
+    )
+
+
+def _print_text(report: dict[str, Any]) -> None:
+    system = report["system"]
+    print(f"status: {report['status']}  ({report['host']}, {report['timestamp']})")
+    print(
+        f"cpu {system['cpu_percent']}%  memory {system['memory_percent']}% "
+        f"({system['available_memory_mb']} MB available)  load {system['load_average']}"
+    )
+    for disk in report["disks"]:
+        print(f"disk {disk['usage_percent']}% used, {disk['free_gb']} GB free: {disk['paths']}")
+    agent = report["agent"]
+    if agent is not None:
+        state = agent.get("status") if agent["running"] else f"not running ({agent.get('error')})"
+        print(f"agent: {state}")
+    for issue in report["issues"]:
+        print(f"ISSUE: {issue}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcp_mesh_sdk.diagnose import PsutilProbe, diagnose
+    from mcp_mesh_sdk.opspaths import agent_paths
+
+    try:
+        paths = agent_paths(args.env_file)
+        report = diagnose(
+            paths.state_dir,
+            paths.base_directory,
+            agent_port=paths.port,
+            agent_expected=paths.env_file is not None,
+            probe=PsutilProbe(cpu_interval=max(0.0, args.cpu_interval)),
+            env_file=paths.env_file,
+        )
+    except ConfigError as exc:  # "could not run" is exit 2 here, as the playbooks expect
+        raise OpsError(str(exc)) from exc
+    except OSError as exc:
+        raise OpsError(f"diagnose could not run: {exc}") from exc
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_text(report)
+    return 1 if report["issues"] else 0
