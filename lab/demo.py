@@ -1,0 +1,40 @@
+"""`lab demo`: run the demo playbooks against a lab that is up.
+
+Until the fleet's roles land, the demo gathers facts from every host and prints them as a
+table (playbooks/lab_facts.yml). A deploy playbook joins DEMO_PLAYBOOKS, before the facts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.state import REPO
+
+DEMO_PLAYBOOKS = ("playbooks/lab_facts.yml",)
+
+
+def ansible_playbook() -> str:
+    beside_python = Path(sys.executable).parent / "ansible-playbook"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        raise LabError("ansible-playbook is not installed (run `make venv`)")
+    return found
+
+
+def run_demo(inventory: Path, playbooks: tuple[str, ...] = DEMO_PLAYBOOKS) -> int:
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    for playbook in playbooks:
+        command = [ansible_playbook(), "-i", str(inventory), str(REPO / playbook)]
+        code = subprocess.run(command, cwd=REPO, env=env).returncode
+        if code != 0:
+            return code
+    return 0

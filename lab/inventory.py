@@ -1,0 +1,60 @@
+"""The Ansible inventory `up` writes; testinfra reads the same file.
+
+Every host carries its connection settings itself (not only through group vars), so any tool
+that reads host variables finds them, and `lab_address` names the address explicitly for
+roles and tests that should not depend on `ansible_host`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.topology import Topology
+
+PYTHON = "/usr/bin/python3"
+
+
+def inventory_data(topology: Topology, key: Path) -> dict[str, Any]:
+    hosts = {
+        host.name: {
+            "ansible_host": str(host.address),
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(key),
+            "ansible_python_interpreter": PYTHON,
+            "lab_address": str(host.address),
+        }
+        for host in topology.hosts
+    }
+    children: dict[str, Any] = {
+        group: {"hosts": {name: {} for name in members}}
+        for group, members in topology.groups().items()
+    }
+    return {
+        "all": {
+            "hosts": hosts,
+            "children": children,
+            "vars": {
+                "lab_name": topology.lab,
+                "lab_subnet": str(topology.subnet),
+                "lab_controller_address": str(topology.controller),
+            },
+        }
+    }
+
+
+def render_inventory(topology: Topology, key: Path) -> str:
+    header = (
+        f"# Lab '{topology.lab}', written by `python -m lab up`; removed by `python -m lab down`.\n"
+    )
+    body = yaml.safe_dump(inventory_data(topology, key), sort_keys=False, default_flow_style=False)
+    return "---\n" + header + body
+
+
+def write_inventory(path: Path, topology: Topology, key: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".yml.tmp")
+    temporary.write_text(render_inventory(topology, key))
+    temporary.replace(path)

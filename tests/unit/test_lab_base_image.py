@@ -1,0 +1,52 @@
+"""The base image's cache key and the build's progress reporting."""
+
+import io
+
+from lab.base_image import PACKAGES, SUITE, base_path, cache_key, debootstrap_stage
+from lab.progress import Progress
+
+
+def test_cache_key_ignores_order_and_duplicates() -> None:
+    assert cache_key("bookworm", ["a", "b"]) == cache_key("bookworm", ["b", "a", "a"])
+
+
+def test_changing_the_package_list_suite_or_recipe_changes_the_key() -> None:
+    key = cache_key(SUITE, PACKAGES)
+    assert cache_key(SUITE, (*PACKAGES, "less")) != key
+    assert cache_key("trixie", PACKAGES) != key
+    assert cache_key(SUITE, PACKAGES, recipe=999) != key
+
+
+def test_the_base_lives_outside_the_repo_named_by_its_key(tmp_path) -> None:
+    key = cache_key(SUITE, PACKAGES)
+    assert base_path(key, tmp_path) == tmp_path / f"base-{key}"
+
+
+def test_base_has_what_the_lab_and_the_fleet_need() -> None:
+    needed = {"systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-venv"}
+    assert needed | {"iproute2", "sudo", "curl", "haproxy"} <= set(PACKAGES)
+
+
+def test_debootstrap_lines_fold_into_few_phases() -> None:
+    assert debootstrap_stage("I: Retrieving libc6 2.36-9\n") == (
+        "downloading packages",
+        "Retrieving libc6 2.36-9",
+    )
+    assert debootstrap_stage("I: Validating libc6 2.36-9\n")[0] == "downloading packages"
+    assert debootstrap_stage("I: Configuring systemd...\n")[0] == "configuring"
+    assert debootstrap_stage("W: something\n") == ("", "")
+
+
+def test_plain_output_prints_one_line_per_phase_not_per_package() -> None:
+    stream = io.StringIO()  # not a TTY
+    with Progress("building", stream=stream) as progress:
+        for line in ["I: Retrieving a 1", "I: Validating a 1", "I: Retrieving b 2"]:
+            progress.update(*debootstrap_stage(line))
+        progress.update("configuring", "x")
+    lines = stream.getvalue().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "starting",
+        "downloading packages",
+        "configuring",
+    ]
+    assert all(line.startswith("[") and "s] building" in line for line in lines)

@@ -1,0 +1,59 @@
+"""The inventory `lab up` writes, as Ansible and testinfra read it."""
+
+import json
+import subprocess
+import sys
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import yaml
+
+from lab.inventory import render_inventory, write_inventory
+from lab.state import inventory_path
+from lab.topology import build_topology
+
+KEY = Path("/var/lib/mcp-mesh-lab/mesh/id_ed25519")
+
+
+def topology():
+    return build_topology("mesh", 2, IPv4Network("10.231.7.0/24"))
+
+
+def test_every_host_carries_its_connection_settings() -> None:
+    data = yaml.safe_load(render_inventory(topology(), KEY))
+    lb1 = data["all"]["hosts"]["lb1"]
+    assert lb1 == {
+        "ansible_host": "10.231.7.10",
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(KEY),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "lab_address": "10.231.7.10",
+    }
+    assert data["all"]["vars"]["lab_controller_address"] == "10.231.7.1"
+
+
+def test_groups_list_their_members() -> None:
+    children = yaml.safe_load(render_inventory(topology(), KEY))["all"]["children"]
+    assert set(children) == {"loadbalancer", "registry", "agents"}
+    assert list(children["registry"]["hosts"]) == ["lb1"]
+    assert list(children["agents"]["hosts"]) == ["agent1", "agent2"]
+
+
+def test_ansible_inventory_resolves_groups_and_host_vars(tmp_path) -> None:
+    path = tmp_path / "hosts.yml"
+    write_inventory(path, topology(), KEY)
+    tool = Path(sys.executable).parent / "ansible-inventory"
+    listed = json.loads(
+        subprocess.run(
+            [str(tool), "-i", str(path), "--list"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert listed["loadbalancer"]["hosts"] == ["lb1"]
+    assert sorted(listed["agents"]["hosts"]) == ["agent1", "agent2"]
+    assert listed["_meta"]["hostvars"]["agent2"]["ansible_host"] == "10.231.7.12"
+
+
+def test_default_lab_writes_hosts_yml_and_others_their_own_file() -> None:
+    assert inventory_path("mesh").name == "hosts.yml"
+    assert inventory_path("ci2").name == "ci2.yml"
+    assert inventory_path("ci2").parent == inventory_path("mesh").parent

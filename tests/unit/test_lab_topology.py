@@ -1,0 +1,80 @@
+"""Lab names, hosts, groups, subnets and interface names."""
+
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from lab.errors import LabError
+from lab.topology import (
+    SUBNET_POOL,
+    allocate_subnet,
+    build_topology,
+    validate_agent_count,
+    validate_lab_name,
+)
+
+
+def test_default_topology_has_the_load_balancer_and_agents_in_their_groups() -> None:
+    topology = build_topology("mesh", 3, IPv4Network("10.231.7.0/24"))
+    assert [host.name for host in topology.hosts] == ["lb1", "agent1", "agent2", "agent3"]
+    assert topology.groups() == {
+        "loadbalancer": ["lb1"],
+        "registry": ["lb1"],
+        "agents": ["agent1", "agent2", "agent3"],
+    }
+
+
+def test_addresses_are_distinct_inside_the_subnet_and_not_the_controllers() -> None:
+    subnet = IPv4Network("10.231.7.0/24")
+    topology = build_topology("mesh", 12, subnet)
+    addresses = [host.address for host in topology.hosts]
+    assert len(set(addresses)) == 13
+    assert all(address in subnet for address in addresses)
+    assert topology.controller == IPv4Address("10.231.7.1")
+    assert topology.controller not in addresses
+    assert topology.host("lb1").address == IPv4Address("10.231.7.10")
+
+
+def test_interface_names_fit_the_kernels_limit_for_the_longest_names() -> None:
+    topology = build_topology("abcdefgh", 64, IPv4Network("10.231.7.0/24"))
+    names = [topology.bridge] + [topology.veth(host) for host in topology.hosts]
+    assert max(len(name) for name in names) <= 15
+    assert len(set(names)) == len(names)
+
+
+def test_one_labs_names_are_not_a_prefix_match_for_anothers() -> None:
+    one = build_topology("mesh", 1, IPv4Network("10.231.7.0/24"))
+    other = build_topology("mesh2", 1, IPv4Network("10.231.8.0/24"))
+    assert not other.veth(other.hosts[0]).startswith(one.veth(one.hosts[0]))
+    assert not other.netns(other.hosts[0]).startswith("mesh-lab-mesh-")
+
+
+@pytest.mark.parametrize("name", ["", "Mesh", "1lab", "mesh-two", "toolongname", "a b", "../x"])
+def test_unsafe_lab_names_are_refused(name: str) -> None:
+    with pytest.raises(LabError, match="not allowed"):
+        validate_lab_name(name)
+
+
+@pytest.mark.parametrize("count", [0, -1, 65])
+def test_agent_count_outside_the_supported_range_is_refused(count: int) -> None:
+    with pytest.raises(LabError, match="--agents"):
+        validate_agent_count(count)
+
+
+def test_subnet_is_stable_for_a_name_and_differs_between_names() -> None:
+    assert allocate_subnet("mesh", []) == allocate_subnet("mesh", [])
+    assert allocate_subnet("mesh", []) != allocate_subnet("other", [])
+    assert allocate_subnet("mesh", []).subnet_of(SUBNET_POOL)
+
+
+def test_subnet_skips_networks_already_routed_but_not_the_default_route() -> None:
+    first = allocate_subnet("mesh", [])
+    taken = [IPv4Network("0.0.0.0/0"), first]
+    second = allocate_subnet("mesh", taken)
+    assert second != first
+    assert not second.overlaps(first)
+
+
+def test_a_route_covering_the_whole_pool_is_a_clear_error() -> None:
+    with pytest.raises(LabError, match="already routed"):
+        allocate_subnet("mesh", [IPv4Network("10.0.0.0/8")])
