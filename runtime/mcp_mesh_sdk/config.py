@@ -12,6 +12,7 @@ from a file) so that other services' configurations validate the same way.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import hmac
 import ipaddress
 import os
@@ -51,8 +52,10 @@ class Secret:
         return self._value
 
     def matches(self, candidate: str) -> bool:
-        """Constant-time comparison with what a caller presented."""
-        return hmac.compare_digest(self._value.encode(), candidate.encode())
+        """Constant-time comparison with what a caller presented (digests hide the length)."""
+        mine = hashlib.sha256(self._value.encode()).digest()
+        theirs = hashlib.sha256(candidate.encode()).digest()
+        return hmac.compare_digest(mine, theirs)
 
     def __repr__(self) -> str:
         return "Secret('********')"
@@ -286,6 +289,24 @@ class EnvReader:
             entries.append(item)
         return tuple(entries)
 
+    def networks(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Comma-separated IP addresses or CIDR networks (or `*` for any)."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        entries: list[str] = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            if item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    self.problem(name, f"{item!r} is not an IP address or network")
+                    continue
+            entries.append(item)
+        return tuple(entries)
+
     def extensions(self, name: str, default: frozenset[str]) -> frozenset[str]:
         value = self.raw(name)
         if value is None:
@@ -399,6 +420,7 @@ class AgentConfig:
     registry_token_file: Path | None
     advertise_host: str
     allowed_hosts: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
     graceful_timeout: float
     drain_delay: float
     state_dir: Path
@@ -458,6 +480,7 @@ AGENT_VARIABLES: dict[str, str] = {
     "MCP_MESH_REGISTRY_TOKEN_FILE": "absolute path of a file holding the registry token",
     "MCP_MESH_ADVERTISE_HOST": "host the agent registers as (default: the host name)",
     "MCP_MESH_ALLOWED_HOSTS": "extra Host header values /mcp accepts, comma-separated",
+    "MCP_MESH_TRUSTED_PROXIES": "proxies whose X-Forwarded-For is believed (127.0.0.1,::1)",
     "MCP_MESH_GRACEFUL_TIMEOUT": "seconds in-flight requests get after SIGTERM (default 10)",
     "MCP_MESH_DRAIN_DELAY": "seconds /ready answers 503 before the listener closes (default 2)",
     "MCP_MESH_STATE_DIR": "state directory (default /var/lib/mcp-mesh)",
@@ -551,6 +574,7 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
         registry_token_file=registry_token_file,
         advertise_host=read.host("MCP_MESH_ADVERTISE_HOST", socket.gethostname()),
         allowed_hosts=read.host_list("MCP_MESH_ALLOWED_HOSTS"),
+        trusted_proxies=read.networks("MCP_MESH_TRUSTED_PROXIES", ("127.0.0.1", "::1")),
         graceful_timeout=read.number(
             "MCP_MESH_GRACEFUL_TIMEOUT", 10.0, minimum=0.0, maximum=3600.0, unit="seconds"
         ),

@@ -1,0 +1,193 @@
+"""Readiness, systemd notifications and background tasks.
+
+Ready means: the socket is bound, the MCP engine is loaded, the agent is registered (or
+FALLBACK_MODE lets it serve without the registry), it is not draining, and its file
+operations work. systemd gets `READY=1` the first time all but the last hold (a bad
+BASE_DIRECTORY shows in /ready and STATUS=, not as a start that never ends), `STATUS=` on
+every change, `WATCHDOG=1` from the serving loop, and `STOPPING=1` when the drain begins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from mcp_mesh_sdk import sdnotify
+
+logger = logging.getLogger("mcp_mesh_sdk.agent.lifecycle")
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str | None = None  # starting, draining, not_registered, unhealthy
+    errors: tuple[str, ...] = ()
+
+    def describe(self) -> dict[str, object]:
+        if self.ready:
+            return {"status": "ready"}
+        shown: dict[str, object] = {"status": "not_ready", "reason": self.reason}
+        if self.errors:
+            shown["errors"] = list(self.errors)
+        return shown
+
+
+@dataclass
+class PeriodicTask:
+    """`run` every `interval` seconds while the agent serves; failures are logged, not fatal."""
+
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[None] | None]
+    run_at_start: bool = False
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        *,
+        fallback_mode: bool,
+        is_registered: Callable[[], bool],
+        critical_errors: Callable[[], list[str]],
+    ) -> None:
+        self.fallback_mode = fallback_mode
+        self._is_registered = is_registered
+        self._critical_errors = critical_errors
+        self.started_at = time.time()
+        self._started_monotonic = time.monotonic()
+        self.listening = False
+        self.engine_loaded = False
+        self.draining = False
+        self.ready_sent = False
+        self._changed = asyncio.Event()
+        self._last_status: str | None = None
+
+    @property
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self._started_monotonic
+
+    @property
+    def phase(self) -> str:
+        if self.draining:
+            return "draining"
+        if not (self.listening and self.engine_loaded):
+            return "starting"
+        return "serving"
+
+    def readiness(self) -> Readiness:
+        if self.draining:
+            return Readiness(False, "draining")
+        if not (self.listening and self.engine_loaded):
+            return Readiness(False, "starting")
+        if not self.fallback_mode and not self._is_registered():
+            return Readiness(False, "not_registered")
+        errors = self._critical_errors()
+        if errors:
+            return Readiness(False, "unhealthy", tuple(errors))
+        return Readiness(True)
+
+    def changed(self) -> None:
+        """Something readiness depends on changed: re-evaluate what systemd is told."""
+        self._changed.set()
+
+    def begin_drain(self) -> None:
+        if self.draining:
+            return
+        self.draining = True
+        sdnotify.notify("STOPPING=1", "STATUS=draining: /ready answers 503")
+        logger.info("draining: /ready answers 503 from now on")
+        self.changed()
+
+    async def tell_systemd(self) -> None:
+        """Send READY=1 once the agent may serve, STATUS= whenever readiness changes."""
+        while True:
+            self._changed.clear()
+            readiness = self.readiness()
+            may_serve = readiness.ready or readiness.reason == "unhealthy"
+            if may_serve and not self.ready_sent and not self.draining:
+                self.ready_sent = True
+                sdnotify.notify("READY=1", f"STATUS={_status_line(readiness)}")
+                self._last_status = _status_line(readiness)
+                logger.info("ready to serve, %.3f s after the process started", _process_age())
+            else:
+                status = _status_line(readiness)
+                if status != self._last_status:
+                    self._last_status = status
+                    sdnotify.notify(f"STATUS={status}")
+            await self._changed.wait()
+
+
+def _process_age() -> float:
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
+def _status_line(readiness: Readiness) -> str:
+    if readiness.ready:
+        return "ready"
+    detail = f": {'; '.join(readiness.errors)}" if readiness.errors else ""
+    return f"not ready ({readiness.reason}){detail}"
+
+
+@dataclass
+class BackgroundTasks:
+    """The periodic jobs the agent runs while it serves (registry, sampling, watchdog...)."""
+
+    periodic: list[PeriodicTask] = field(default_factory=list)
+    services: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        for task in self.periodic:
+            self._tasks.append(asyncio.create_task(_repeat(task), name=task.name))
+        for name, service in self.services:
+            self._tasks.append(asyncio.create_task(_guarded(name, service), name=name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+async def _repeat(task: PeriodicTask) -> None:
+    if not task.run_at_start:
+        await asyncio.sleep(task.interval)
+    while True:
+        try:
+            outcome = task.run()
+            if inspect.isawaitable(outcome):
+                await outcome
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception(
+                "background task %s failed; it runs again in %g s", task.name, task.interval
+            )
+        await asyncio.sleep(task.interval)
+
+
+async def _guarded(name: str, service: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await service()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("background service %s stopped with an error", name)
+
+
+def watchdog_task() -> PeriodicTask | None:
+    """`WATCHDOG=1` at half of $WATCHDOG_USEC, sent from the serving event loop."""
+    interval = sdnotify.watchdog_interval()
+    if interval is None:
+        return None
+    return PeriodicTask("systemd-watchdog", interval, lambda: _ping(), run_at_start=True)
+
+
+def _ping() -> None:
+    sdnotify.notify("WATCHDOG=1")

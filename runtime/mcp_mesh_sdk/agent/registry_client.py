@@ -1,0 +1,261 @@
+"""Registry membership: register, heartbeat every HEALTH_INTERVAL, re-register on 404.
+
+Failed calls are retried with exponential backoff (RETRY_INITIAL_DELAY, x RETRY_BACKOFF, at
+most RETRY_MAX_DELAY, with jitter so a fleet does not retry in step). Registration is retried
+for as long as the agent runs; a heartbeat round gives up after RETRY_ATTEMPTS retries and
+the next round comes one interval later. Whether the agent may serve meanwhile is decided by
+FALLBACK_MODE, in `lifecycle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from mcp_mesh_sdk.config import AgentConfig
+
+if TYPE_CHECKING:
+    import httpx2
+
+logger = logging.getLogger("mcp_mesh_sdk.agent.registry")
+
+
+@dataclass
+class RegistryStatus:
+    registered: bool = False
+    registered_at: datetime | None = None
+    last_heartbeat: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "registered": self.registered,
+            "registered_at": _iso(self.registered_at),
+            "last_heartbeat": _iso(self.last_heartbeat),
+            "error": self.last_error,
+            "consecutive_failures": self.consecutive_failures,
+        }
+
+
+class RegistryCallFailed(Exception):
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class UnknownToRegistry(Exception):
+    """The registry answered 404 to a heartbeat: it forgot this agent."""
+
+
+def backoff_delays(config: AgentConfig) -> Callable[[int], float]:
+    """Seconds to wait before retry number `n` (0-based): exponential, capped, jittered."""
+    initial = config.retry_initial_delay / 1000
+    ceiling = config.retry_max_delay / 1000
+
+    def delay(n: int) -> float:
+        exponent = min(n, 64)
+        base = min(ceiling, initial * config.retry_backoff**exponent)
+        return base * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not cryptography
+
+    return delay
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        version: str,
+        capabilities: Sequence[str],
+        on_change: Callable[[], None] = lambda: None,
+        on_failure: Callable[[str], None] = lambda call: None,
+    ) -> None:
+        self.config = config
+        self.version = version
+        self.capabilities = list(capabilities)
+        self.status = RegistryStatus()
+        self._on_change = on_change
+        self._on_failure = on_failure
+        self._delay = backoff_delays(config)
+        self._client: httpx2.AsyncClient | None = None
+        self._stopped = False
+
+    # -- the loop --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Register, then heartbeat until cancelled or `stop()`."""
+        import httpx2
+
+        headers = {"User-Agent": f"mcp-mesh-agent/{self.version}"}
+        if self.config.registry_token is not None:
+            headers["Authorization"] = f"Bearer {self.config.registry_token.reveal()}"
+        timeout = httpx2.Timeout(float(self.config.request_timeout))
+        async with httpx2.AsyncClient(
+            base_url=self.config.mesh_registry_url, headers=headers, timeout=timeout,
+            trust_env=False,
+        ) as client:  # fmt: skip
+            self._client = client
+            try:
+                await self._loop()
+            finally:
+                self._client = None
+
+    def stop(self) -> None:
+        """Stop registering and heartbeating (shutdown: the agent is leaving)."""
+        self._stopped = True
+
+    async def _loop(self) -> None:
+        failures = 0
+        while not self._stopped:
+            if not self.status.registered:
+                if await self._register():
+                    failures = 0
+                else:
+                    failures += 1
+                    if failures == self.config.retry_attempts + 1:
+                        mode = (
+                            "serving (fallback mode)"
+                            if self.config.fallback_mode
+                            else ("NOT ready (FALLBACK_MODE=false)")
+                        )
+                        logger.error(
+                            "registry %s unreachable after %d attempts; %s, still retrying",
+                            self.config.mesh_registry_url, failures, mode,
+                        )  # fmt: skip
+                    await asyncio.sleep(self._delay(failures - 1))
+                    continue
+            await asyncio.sleep(self.config.health_interval)
+            if not self._stopped:
+                await self._heartbeat_round()
+
+    async def _register(self) -> bool:
+        body = {
+            "name": self.config.agent_name,
+            "host": self.config.advertise_host,
+            "port": self.config.port,
+            "version": self.version,
+            "capabilities": self.capabilities,
+        }
+        try:
+            await self._call("POST", "/agents/register", json=body)
+        except RegistryCallFailed as exc:
+            self._failed("register", str(exc))
+            return False
+        now = datetime.now(UTC)
+        self.status.registered = True
+        self.status.registered_at = now
+        self.status.last_heartbeat = now
+        self.status.last_error = None
+        self.status.consecutive_failures = 0
+        logger.info(
+            "registered with the registry at %s as %s",
+            self.config.mesh_registry_url,
+            self.config.agent_name,
+        )
+        self._on_change()
+        return True
+
+    async def _heartbeat_round(self) -> None:
+        path = f"/agents/{quote(self.config.agent_name, safe='')}/heartbeat"
+        for attempt in range(self.config.retry_attempts + 1):
+            try:
+                await self._call("POST", path, unknown_is_error=True)
+            except UnknownToRegistry:
+                logger.warning(
+                    "the registry no longer knows %s; registering again", self.config.agent_name
+                )
+                self.status.registered = False
+                self._on_change()
+                return
+            except RegistryCallFailed as exc:
+                self._failed("heartbeat", str(exc))
+                if not exc.retryable or attempt == self.config.retry_attempts or self._stopped:
+                    return
+                await asyncio.sleep(self._delay(attempt))
+                continue
+            self.status.last_heartbeat = datetime.now(UTC)
+            if self.status.last_error is not None:
+                logger.info("registry heartbeats work again")
+                self.status.last_error = None
+                self.status.consecutive_failures = 0
+                self._on_change()
+            return
+
+    async def deregister(self, timeout: float = 3.0) -> bool:
+        """Leave the registry (at shutdown); False when it could not be told."""
+        self.stop()
+        if not self.status.registered:
+            return False
+        import httpx2
+
+        headers = {}
+        if self.config.registry_token is not None:
+            headers["Authorization"] = f"Bearer {self.config.registry_token.reveal()}"
+        url = f"{self.config.mesh_registry_url}/agents/{quote(self.config.agent_name, safe='')}"
+        try:
+            async with httpx2.AsyncClient(timeout=timeout, trust_env=False) as client:
+                response = await client.delete(url, headers=headers)
+        except httpx2.HTTPError as exc:
+            logger.warning("could not deregister from the registry: %s", _describe_error(exc))
+            return False
+        self.status.registered = False
+        self._on_change()
+        if response.status_code >= 400 and response.status_code != 404:
+            logger.warning("registry refused the deregistration: HTTP %d", response.status_code)
+            return False
+        logger.info("deregistered from the registry")
+        return True
+
+    # -- one HTTP call ---------------------------------------------------------------------------
+    async def _call(
+        self, method: str, path: str, *, json: Any = None, unknown_is_error: bool = False
+    ) -> Any:
+        import httpx2
+
+        assert self._client is not None
+        try:
+            response = await self._client.request(method, path, json=json)
+        except httpx2.HTTPError as exc:
+            raise RegistryCallFailed(_describe_error(exc)) from exc
+        if response.status_code == 404 and unknown_is_error:
+            raise UnknownToRegistry()
+        if response.status_code in (401, 403):
+            raise RegistryCallFailed(
+                f"registry refused the token (HTTP {response.status_code}); "
+                "check MCP_MESH_REGISTRY_TOKEN",
+                retryable=False,
+            )
+        if response.status_code >= 400:
+            retryable = response.status_code >= 500 or response.status_code == 429
+            raise RegistryCallFailed(
+                f"registry answered HTTP {response.status_code} to {path}", retryable=retryable
+            )
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def _failed(self, call: str, reason: str) -> None:
+        first = self.status.last_error is None
+        self.status.last_error = f"{call}: {reason}"
+        self.status.consecutive_failures += 1
+        self._on_failure(call)
+        log = logger.warning if first else logger.debug
+        log("registry %s failed: %s", call, reason)
+        if first:
+            self._on_change()
+
+
+def _describe_error(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

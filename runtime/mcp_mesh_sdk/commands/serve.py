@@ -1,0 +1,28 @@
+"""`mcp-mesh-sdk serve`: run the agent (what the systemd unit starts)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+HELP = "run the MCP Mesh agent with the environment's configuration"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="read variables from this file too (they win over the environment)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcp_mesh_sdk.config import load_agent_config
+    from mcp_mesh_sdk.server import run as run_agent
+
+    env = dict(os.environ)
+    if args.env_file:
+        from mcp_mesh_sdk.envfile import read_env_file
+
+        env.update(read_env_file(args.env_file))
+    return run_agent(load_agent_config(env))
