@@ -28,7 +28,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 class AgentMetrics:
     def __init__(self, agent_name: str, version: str) -> None:
-        disable_created_metrics()  # no `_created` series: they double the exposition for nothing
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         ProcessCollector(registry=reg)
