@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "incidents": "incidents",
     "backup": "backup",
     "migrate": "migrate",
+    "lb": "lb",
 }
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd shows it as a configuration error
