@@ -1,0 +1,117 @@
+"""Read an archive sequentially: the manifest, then each member with its data, in one pass.
+
+The raw bytes are hashed as they are read, so one pass also yields the archive's sha256.
+Any damage (bad gzip CRC, truncation, a broken tar header) becomes `CorruptArchive`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, BinaryIO
+
+from mcp_mesh_sdk.backup.manifest import MANIFEST_NAME, Manifest
+from mcp_mesh_sdk.errors import OpsError
+
+READ_SIZE = 1 << 20
+MAX_MANIFEST = 512 << 20
+DAMAGE = (tarfile.TarError, zlib.error, EOFError, gzip.BadGzipFile, UnicodeDecodeError)
+
+
+class CorruptArchive(OpsError):
+    exit_code = 1
+
+
+class _HashingReader(io.RawIOBase):
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = self.raw.readinto(buffer)  # type: ignore[attr-defined]
+        if count:
+            view = memoryview(buffer)[:count]
+            self.digest.update(view)
+            self.size += count
+        return int(count or 0)
+
+
+class ArchiveReader:
+    """`with ArchiveReader(path) as archive:` then `manifest`, `members()`, `finish()`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._file = path.open("rb", buffering=0)
+        except OSError as exc:
+            raise OpsError(f"cannot open {path}: {exc.strerror or exc}") from exc
+        self._hashing = _HashingReader(self._file)
+        self._gzip = gzip.GzipFile(fileobj=io.BufferedReader(self._hashing, READ_SIZE))
+        try:
+            self._tar = tarfile.open(fileobj=self._gzip, mode="r|", bufsize=READ_SIZE)  # noqa: SIM115
+            self.manifest = self._read_manifest()
+        except DAMAGE as exc:
+            self.close()
+            raise CorruptArchive(f"{path} is corrupt or truncated: {exc}") from exc
+        except OpsError:
+            self.close()
+            raise
+
+    def _read_manifest(self) -> Manifest:
+        first = self._tar.next()
+        if first is None or first.name != MANIFEST_NAME or not first.isfile():
+            raise CorruptArchive(f"{self.path} does not start with {MANIFEST_NAME}")
+        if first.size > MAX_MANIFEST:
+            raise CorruptArchive(f"{self.path}: manifest of {first.size} bytes is implausible")
+        handle = self._tar.extractfile(first)
+        assert handle is not None
+        return Manifest.from_bytes(handle.read())
+
+    def members(self) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
+        """Every member after the manifest, with a stream of its data (files only)."""
+        try:
+            while (info := self._tar.next()) is not None:
+                yield info, self._tar.extractfile(info) if info.isfile() else None
+        except DAMAGE as exc:
+            raise CorruptArchive(f"{self.path} is corrupt or truncated: {exc}") from exc
+
+    def finish(self) -> tuple[str, int]:
+        """Read to the end (checking every gzip CRC); the archive's (sha256, size)."""
+        try:
+            while self._gzip.read(READ_SIZE):
+                pass
+        except DAMAGE as exc:
+            raise CorruptArchive(f"{self.path} is corrupt or truncated: {exc}") from exc
+        while self._hashing.read(READ_SIZE):
+            pass
+        return self._hashing.digest.hexdigest(), self._hashing.size
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Only the manifest (the first member): cheap whatever the archive's size."""
+    with ArchiveReader(path) as archive:
+        return archive.manifest

@@ -1,0 +1,64 @@
+"""Which directories a backup covers and where backups go, from the agent's env file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcp_mesh_sdk.envfile import read_env_file
+from mcp_mesh_sdk.opspaths import DEFAULT_AGENT_ENV, agent_paths
+
+DEFAULT_CONFIG_DIR = Path("/etc/mcp-mesh")
+DEFAULT_BACKUP_DIR = Path("/var/backups/mcp-mesh")
+BACKUP_DIR_VARIABLE = "MCP_MESH_BACKUP_DIR"
+
+
+def is_within(path: Path, parent: Path) -> bool:
+    """True when `path` is `parent` or below it (purely lexical; both absolute)."""
+    return path == parent or parent in path.parents
+
+
+@dataclass(frozen=True)
+class Sources:
+    config_dir: Path
+    env_file: Path | None
+    state_dir: Path
+    data_dir: Path | None
+    backup_dir: Path
+
+    def roots(self) -> dict[str, Path]:
+        """Archive root name -> the path it stands for; the env file only when outside config."""
+        roots: dict[str, Path] = {"config": self.config_dir}
+        if self.env_file is not None and not is_within(self.env_file, self.config_dir):
+            roots["env"] = self.env_file
+        roots["state"] = self.state_dir
+        if self.data_dir is not None:
+            roots["data"] = self.data_dir
+        return roots
+
+
+def _absolute(path: str | Path | None) -> Path | None:
+    return None if path is None else Path(os.path.normpath(Path(path).absolute()))
+
+
+def resolve_sources(
+    env_file: str | Path | None = None,
+    config_dir: str | Path | None = None,
+    state_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
+) -> Sources:
+    """Paths from the agent env file (default /etc/mcp-mesh/agent.env), then the overrides."""
+    paths = agent_paths(env_file)
+    env = read_env_file(paths.env_file) if paths.env_file else {}
+    backup_dir = output_dir or env.get(BACKUP_DIR_VARIABLE) or os.environ.get(BACKUP_DIR_VARIABLE)
+    read_file = _absolute(paths.env_file)
+    default_config = read_file.parent if env_file is not None and read_file else None
+    return Sources(
+        config_dir=_absolute(config_dir) or default_config or DEFAULT_CONFIG_DIR,
+        env_file=read_file or (DEFAULT_AGENT_ENV if env_file is None else None),
+        state_dir=_absolute(state_dir) or paths.state_dir,
+        data_dir=_absolute(data_dir) or paths.base_directory,
+        backup_dir=_absolute(backup_dir) or DEFAULT_BACKUP_DIR,
+    )

@@ -1,0 +1,122 @@
+"""`mcp-mesh-sdk backup create|list|verify|restore|prune`: verified backups of one host."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+HELP = "create, list, verify, restore and prune backups of config, env file, state and data"
+
+
+def _paths(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--env-file", metavar="PATH", help="agent env file (default /etc/mcp-mesh/agent.env)"
+    )
+    parser.add_argument("--config-dir", metavar="DIR", help="config directory (/etc/mcp-mesh)")
+    parser.add_argument("--state-dir", metavar="DIR", help="state dir (MCP_MESH_STATE_DIR)")
+    parser.add_argument("--data-dir", metavar="DIR", help="data dir (BASE_DIRECTORY)")
+    parser.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="backup directory (MCP_MESH_BACKUP_DIR, default /var/backups/mcp-mesh)",
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = sub.add_parser("create", help="write a new backup archive")
+    create.add_argument(
+        "--level", type=int, default=1, choices=range(10), metavar="0-9",
+        help="gzip level (default 1; incompressible data is stored whatever the level)",
+    )  # fmt: skip
+    _paths(create)
+    listing = sub.add_parser("list", help="list backups, newest first")
+    _paths(listing)
+    verify = sub.add_parser("verify", help="re-hash every member against the manifest")
+    verify.add_argument("archive", help="NAME, PATH or latest")
+    _paths(verify)
+    restore = sub.add_parser("restore", help="verify, then restore atomically")
+    restore.add_argument("archive", help="NAME, PATH or latest")
+    restore.add_argument("--mode", choices=("config", "data", "full"), required=True)
+    _paths(restore)
+    prune = sub.add_parser("prune", help="delete old backups, never the newest verified one")
+    prune.add_argument("--keep", type=int, required=True, metavar="N", help="newest to keep")
+    prune.add_argument("--max-age", type=float, metavar="DAYS", help="delete older ones too")
+    prune.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    _paths(prune)
+
+
+def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
+    print(json.dumps(document, indent=2) if args.json else text)
+
+
+def _progress(done: int, members: int) -> None:
+    sys.stderr.write(f"\r  {done / 1e6:10.1f} MB  {members:8d} members")
+    sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcp_mesh_sdk.backup.sources import resolve_sources
+
+    sources = resolve_sources(
+        args.env_file, args.config_dir, args.state_dir, args.data_dir, args.output_dir
+    )
+    action = args.action
+    if action == "create":
+        from mcp_mesh_sdk.backup.create import create_backup
+
+        tty = sys.stderr.isatty()
+        result = create_backup(sources, args.level, progress=_progress if tty else None)
+        if tty:
+            sys.stderr.write("\n")
+        document = result.to_json()
+        for warning in result.manifest.warnings if not args.json else ():
+            print(f"warning: {warning}", file=sys.stderr)
+        _emit(args, document, f"{result.path}  {result.size} bytes  sha256 {result.sha256}")
+        return 0
+    if action == "list":
+        from mcp_mesh_sdk.backup.catalog import list_backups
+
+        backups = list_backups(sources.backup_dir)
+        lines = [
+            f"{b.name}  {b.created_at or '?'}  {b.size:>12}  v{b.agent_version}  {b.verified}"
+            for b in backups
+        ]
+        document = {
+            "backup_dir": str(sources.backup_dir),
+            "backups": [b.to_json() for b in backups],
+        }
+        _emit(args, document, "\n".join(lines) or f"no backups in {sources.backup_dir}")
+        return 0
+    from mcp_mesh_sdk.backup.catalog import prune, resolve_archive
+
+    if action == "verify":
+        from mcp_mesh_sdk.backup.verify import verify_archive
+
+        report = verify_archive(resolve_archive(args.archive, sources.backup_dir))
+        text = f"{report.archive.name}: " + (
+            f"OK ({report.checked} members)"
+            if report.ok
+            else "FAILED\n  " + "\n  ".join(report.problems())
+        )
+        _emit(args, report.to_json(), text)
+        return 0 if report.ok else 1
+    if action == "restore":
+        from mcp_mesh_sdk.backup.restore import restore_backup
+
+        archive = resolve_archive(args.archive, sources.backup_dir)
+        restored = restore_backup(archive, args.mode, sources)
+        document = restored.to_json()
+        lines = [f"restored {t['root']} -> {t['path']}" for t in document["restored"]]
+        if document["needs_migrate"]:
+            lines.append("state is older than this release: run `mcp-mesh-sdk migrate`")
+        _emit(args, document, "\n".join(lines))
+        return 0
+    outcome = prune(sources.backup_dir, args.keep, args.max_age, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    text = "\n".join([f"{verb} {b.name}" for b in outcome.deleted] or ["nothing to prune"])
+    _emit(args, {**outcome.to_json(), "dry_run": args.dry_run}, text)
+    return 0
