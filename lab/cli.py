@@ -8,6 +8,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 
+from lab.demo import DEMO_PLAYBOOKS
 from lab.errors import LabError
 from lab.topology import DEFAULT_AGENTS, DEFAULT_LAB
 
@@ -29,7 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("down", parents=[common], help="stop the lab and remove every piece of it")
     sub.add_parser("status", parents=[common], help="the lab's hosts; exit 0 when all are up")
-    sub.add_parser("demo", parents=[common], help="run the demo playbooks against the lab")
+    demo = sub.add_parser("demo", parents=[common], help="run the demo playbooks against the lab")
+    demo.add_argument(
+        "--playbook",
+        action="append",
+        dest="playbooks",
+        metavar="PATH",
+        help="playbook to run, relative to the repo (repeatable; default: "
+        + ", ".join(DEMO_PLAYBOOKS)
+        + ")",
+    )
     return parser
 
 
@@ -110,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     hosts = status(args.name)
     if hosts is None or not all(h.up for h in hosts):
         raise LabError(f"lab '{args.name}' is not (fully) up; run `make lab-up` first")
-    return run_demo(inventory_path(args.name))
+    return run_demo(inventory_path(args.name), tuple(args.playbooks or DEMO_PLAYBOOKS))
 
 
 def _print_hosts(rows: list[tuple[str, str, tuple[str, ...], str]]) -> None:

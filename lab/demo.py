@@ -33,6 +33,8 @@ def run_demo(inventory: Path, playbooks: tuple[str, ...] = DEMO_PLAYBOOKS) -> in
     env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     for playbook in playbooks:
+        if not (REPO / playbook).is_file():
+            raise LabError(f"no playbook {playbook} in {REPO}")
         command = [ansible_playbook(), "-i", str(inventory), str(REPO / playbook)]
         code = subprocess.run(command, cwd=REPO, env=env).returncode
         if code != 0:

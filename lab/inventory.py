@@ -17,12 +17,22 @@ from lab.topology import Topology
 PYTHON = "/usr/bin/python3"
 
 
+def control_path(key: Path) -> str:
+    """Where SSH keeps shared connections to the lab's hosts: beside the key, gone with the lab.
+
+    Ansible and testinfra both honour it, so a test suite's hundreds of commands reuse a few
+    connections instead of a handshake each. `%C` is ssh's hash of host, port and user.
+    """
+    return str(key.parent / "ssh-%C")
+
+
 def inventory_data(topology: Topology, key: Path) -> dict[str, Any]:
     hosts = {
         host.name: {
             "ansible_host": str(host.address),
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(key),
+            "ansible_ssh_common_args": f"-o ControlPath={control_path(key)}",
             "ansible_python_interpreter": PYTHON,
             "lab_address": str(host.address),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,6 +144,7 @@ def clean(paths: LabPaths) -> list[str]:
     """Remove every piece of the lab that exists, in dependency order; say what went."""
     lab = paths.lab
     removed: list[str] = []
+    _close_shared_connections(paths)
     hosts = paths.host_dirs()
     alive = [host for host in hosts if nspawn.running(host).entries()]
     if alive:
@@ -177,6 +179,18 @@ def clean(paths: LabPaths) -> list[str]:
         inventory.unlink()
         removed.append(f"inventory {inventory}")
     return removed
+
+
+def _close_shared_connections(paths: LabPaths) -> None:
+    """Ask the SSH masters behind the lab's control sockets to exit (via the socket, not a PID)."""
+    if not paths.directory.is_dir():
+        return
+    for socket_path in paths.directory.glob("ssh-*"):
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "lab-host"],
+            capture_output=True,
+            timeout=5,
+        )
 
 
 def _ensure_namespace_empty(netns: str) -> None:

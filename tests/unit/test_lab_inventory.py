@@ -26,6 +26,7 @@ def test_every_host_carries_its_connection_settings() -> None:
         "ansible_host": "10.231.7.10",
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(KEY),
+        "ansible_ssh_common_args": "-o ControlPath=/var/lib/mcp-mesh-lab/mesh/ssh-%C",
         "ansible_python_interpreter": "/usr/bin/python3",
         "lab_address": "10.231.7.10",
     }
