@@ -31,10 +31,28 @@ def sidecar_path(archive: Path) -> Path:
     return archive.with_name(archive.name + SIDECAR_SUFFIX)
 
 
+def read_sidecar_raw(archive: Path) -> dict[str, Any]:
+    """The sidecar as written, stale or not ({} when absent or unreadable)."""
+    try:
+        cached = json.loads(sidecar_path(archive).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return cached if isinstance(cached, dict) else {}
+
+
 def write_sidecar(
-    archive: Path, sha256: str | None, manifest: Manifest | None, verified: bool | None
+    archive: Path,
+    sha256: str | None,
+    manifest: Manifest | None,
+    verified: bool | None,
+    created: bool = False,
 ) -> None:
-    """Cache what is known about `archive`; a read-only backup directory is not an error."""
+    """Cache what is known about `archive`; a read-only backup directory is not an error.
+
+    `created_sha256`, the archive's hash when `create` wrote it, is kept across rewrites so
+    `verify` can tell that the archive's bytes changed even where its members still match.
+    """
+    created_sha256 = sha256 if created else read_sidecar_raw(archive).get("created_sha256")
     try:
         info = archive.stat()
         atomic_write_json(
@@ -43,6 +61,7 @@ def write_sidecar(
                 "size": info.st_size,
                 "mtime_ns": info.st_mtime_ns,
                 "sha256": sha256,
+                "created_sha256": created_sha256,
                 "verified": verified,
                 "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "summary": manifest.summary() if manifest else None,
@@ -99,9 +118,9 @@ class BackupInfo:
 def _describe(archive: Path) -> BackupInfo:
     from mcp_mesh_sdk.backup.reader import read_manifest
 
-    cached = read_sidecar(archive)
-    summary = (cached or {}).get("summary")
-    outcome = (cached or {}).get("verified")
+    cached = read_sidecar(archive) or {}
+    summary = cached.get("summary")
+    outcome = cached.get("verified")
     verified = OK if outcome is True else FAILED if outcome is False else UNKNOWN
     if summary is None:
         try:
@@ -110,7 +129,8 @@ def _describe(archive: Path) -> BackupInfo:
             summary, verified = {}, FAILED
         else:
             summary = manifest.summary()
-            write_sidecar(archive, None, manifest, verified=None)
+            if not cached:
+                write_sidecar(archive, None, manifest, verified=None)
     return BackupInfo(
         name=archive.name,
         path=archive,
@@ -119,7 +139,7 @@ def _describe(archive: Path) -> BackupInfo:
         agent_version=summary.get("agent_version"),
         schema_version=summary.get("schema_version"),
         verified=verified,
-        sha256=(cached or {}).get("sha256"),
+        sha256=cached.get("sha256"),
     )
 
 

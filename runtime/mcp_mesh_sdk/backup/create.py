@@ -243,7 +243,7 @@ def create_backup(
     finally:
         body_path.unlink(missing_ok=True)
         final_tmp.unlink(missing_ok=True)
-    write_sidecar(final, digest, manifest, verified=None)
+    write_sidecar(final, digest, manifest, verified=None, created=True)
     return CreateResult(name, final, size, digest, manifest, archiver.skipped)
 
 

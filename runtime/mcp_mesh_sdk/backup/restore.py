@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, SYMLINK, Entry, Manifest
-from mcp_mesh_sdk.backup.reader import READ_SIZE, ArchiveReader
+from mcp_mesh_sdk.backup.reader import DAMAGE, READ_SIZE, ArchiveReader
 from mcp_mesh_sdk.backup.sources import Sources, is_within
 from mcp_mesh_sdk.backup.verify import verify_archive
 from mcp_mesh_sdk.errors import OpsError
@@ -276,7 +276,7 @@ def restore_backup(
     except BaseException as exc:
         for target in targets:
             _remove(target.staging)
-        if isinstance(exc, OSError):
+        if isinstance(exc, (OSError, *DAMAGE)):
             raise OpsError(f"restore failed, previous state kept: {exc}") from exc
         raise
     result.warnings += _carry_over(targets, sources, chosen, destinations)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_mesh_sdk.backup.manifest import FILE, SYMLINK, Entry, Manifest
-from mcp_mesh_sdk.backup.reader import READ_SIZE, ArchiveReader, CorruptArchive
+from mcp_mesh_sdk.backup.reader import DAMAGE, READ_SIZE, ArchiveReader, CorruptArchive
 from mcp_mesh_sdk.errors import OpsError
 
 TAR_TYPES = {FILE: "isfile", "dir": "isdir", SYMLINK: "issym"}
@@ -25,10 +25,12 @@ class VerifyReport:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     corrupt: str | None = None
+    archive_changed: str | None = None  # its bytes differ from what `create` wrote
 
     @property
     def ok(self) -> bool:
-        return not (self.changed or self.missing or self.extra or self.corrupt)
+        problems = self.changed or self.missing or self.extra
+        return not (problems or self.corrupt or self.archive_changed)
 
     def problems(self) -> list[str]:
         found = [f"changed: {p}" for p in self.changed]
@@ -36,6 +38,8 @@ class VerifyReport:
         found += [f"extra: {p}" for p in self.extra]
         if self.corrupt:
             found.append(f"corrupt: {self.corrupt}")
+        if self.archive_changed:
+            found.append(f"archive: {self.archive_changed}")
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -50,6 +54,7 @@ class VerifyReport:
             "missing": self.missing,
             "extra": self.extra,
             "corrupt": self.corrupt,
+            "archive_changed": self.archive_changed,
             "manifest": self.manifest.summary() if self.manifest else None,
         }
 
@@ -79,7 +84,7 @@ def _differs(entry: Entry, info: Any, stream: Any) -> str | None:
 
 def verify_archive(path: Path) -> VerifyReport:
     """Every difference between the archive and its manifest; never raises for damage."""
-    from mcp_mesh_sdk.backup.catalog import write_sidecar
+    from mcp_mesh_sdk.backup.catalog import read_sidecar_raw, write_sidecar
 
     report = VerifyReport(path)
     try:
@@ -101,8 +106,15 @@ def verify_archive(path: Path) -> VerifyReport:
             report.sha256, report.size = archive.finish()
     except CorruptArchive as exc:
         report.corrupt = str(exc)
+    except DAMAGE as exc:  # raised while a member's data was read
+        report.corrupt = f"{path} is corrupt or truncated: {exc}"
     except OpsError as exc:  # unreadable file or damaged manifest
         report.corrupt = str(exc)
-    if report.sha256 and report.manifest:
+    created_sha256 = read_sidecar_raw(path).get("created_sha256")
+    if created_sha256 and report.sha256 and report.sha256 != created_sha256:
+        report.archive_changed = (
+            f"sha256 {report.sha256} differs from {created_sha256} recorded when it was created"
+        )
+    if path.is_file():
         write_sidecar(path, report.sha256, report.manifest, verified=report.ok)
     return report

@@ -1,0 +1,79 @@
+import json
+import socket
+import subprocess
+import tarfile
+
+from backup_helpers import make_host
+
+from mcp_mesh_sdk.backup.create import create_backup
+from mcp_mesh_sdk.backup.reader import read_manifest
+from mcp_mesh_sdk.cli import main
+
+
+def test_archive_starts_with_a_manifest_of_every_member(tmp_path) -> None:
+    host = make_host(tmp_path)
+    result = create_backup(host.sources())
+    with tarfile.open(result.path) as tar:
+        names = tar.getnames()
+        assert names[0] == "MANIFEST.json"
+        manifest = json.loads(tar.extractfile("MANIFEST.json").read())
+    assert {m["path"] for m in manifest["members"]} == set(names[1:])
+    by_path = {m["path"]: m for m in manifest["members"]}
+    assert "config/agent.env" in by_path
+    assert by_path["data/secret.yaml"]["mode"] == 0o600
+    assert by_path["data/link-to-a"] == {**by_path["data/link-to-a"], "type": "symlink",
+                                          "target": "docs/a.txt"}  # fmt: skip
+    assert len(by_path["data/docs/a.txt"]["sha256"]) == 64
+    assert {"created_at", "host", "agent_version", "schema_version"} <= set(manifest)
+    # data nested in state is archived once, under data/
+    assert not any(p.startswith("state/data") for p in by_path)
+
+
+def test_standard_tar_reads_the_archive(tmp_path) -> None:
+    result = create_backup(make_host(tmp_path).sources())
+    listing = subprocess.run(["tar", "tzf", str(result.path)], capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr
+    assert "data/docs/a.txt" in listing.stdout.split()
+
+
+def test_backup_dir_and_sockets_are_skipped(tmp_path) -> None:
+    host = make_host(tmp_path)
+    inside = host.state / "backups"  # a backup dir inside what is backed up
+    sources = host.sources()
+    sources = type(sources)(**{**sources.__dict__, "backup_dir": inside})
+    create_backup(sources)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(host.state / "agent.sock"))
+        second = create_backup(sources)
+    paths = {entry.path for entry in read_manifest(second.path).entries}
+    assert not any("backups" in p or "agent.sock" in p for p in paths)
+    assert any("agent.sock" in s for s in second.skipped)
+
+
+def test_no_temporary_file_is_left_and_the_name_sorts_by_time(tmp_path) -> None:
+    host = make_host(tmp_path)
+    first = create_backup(host.sources())
+    second = create_backup(host.sources())
+    assert sorted(p.name for p in host.backups.iterdir() if p.name.endswith(".tar.gz")) == [
+        first.name, second.name,
+    ]  # fmt: skip
+    assert not [p for p in host.backups.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_create_json_names_size_and_sha256(tmp_path, capsys) -> None:
+    host = make_host(tmp_path)
+    assert main(["backup", "create", "--json", "--env-file", str(host.env_file)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    archive = host.backups / document["name"]
+    assert document["size"] == archive.stat().st_size
+    import hashlib
+
+    assert document["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def test_unreadable_source_is_a_clear_error(tmp_path, capsys) -> None:
+    host = make_host(tmp_path)
+    code = main(["backup", "create", "--env-file", str(host.env_file),
+                 "--data-dir", str(tmp_path / "missing")])  # fmt: skip
+    assert code == 0  # a missing root is a warning in the manifest, not a failure
+    assert "does not exist" in capsys.readouterr().err
