@@ -3,7 +3,7 @@ import socket
 import subprocess
 import tarfile
 
-from backup_helpers import make_host
+from test_backup_helpers import make_host
 
 from mcp_mesh_sdk.backup.create import create_backup
 from mcp_mesh_sdk.backup.reader import read_manifest

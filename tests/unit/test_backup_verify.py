@@ -4,7 +4,7 @@ import json
 import tarfile
 
 import pytest
-from backup_helpers import make_host
+from test_backup_helpers import make_host
 
 from mcp_mesh_sdk.backup.catalog import list_backups
 from mcp_mesh_sdk.backup.create import create_backup

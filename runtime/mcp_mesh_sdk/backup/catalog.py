@@ -8,6 +8,7 @@ the ones recorded, so `list` stays cheap and never reports a stale "verified".
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,6 +116,18 @@ class BackupInfo:
         return now - datetime.fromisoformat(self.created_at.replace("Z", "+00:00"))
 
 
+_NAME_TIME = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)\.(\d{3})Z\.tar\.gz$")
+
+
+def time_from_name(name: str) -> str | None:
+    """The creation time a backup's name carries (for archives whose manifest is unreadable)."""
+    match = _NAME_TIME.search(name)
+    if match is None:
+        return None
+    y, mo, d, h, mi, s, ms = match.groups()
+    return f"{y}-{mo}-{d}T{h}:{mi}:{s}.{ms}Z"
+
+
 def _describe(archive: Path) -> BackupInfo:
     from mcp_mesh_sdk.backup.reader import read_manifest
 
@@ -135,7 +148,7 @@ def _describe(archive: Path) -> BackupInfo:
         name=archive.name,
         path=archive,
         size=archive.stat().st_size,
-        created_at=summary.get("created_at"),
+        created_at=summary.get("created_at") or time_from_name(archive.name),
         agent_version=summary.get("agent_version"),
         schema_version=summary.get("schema_version"),
         verified=verified,

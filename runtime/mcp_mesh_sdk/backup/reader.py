@@ -49,7 +49,7 @@ class _HashingReader(io.RawIOBase):
 class ArchiveReader:
     """`with ArchiveReader(path) as archive:` then `manifest`, `members()`, `finish()`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, bufsize: int = READ_SIZE) -> None:
         self.path = path
         try:
             self._file = path.open("rb", buffering=0)
@@ -58,7 +58,7 @@ class ArchiveReader:
         self._hashing = _HashingReader(self._file)
         self._gzip = gzip.GzipFile(fileobj=io.BufferedReader(self._hashing, READ_SIZE))
         try:
-            self._tar = tarfile.open(fileobj=self._gzip, mode="r|", bufsize=READ_SIZE)  # noqa: SIM115
+            self._tar = tarfile.open(fileobj=self._gzip, mode="r|", bufsize=bufsize)  # noqa: SIM115
             self.manifest = self._read_manifest()
         except DAMAGE as exc:
             self.close()
@@ -113,5 +113,5 @@ class ArchiveReader:
 
 def read_manifest(path: Path) -> Manifest:
     """Only the manifest (the first member): cheap whatever the archive's size."""
-    with ArchiveReader(path) as archive:
+    with ArchiveReader(path, bufsize=tarfile.RECORDSIZE) as archive:
         return archive.manifest

@@ -295,7 +295,7 @@ def _extract_all(
     expected = {entry.path: entry for entry in manifest.entries}
     with ArchiveReader(archive) as reader:
         for info, stream in reader.members():
-            root = info.name.split("/", 1)[0]
+            root = _safe_relative(info.name)[0]  # refused even in a root not restored
             if root not in chosen:
                 continue
             entry = expected.get(info.name)

@@ -43,11 +43,16 @@ def make_host(tmp_path: Path) -> Host:
     return Host(tmp_path, env_file, state, data, backups)
 
 
-def snapshot(directory: Path) -> dict[str, object]:
-    """Path -> content (files), link target (links) or 'dir', with modes: what a user sees."""
+def snapshot(directory: Path, ignore: tuple[str, ...] = ("backups", "incoming")) -> dict:
+    """Path -> content (files), link target (links) or 'dir', with modes: what a user sees.
+
+    Backup directories are ignored: verification caches its outcome there.
+    """
     found: dict[str, object] = {}
     for path in sorted(directory.rglob("*")):
         key = str(path.relative_to(directory))
+        if key.split("/", 1)[0] in ignore:
+            continue
         if path.is_symlink():
             found[key] = ("link", str(path.readlink()))
         elif path.is_dir():
