@@ -1,0 +1,171 @@
+"""The file tools and their confinement: traversal, symlink escape, extension, size."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mcp_mesh_sdk.agent.paths import OperationFailed, PathGuard, Refusal, is_suspicious
+from mcp_mesh_sdk.agent.security import SecurityEventType
+from mcp_mesh_sdk.agent.tools import FileTools
+
+TRAVERSAL = SecurityEventType.PATH_TRAVERSAL_ATTEMPT
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    return data
+
+
+@pytest.fixture
+def tools(base: Path) -> FileTools:
+    return FileTools(PathGuard(base, {".txt", ".json", ".tar.gz"}, max_file_size=100))
+
+
+def refusal(action, *args) -> Refusal:
+    with pytest.raises(Refusal) as caught:
+        action(*args)
+    return caught.value
+
+
+@pytest.mark.parametrize("path", ["../secret.txt", "a/../../secret.txt", "a/..", ".."])
+def test_dot_dot_is_a_traversal_attempt(tools: FileTools, path: str) -> None:
+    refused = refusal(tools.read_file, path)
+    assert refused.event is TRAVERSAL
+    assert "path traversal" in str(refused)
+
+
+def test_absolute_path_outside_is_refused_inside_is_allowed(tools: FileTools, base: Path) -> None:
+    assert refusal(tools.read_file, "/etc/hostname.txt").event is TRAVERSAL
+    (base / "in.txt").write_text("inside")
+    assert tools.read_file(str(base / "in.txt")) == "inside"
+
+
+def test_symlink_leading_out_is_refused(tools: FileTools, base: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not yours")
+    (base / "link.txt").symlink_to(outside)
+    (base / "dirlink").symlink_to(tmp_path)
+    for action, args in [
+        (tools.read_file, ("link.txt",)),
+        (tools.write_file, ("link.txt", "overwrite")),
+        (tools.read_file, ("dirlink/outside.txt",)),
+        (tools.list_directory, ("dirlink",)),
+        (tools.file_info, ("dirlink/outside.txt",)),
+    ]:
+        refused = refusal(action, *args)
+        assert refused.event is TRAVERSAL, args
+        assert "symlink" in str(refused)
+    assert outside.read_text() == "not yours"
+
+
+def test_symlink_staying_inside_is_followed(tools: FileTools, base: Path) -> None:
+    (base / "real.txt").write_text("same file")
+    (base / "alias.txt").symlink_to(base / "real.txt")
+    assert tools.read_file("alias.txt") == "same file"
+
+
+def test_disallowed_extension_is_refused_for_read_and_write(tools: FileTools, base: Path) -> None:
+    (base / "script.sh").write_text("echo")
+    for action, args in [(tools.read_file, ("script.sh",)), (tools.write_file, ("x.py", "1"))]:
+        refused = refusal(action, *args)
+        assert refused.event is SecurityEventType.INVALID_FILE_TYPE
+        assert ".txt" in str(refused)
+    assert not (base / "x.py").exists()
+
+
+def test_extensions_match_case_insensitively_and_with_several_dots(
+    tools: FileTools, base: Path
+) -> None:
+    assert tools.write_file("REPORT.TXT", "ok")["bytes_written"] == 2
+    assert tools.write_file("bundle.tar.gz", "x")["created"] is True
+
+
+def test_oversize_write_and_read_are_refused(tools: FileTools, base: Path) -> None:
+    refused = refusal(tools.write_file, "big.txt", "x" * 101)
+    assert refused.event is SecurityEventType.LARGE_FILE_ATTEMPT
+    assert "101 bytes, over the 100 byte limit" in str(refused)
+    assert not (base / "big.txt").exists()
+    (base / "big.txt").write_text("y" * 150)
+    assert refusal(tools.read_file, "big.txt").event is SecurityEventType.LARGE_FILE_ATTEMPT
+    assert tools.write_file("edge.txt", "z" * 100)["bytes_written"] == 100
+
+
+def test_size_limit_counts_utf8_bytes_not_characters(tools: FileTools) -> None:
+    with pytest.raises(Refusal):
+        tools.write_file("wide.txt", "é" * 51)  # 102 bytes
+
+
+def test_write_creates_folders_and_replaces_atomically(tools: FileTools, base: Path) -> None:
+    first = tools.write_file("a/b/c.txt", "one")
+    assert first == {"path": "a/b/c.txt", "bytes_written": 3, "created": True}
+    second = tools.write_file("a/b/c.txt", "two")
+    assert second["created"] is False
+    assert (base / "a/b/c.txt").read_text() == "two"
+    assert [p.name for p in (base / "a/b").iterdir()] == ["c.txt"]  # no temporary left
+
+
+def test_read_reports_missing_binary_and_directory_clearly(tools: FileTools, base: Path) -> None:
+    with pytest.raises(OperationFailed, match="does not exist"):
+        tools.read_file("absent.txt")
+    (base / "bin.txt").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(OperationFailed, match="not UTF-8"):
+        tools.read_file("bin.txt")
+    (base / "folder.txt").mkdir()
+    with pytest.raises(OperationFailed, match=r"not a regular file|is a directory"):
+        tools.read_file("folder.txt")
+    with pytest.raises(OperationFailed, match="is a directory"):
+        tools.write_file("folder.txt", "x")
+
+
+def test_list_directory_describes_entries_without_following_links(
+    tools: FileTools, base: Path, tmp_path: Path
+) -> None:
+    (base / "b.txt").write_text("12345")
+    (base / "a").mkdir()
+    (base / "out").symlink_to(tmp_path)
+    listing = tools.list_directory()
+    assert listing == {
+        "path": ".",
+        "truncated": False,
+        "entries": [
+            {"name": "a", "type": "directory", "size": None},
+            {"name": "b.txt", "type": "file", "size": 5},
+            {"name": "out", "type": "symlink", "size": None},
+        ],
+    }
+    with pytest.raises(OperationFailed, match="does not exist"):
+        tools.list_directory("nowhere")
+
+
+def test_file_info_reports_size_type_and_whether_the_extension_is_allowed(
+    tools: FileTools, base: Path
+) -> None:
+    (base / "data.json").write_text("{}")
+    os.chmod(base / "data.json", 0o640)
+    info = tools.file_info("data.json")
+    assert info["size"] == 2 and info["type"] == "file" and info["allowed"] is True
+    assert info["permissions"] == "0o640" and info["extension"] == ".json"
+    assert tools.file_info(".")["type"] == "directory"
+
+
+def test_tools_are_off_without_a_base_directory() -> None:
+    tools = FileTools(None)
+    refused = refusal(tools.list_directory)
+    assert "BASE_DIRECTORY is not set" in str(refused)
+    assert refused.event is None
+
+
+def test_nul_byte_and_empty_path_are_refused(tools: FileTools) -> None:
+    assert refusal(tools.read_file, "a\x00.txt").event is TRAVERSAL
+    assert refusal(tools.file_info, "").event is TRAVERSAL
+
+
+def test_suspicious_names_are_recognised() -> None:
+    assert is_suspicious("config/.env")
+    assert is_suspicious("db_password.txt")
+    assert not is_suspicious("notes.txt")

@@ -1,0 +1,154 @@
+"""Performance statistics, threshold alerts (and their rate limit), the system snapshot."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from mcp_mesh_sdk.agent.monitoring import (
+    AlertManager,
+    AlertSeverity,
+    PerformanceAlerting,
+    PerformanceMonitor,
+    SystemHealth,
+    SystemSampler,
+    percentile,
+    system_issues,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 5_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_stats_have_the_spec_fields_in_milliseconds() -> None:
+    monitor = PerformanceMonitor()
+    for seconds in (0.010, 0.020, 0.030, 0.040):
+        monitor.record("read_file", seconds)
+    monitor.record("read_file", 0.100, success=False)
+    stats = monitor.stats("read_file")
+    assert stats["count"] == 5 and stats["total_operations"] == 5
+    assert stats["error_count"] == 1
+    assert stats["error_rate"] == pytest.approx(0.2)
+    assert stats["avg_duration_ms"] == pytest.approx(40.0)
+    assert stats["min_duration_ms"] == pytest.approx(10.0)
+    assert stats["max_duration_ms"] == pytest.approx(100.0)
+    assert stats["p50_duration_ms"] == pytest.approx(30.0)
+    assert stats["p95_duration_ms"] == pytest.approx(100.0)
+    assert monitor.all_stats() == {"read_file": stats}
+    assert monitor.stats("never") == {}
+
+
+def test_window_keeps_only_recent_samples_but_totals_keep_counting() -> None:
+    monitor = PerformanceMonitor(window_size=3)
+    monitor.record("op", 1.0, success=False)
+    for _ in range(3):
+        monitor.record("op", 0.001)
+    stats = monitor.stats("op")
+    assert stats["count"] == 3 and stats["total_operations"] == 4
+    assert stats["error_rate"] == 0.0  # the failure left the window
+    assert stats["error_count"] == 1
+    assert stats["max_duration_ms"] == pytest.approx(1.0)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.95) == 95.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([], 0.95) == 0.0
+
+
+def alerting(clock: Clock) -> tuple[PerformanceAlerting, AlertManager]:
+    manager = AlertManager()
+    return PerformanceAlerting(manager, clock=clock, min_samples=5), manager
+
+
+def stats(avg: float = 10.0, error_rate: float = 0.0, p95: float = 10.0) -> dict[str, float]:
+    return {"count": 20, "avg_duration_ms": avg, "error_rate": error_rate, "p95_duration_ms": p95}
+
+
+@pytest.mark.parametrize(
+    ("figures", "name", "severity"),
+    [
+        ({"avg": 1500.0}, "high_avg_response_time", AlertSeverity.WARNING),
+        ({"error_rate": 0.06}, "high_error_rate", AlertSeverity.CRITICAL),
+        ({"p95": 2500.0}, "high_p95_response_time", AlertSeverity.WARNING),
+    ],
+)
+def test_each_threshold_raises_its_alert(figures, name, severity) -> None:
+    check, _ = alerting(Clock())
+    raised = check.check("read_file", stats(**figures))
+    assert [(a.name, a.severity) for a in raised] == [(name, severity)]
+    assert raised[0].metadata["operation"] == "read_file"
+
+
+def test_values_at_the_threshold_do_not_alert() -> None:
+    check, _ = alerting(Clock())
+    assert check.check("op", stats(avg=1000.0, error_rate=0.05, p95=2000.0)) == []
+
+
+def test_the_same_alert_is_not_repeated_within_the_cooldown() -> None:
+    clock = Clock()
+    check, manager = alerting(clock)
+    assert len(check.check("write_file", stats(error_rate=0.5))) == 1
+    for _ in range(50):
+        assert check.check("write_file", stats(error_rate=0.5)) == []
+    assert len(check.check("read_file", stats(error_rate=0.5))) == 1  # other operation
+    clock.now += 301
+    assert len(check.check("write_file", stats(error_rate=0.5))) == 1
+    assert len(manager.history) == 3
+
+
+def test_too_few_samples_do_not_alert() -> None:
+    check, _ = alerting(Clock())
+    assert check.check("op", {**stats(error_rate=1.0), "count": 4}) == []
+
+
+def test_alerts_are_logged_at_their_severity(caplog: pytest.LogCaptureFixture) -> None:
+    check, _ = alerting(Clock())
+    with caplog.at_level(logging.WARNING, logger="mcp_mesh_sdk.agent.alerts"):
+        check.check("op", stats(avg=5000.0, error_rate=0.9))
+    levels = {record.levelname for record in caplog.records}
+    assert levels == {"WARNING", "CRITICAL"}
+    assert any("CRITICAL ALERT: High error rate for op" in r.getMessage() for r in caplog.records)
+
+
+def test_a_failing_alert_handler_does_not_stop_the_others() -> None:
+    manager = AlertManager()
+    seen = []
+
+    def broken(alert) -> None:
+        raise RuntimeError("handler down")
+
+    manager.handlers = [broken, seen.append]
+    PerformanceAlerting(manager, clock=Clock()).check("op", stats(avg=9999.0))
+    assert len(seen) == 1
+
+
+def test_system_sample_has_the_spec_figures(tmp_path: Path) -> None:
+    snapshot = SystemSampler(tmp_path).sample().as_dict()
+    for figure in ("cpu_percent", "memory_percent", "disk_usage_percent", "load_average",
+                   "available_memory_mb", "free_disk_space_gb"):  # fmt: skip
+        assert figure in snapshot
+    assert 0 <= snapshot["memory_percent"] <= 100
+    assert snapshot["disk_path"] == str(tmp_path)
+
+
+def test_system_issues_follow_the_spec_limits() -> None:
+    health = SystemHealth(
+        cpu_percent=85.0, memory_percent=91.0, disk_usage_percent=86.0, load_average=[1, 1, 1],
+        available_memory_mb=100, free_disk_space_gb=1, process_rss_mb=50, disk_path="/",
+        sampled_at=0,
+    )  # fmt: skip
+    assert system_issues(health) == [
+        "High CPU usage: 85.0%",
+        "High memory usage: 91.0%",
+        "High disk usage: 86.0% (/)",
+    ]
