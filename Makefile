@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 AGENTS ?= 3
+# Which lab the lab-* targets and demo act on (inventories/lab/hosts.yml for "mesh").
+LAB ?= $(or $(MESH_LAB_NAME),mesh)
 # What the controller needs from Debian: the lab (nspawn, debootstrap, iproute2, ssh),
 # and the load balancer and load generator the tests compare against.
 APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync
@@ -48,17 +50,17 @@ unit: venv ## unit tests only
 test: deps lint ## install what is needed, lint, run every test (the lab comes up and goes down)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lab-up: deps ## boot the lab (AGENTS=N agent hosts, default 3) and write inventories/lab/hosts.yml
-	$(PY) -m lab up --agents $(AGENTS)
+lab-up: deps ## boot the lab (AGENTS=N agent hosts, default 3; LAB=name, default mesh) and write its inventory
+	$(PY) -m lab up --name $(LAB) --agents $(AGENTS)
 
-lab-down: venv ## stop the lab and remove every piece of it
-	$(PY) -m lab down
+lab-down: venv ## stop the lab (LAB=name) and remove every piece of it
+	$(PY) -m lab down --name $(LAB)
 
-lab-status: venv ## show the lab's hosts
-	$(PY) -m lab status
+lab-status: venv ## show the lab's hosts (LAB=name); fails unless all are up
+	$(PY) -m lab status --name $(LAB)
 
 demo: lab-up ## bring up the lab and deploy the fleet
-	$(PY) -m lab demo
+	$(PY) -m lab demo --name $(LAB)
 
 bench: deps ## run every benchmark; results in bench/results, summary in docs/performance.md
 	$(PY) -m bench

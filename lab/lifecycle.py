@@ -61,8 +61,9 @@ def up(lab: str, agents: int, say: Say = _quiet) -> UpResult:
     base = ensure_base()
     paths = LabPaths(lab)
     with locked(paths):
-        for piece in clean(paths):
-            say(f"removed stale {piece}")
+        stale = clean(paths)
+        if stale:
+            say(f"removed what was left of lab '{lab}': {'; '.join(stale)}")
         for old in prune_other_bases(base):
             say(f"removed unused base image {old}")
         topology = build_topology(lab, agents, allocate_subnet(lab, network.routed_networks()))
@@ -99,6 +100,9 @@ def _boot(paths: LabPaths, topology: Topology, base: Path) -> None:
         for host in topology.hosts
     }
 
+    for host in topology.hosts:  # before anything can fail: `down` must reach every PID 1
+        nspawn.record_leader(paths.host(host.name), started[host.name])
+
     def still_booting(name: str) -> bool:
         return processes.still_ours(started[name], nspawn.is_nspawn_of(paths.host(name)))
 
@@ -107,12 +111,10 @@ def _boot(paths: LabPaths, topology: Topology, base: Path) -> None:
     )
     if late:
         raise LabError(_not_up_message(paths, late))
-    for host in topology.hosts:
-        nspawn.record_leader(paths.host(host.name), started[host.name])
 
 
 def _not_up_message(paths: LabPaths, late: list[str]) -> str:
-    lines = [f"sshd did not answer within {SSH_TIMEOUT:.0f}s on: {', '.join(late)}"]
+    lines = [f"sshd did not answer within {SSH_TIMEOUT:g}s on: {', '.join(late)}"]
     for name in late:
         console = paths.host(name).console
         tail = console.read_text(errors="replace").splitlines()[-8:] if console.exists() else []
@@ -153,16 +155,21 @@ def clean(paths: LabPaths) -> list[str]:
     mounted = mounts_under(paths.directory)
     if mounted:
         unmount_all(paths.directory)
-        removed.append(f"{len(mounted)} mount(s)")
+        removed.append(_count(len(mounted), "overlay mount"))
     # veths first (each takes its peer in the namespace along), then namespaces, then bridge
-    for name in network.link_names():
-        if name.startswith(veth_prefix(lab)) and network.delete_link(name):
-            removed.append(f"veth {name}")
-    for name in network.netns_names():
-        if name.startswith(netns_prefix(lab)):
-            _ensure_namespace_empty(name)
-            network.delete_netns(name)
-            removed.append(f"namespace {name}")
+    veths = [
+        name
+        for name in network.link_names()
+        if name.startswith(veth_prefix(lab)) and network.delete_link(name)
+    ]
+    if veths:
+        removed.append(_count(len(veths), "veth pair"))
+    namespaces = [name for name in network.netns_names() if name.startswith(netns_prefix(lab))]
+    for name in namespaces:
+        _ensure_namespace_empty(name)
+        network.delete_netns(name)
+    if namespaces:
+        removed.append(_count(len(namespaces), "network namespace"))
     if network.delete_link(bridge_name(lab)):
         removed.append(f"bridge {bridge_name(lab)}")
     if cgroups.remove(lab):
@@ -179,6 +186,10 @@ def clean(paths: LabPaths) -> list[str]:
         inventory.unlink()
         removed.append(f"inventory {inventory}")
     return removed
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _close_shared_connections(paths: LabPaths) -> None:

@@ -78,16 +78,21 @@ def is_container_init(argv: list[str]) -> bool:
     return bool(argv) and (argv[0].endswith("/systemd") or argv[0].endswith("/init"))
 
 
-def record_leader(host: HostPaths, nspawn: ProcessRecord, timeout: float = 5.0) -> None:
+def record_leader(host: HostPaths, nspawn: ProcessRecord, timeout: float = 10.0) -> None:
     """Record the container's PID 1 (as seen from here): nspawn's child once it runs systemd."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for child in processes.children(nspawn.pid):
-            if is_container_init(processes.cmdline(child)):
-                processes.write_record(host.leader_pid, child)
-                return
-        time.sleep(0.05)
+        if _find_leader(host, nspawn) is not None:
+            return
+        time.sleep(0.02)
     raise LabError(f"{host.name}: systemd did not start inside the container; see {host.console}")
+
+
+def _find_leader(host: HostPaths, nspawn: ProcessRecord) -> ProcessRecord | None:
+    for child in processes.children(nspawn.pid):
+        if is_container_init(processes.cmdline(child)):
+            return processes.write_record(host.leader_pid, child)
+    return None
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ def running(host: HostPaths) -> Running:
         nspawn = None
     if leader is not None and not processes.still_ours(leader, is_container_init):
         leader = None
+    if leader is None and nspawn is not None:  # stopped before its PID 1 was recorded
+        leader = _find_leader(host, nspawn)
     return Running(host, nspawn, leader)
 
 

@@ -109,11 +109,17 @@ class LabHandle:
         return self._testinfra[name]
 
 
+# The first lab test's set-up may build the base image (about a minute and a half).
+LAB_TEST_TIMEOUT = 900
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.lab)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(LAB_TEST_TIMEOUT))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -146,6 +146,23 @@ def test_up_on_a_lab_that_is_up_replaces_it(test_lab) -> None:
     assert all(ssh_banner(IPv4Address(address)) for address in host_addresses())
 
 
+def test_a_host_whose_sshd_never_answers_is_named_and_nothing_is_left(test_lab) -> None:
+    env = dict(os.environ, MESH_LAB_SSH_TIMEOUT="0")  # no host can answer in no time
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", "up", "--agents", "1", "--name", LAB],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "sshd did not answer within 0s on: lb1, agent1" in done.stderr
+    assert "last console lines of lb1" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not any(leftovers().values())
+
+
 @pytest.mark.parametrize("killed", ["nspawn", "nspawn and containers"])
 def test_up_after_a_crash_cleans_the_stale_pieces_and_works(test_lab, killed: str) -> None:
     up()
@@ -160,7 +177,7 @@ def test_up_after_a_crash_cleans_the_stale_pieces_and_works(test_lab, killed: st
     assert lab_command("status").returncode == 1
 
     again = up()
-    assert "removed stale" in again.stdout
+    assert "removed what was left of lab 'lctest'" in again.stdout
     assert wait_dead(leader_pids, timeout=1) == []  # orphaned containers were stopped too
     assert lab_command("status").returncode == 0
     assert all(ssh_banner(IPv4Address(address)) for address in host_addresses())

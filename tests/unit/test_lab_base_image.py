@@ -37,6 +37,21 @@ def test_debootstrap_lines_fold_into_few_phases() -> None:
     assert debootstrap_stage("W: something\n") == ("", "")
 
 
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_output_rewrites_one_line_with_the_detail() -> None:
+    stream = FakeTerminal()
+    with Progress("building", stream=stream) as progress:
+        progress.update("downloading packages", "Retrieving libc6")
+    text = stream.getvalue()
+    assert text.count("\n") == 1  # only the final newline
+    assert text.count("\r") >= 2
+    assert "downloading packages (Retrieving libc6)" in text
+
+
 def test_plain_output_prints_one_line_per_phase_not_per_package() -> None:
     stream = io.StringIO()  # not a TTY
     with Progress("building", stream=stream) as progress:
