@@ -40,7 +40,7 @@ PACKAGES = (
     "iputils-ping",
 )
 # Bump when customise() changes what a base holds, so cached bases are rebuilt.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 CACHE_ROOT = Path(os.environ.get("MESH_LAB_CACHE_DIR", "/var/cache/mcp-mesh-lab"))
 MARKER = "etc/mcp-mesh-lab-base.json"
 
@@ -65,6 +65,13 @@ UseDNS no
 HostKey /etc/ssh/ssh_host_ed25519_key
 MaxStartups 100:30:300
 MaxSessions 100
+"""
+
+
+RESOLV_CONF = """\
+# The lab has no DNS server: hosts know each other from /etc/hosts, and a lookup of any
+# other name fails at once instead of waiting on a server the lab cannot reach.
+options timeout:1 attempts:1
 """
 
 
@@ -212,6 +219,9 @@ def customise(root: Path, key: str, suite: str, packages: tuple[str, ...]) -> No
         host_key.unlink()  # every host gets its own, written at `up`
     (root / "etc/machine-id").write_text("")
     (root / "etc/default/locale").write_text("LANG=C.UTF-8\n")  # pam_env reads it per login
+    resolv = root / "etc/resolv.conf"  # debootstrap copied the build machine's
+    resolv.unlink(missing_ok=True)
+    resolv.write_text(RESOLV_CONF)
     for archive in (root / "var/cache/apt/archives").glob("*.deb"):
         archive.unlink()
     marker = {"key": key, "suite": suite, "packages": sorted(packages), "recipe": RECIPE_VERSION}

@@ -40,6 +40,7 @@ def command(lab: str, host: HostPaths, netns: str) -> list[str]:
         f"--network-namespace-path=/run/netns/{netns}",
         "--console=read-only",
         "--link-journal=no",
+        "--resolv-conf=off",  # keep the base's: the hosts have no DNS server to reach
         "--settings=no",
         "--quiet",
     ]
