@@ -1,10 +1,11 @@
 """Where a lab keeps its state (outside the repo) and what it records there.
 
-STATE_ROOT/NAME.lock               serialises up/down of one lab
 STATE_ROOT/NAME/lab.json           the topology, written before anything boots
 STATE_ROOT/NAME/id_ed25519         the SSH key root logs in with on every host
+STATE_ROOT/NAME/ssh-*              shared SSH connections (ControlPath) to the hosts
 STATE_ROOT/NAME/hosts/HOST/        upper/ work/ root/ (the overlay), console.log,
                                    nspawn.pid and leader.pid (`PID STARTTIME`)
+LOCK_ROOT/NAME.lock                serialises up/down of one lab (in /run: gone at reboot)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lab.errors import LabError
 from lab.topology import DEFAULT_LAB, Host, Topology
 
 STATE_ROOT = Path(os.environ.get("MESH_LAB_STATE_DIR", "/var/lib/mcp-mesh-lab"))
+LOCK_ROOT = Path(os.environ.get("MESH_LAB_LOCK_DIR", "/run/mcp-mesh-lab"))
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 class LabPaths:
     lab: str
     root: Path = STATE_ROOT
+    lock_root: Path = LOCK_ROOT
 
     @property
     def directory(self) -> Path:
@@ -36,7 +39,7 @@ class LabPaths:
 
     @property
     def lock(self) -> Path:
-        return self.root / f"{self.lab}.lock"
+        return self.lock_root / f"{self.lab}.lock"
 
     @property
     def topology(self) -> Path:
@@ -103,6 +106,7 @@ def inventory_path(lab: str, repo: Path = REPO) -> Path:
 def locked(paths: LabPaths) -> Iterator[None]:
     """One `up` or `down` of a lab at a time; a second waits for the first."""
     paths.root.mkdir(parents=True, exist_ok=True)
+    paths.lock_root.mkdir(parents=True, exist_ok=True)
     with paths.lock.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield

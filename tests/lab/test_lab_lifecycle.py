@@ -80,7 +80,11 @@ def leftovers() -> dict[str, list[str]]:
         "namespaces": [n.split()[0] for n in netns.splitlines() if f"-{LAB}-" in n],
         "links": [n for n in link_names if n.startswith(f"mlv-{LAB}-") or n == f"mlb-{LAB}"],
         "processes": [str(pid) for pid in nspawn_processes()],
-        "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/mcp-mesh-lab/{LAB}")],
+        "cgroups": [  # hybrid hosts: one per hierarchy; unified hosts: at the top
+            str(p)
+            for pattern in (f"*/mcp-mesh-lab/{LAB}", f"mcp-mesh-lab/{LAB}")
+            for p in Path("/sys/fs/cgroup").glob(pattern)
+        ],
         "state": [str(STATE)] if STATE.exists() else [],
         "inventory": [str(inventory_path(LAB))] if inventory_path(LAB).exists() else [],
     }
@@ -130,6 +134,7 @@ def test_up_then_down_twice_leaves_nothing_behind(test_lab) -> None:
         assert len(present["namespaces"]) == 2
         assert len(present["links"]) == 3  # a veth per host and the bridge
         assert len(present["processes"]) == 2
+        assert present["cgroups"] and present["state"] and present["inventory"]
         pids = recorded_pids()
         assert len(pids) == 4 and all(alive(pid) for pid in pids)
         down()

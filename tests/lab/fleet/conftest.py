@@ -1,0 +1,88 @@
+"""The fleet deployed once per session with playbooks/site.yml on the session's lab.
+
+`fleet` (session) -> Fleet
+    .version          runtime version deployed (what the source tree holds)
+    .tokens           {"agent": ..., "registry": ...} secrets the deploy used (never printed)
+    .extra_args       arguments every further ansible-playbook run needs (the secrets file)
+    .deploy_seconds   wall time of the first deploy
+    .playbook(*args)  run playbooks/site.yml again with the same secrets -> CompletedProcess
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mcp_mesh_sdk import __version__
+
+SITE = "playbooks/site.yml"
+RECAP_LINE = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
+    re.MULTILINE,
+)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counts per host: {"agent1": {"changed": 0, "failed": 0, ...}}."""
+    return {
+        match["host"]: {key: int(match[key]) for key in ("changed", "unreachable", "failed")}
+        for match in RECAP_LINE.finditer(output)
+    }
+
+
+@dataclass
+class Fleet:
+    lab: Any
+    version: str
+    tokens: dict[str, str]
+    extra_args: list[str]
+    deploy_seconds: float = 0.0
+    first_run: subprocess.CompletedProcess[str] | None = field(default=None, repr=False)
+
+    def playbook(self, *args: str, playbook: str = SITE) -> subprocess.CompletedProcess[str]:
+        return self.lab.ansible_playbook(playbook, *self.extra_args, *args)
+
+
+def _secrets_for(inventory: Path, folder: Path) -> tuple[dict[str, str], list[str]]:
+    """The lab's own tokens when its inventory has them, else fresh random ones in a file."""
+    lab_vars = (yaml.safe_load(inventory.read_text())["all"].get("vars")) or {}
+    tokens = {
+        "agent": lab_vars.get("mesh_agent_token") or secrets.token_urlsafe(32),
+        "registry": lab_vars.get("mesh_registry_token") or secrets.token_urlsafe(32),
+    }
+    if "mesh_agent_token" in lab_vars and "mesh_registry_token" in lab_vars:
+        return tokens, []
+    path = folder / "fleet-secrets.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {"mesh_agent_token": tokens["agent"], "mesh_registry_token": tokens["registry"]}
+        )
+    )
+    path.chmod(0o600)
+    return tokens, ["-e", f"@{path}"]
+
+
+@pytest.fixture(scope="session")
+def fleet(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    tokens, extra_args = _secrets_for(lab.inventory, tmp_path_factory.mktemp("fleet"))
+    deployed = Fleet(lab, __version__, tokens, extra_args)
+    started = time.monotonic()
+    run = deployed.playbook()
+    deployed.deploy_seconds = time.monotonic() - started
+    deployed.first_run = run
+    if run.returncode != 0:
+        pytest.fail(
+            f"site.yml failed (exit {run.returncode}):\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}",
+            pytrace=False,
+        )
+    print(f"\nfleet deployed in {deployed.deploy_seconds:.1f} s")
+    yield deployed
