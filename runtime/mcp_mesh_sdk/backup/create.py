@@ -115,7 +115,8 @@ def _tarinfo(entry: Entry, size: int = 0) -> tarfile.TarInfo:
         entry.type
     ]
     info.mode, info.uid, info.gid = entry.mode, entry.uid, entry.gid
-    info.uname, info.gname, info.mtime, info.size = entry.owner, entry.group, entry.mtime, size
+    info.uname, info.gname, info.size = entry.owner, entry.group, size
+    info.mtime = int(entry.mtime)  # a float would cost a pax header per member
     info.linkname = entry.target or ""
     return info
 
@@ -169,7 +170,8 @@ class _Archiver:
             if shrank or os.fstat(source.fileno()).st_size != size:
                 self.warnings.append(f"{path} changed while it was read")
         self.bytes_done += size
-        return Entry(**{**entry.__dict__, "sha256": digest})
+        object.__setattr__(entry, "sha256", digest)  # known only now; the entry is ours alone
+        return entry
 
     def _report(self) -> None:
         now = time.monotonic()
@@ -213,7 +215,7 @@ def create_backup(
     missing = [f"{root} ({path}) does not exist" for root, path in sources.roots().items()
                if root not in roots]  # fmt: skip
     try:
-        with body_path.open("wb") as body:
+        with body_path.open("wb", buffering=0) as body:
             writer = ParallelGzipWriter(body, level)
             archiver = _Archiver(TarStream(writer), progress)
             try:
@@ -256,7 +258,7 @@ def _assemble(target: Path, manifest: Manifest, body_path: Path, level: int) -> 
     first = zlib.compress(header_tar.getvalue(), level, GZIP_WBITS)
     digest = hashlib.sha256(first)
     size = len(first)
-    with target.open("wb") as out, body_path.open("rb") as body:
+    with target.open("wb", buffering=0) as out, body_path.open("rb", buffering=0) as body:
         out.write(first)
         buffer = bytearray(COPY_SIZE)
         view = memoryview(buffer)
@@ -264,7 +266,6 @@ def _assemble(target: Path, manifest: Manifest, body_path: Path, level: int) -> 
             digest.update(view[:count])
             out.write(view[:count])
             size += count
-        out.flush()
         os.fchmod(out.fileno(), 0o600)
         os.fsync(out.fileno())
     return digest.hexdigest(), size

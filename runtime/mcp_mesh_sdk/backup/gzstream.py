@@ -9,12 +9,17 @@ are in flight.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
+import queue
+import threading
 import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 CHUNK = 4 << 20
 SAMPLE = 64 << 10
@@ -22,7 +27,7 @@ INCOMPRESSIBLE = 0.9  # a sample that shrinks less than 10 % means: store this c
 GZIP_WBITS = 31
 
 
-def compress_chunk(chunk: bytes, level: int) -> bytes:
+def compress_chunk(chunk: bytes | bytearray, level: int) -> bytes:
     """One gzip member holding `chunk`."""
     if level > 0 and len(chunk) > SAMPLE:
         sample = chunk[:SAMPLE]
@@ -47,18 +52,27 @@ class ParallelGzipWriter:
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gzip")
         self._pending: deque[Future[bytes]] = deque()
-        self._buffer = bytearray()
+        self._chunk = bytearray(CHUNK)
+        self._filled = 0
         self.bytes_in = 0
         self.bytes_out = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._buffer += data
-        if len(self._buffer) >= CHUNK:
-            self._submit(bytes(self._buffer))
-            self._buffer.clear()
-        return len(data)
+        """Copy `data` into the current chunk (callers may reuse their buffers)."""
+        view = memoryview(data).cast("B")
+        size = len(view)
+        while view:
+            take = min(len(view), CHUNK - self._filled)
+            self._chunk[self._filled : self._filled + take] = view[:take]
+            self._filled += take
+            view = view[take:]
+            if self._filled == CHUNK:
+                self._submit(self._chunk)
+                self._chunk = bytearray(CHUNK)  # the worker owns the full one now
+                self._filled = 0
+        return size
 
-    def _submit(self, chunk: bytes) -> None:
+    def _submit(self, chunk: bytes | bytearray) -> None:
         self.bytes_in += len(chunk)
         self._pending.append(self._pool.submit(compress_chunk, chunk, self.level))
         while len(self._pending) > 2 * self.workers:
@@ -73,9 +87,9 @@ class ParallelGzipWriter:
     def close(self) -> None:
         """Compress what is buffered and write every pending member, in order."""
         try:
-            if self._buffer:
-                self._submit(bytes(self._buffer))
-                self._buffer.clear()
+            if self._filled:
+                self._submit(self._chunk[: self._filled])
+                self._filled = 0
             while self._pending:
                 self._emit(self._pending.popleft().result())
         finally:
@@ -83,3 +97,102 @@ class ParallelGzipWriter:
 
     def abort(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class PipelinedGzipReader(io.RawIOBase):
+    """Read a (multi-member) gzip file with inflation in a background thread.
+
+    The thread reads the raw file, hashes it (`digest`, `size`: the archive's sha256 comes
+    for free) and inflates it while the caller parses and hashes what comes out: two cores
+    instead of one. zlib checks every member's CRC and length; a file that ends inside a
+    member raises EOFError. At most `depth` pieces of `piece_size` bytes wait in between.
+    """
+
+    def __init__(self, raw: BinaryIO, read_size: int = 1 << 20, depth: int = 8) -> None:
+        super().__init__()
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self._read_size = read_size
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._current = memoryview(b"")
+        self._finished = False
+        self._thread = threading.Thread(target=self._run, args=(raw,), name="gunzip", daemon=True)
+        self._thread.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, raw: BinaryIO) -> None:
+        try:
+            self._inflate(raw)
+        except BaseException as exc:  # handed to the reading thread, raised there
+            self._put(exc)
+        else:
+            self._put(None)
+
+    def _inflate(self, raw: BinaryIO) -> None:
+        inflater = zlib.decompressobj(GZIP_WBITS)
+        inside_member = False
+        seen_any = False
+        while not self._stop.is_set():
+            data = raw.read(self._read_size)
+            if not data:
+                break
+            seen_any = True
+            self.digest.update(data)
+            self.size += len(data)
+            pending = data
+            while True:
+                out = inflater.decompress(pending, self._read_size)
+                if out and not self._put(out):
+                    return
+                if inflater.eof:
+                    pending = inflater.unused_data
+                    inflater = zlib.decompressobj(GZIP_WBITS)
+                    inside_member = False
+                    if not pending:
+                        break
+                    continue
+                inside_member = True
+                pending = inflater.unconsumed_tail
+                if not pending and len(out) < self._read_size:
+                    break
+        if not seen_any:
+            raise EOFError("the file is empty")
+        if inside_member:
+            raise EOFError("the file ends inside a gzip member (truncated)")
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        while not self._current:
+            if self._finished:
+                return 0
+            item = self._queue.get()
+            if item is None:
+                self._finished = True
+                return 0
+            if isinstance(item, BaseException):
+                self._finished = True
+                raise item
+            self._current = memoryview(item)
+        count = min(len(target), len(self._current))
+        target[:count] = self._current[:count]
+        self._current = self._current[count:]
+        return count
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        super().close()

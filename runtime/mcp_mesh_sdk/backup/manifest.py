@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_mesh_sdk.errors import OpsError
@@ -50,7 +50,8 @@ class Manifest:
     warnings: list[str] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        document = {
+        """JSON with one member per line (C encoder: fast for 100 000 members)."""
+        head = {
             "format": self.format,
             "created_at": self.created_at,
             "host": self.host,
@@ -58,11 +59,13 @@ class Manifest:
             "schema_version": self.schema_version,
             "roots": self.roots,
             "warnings": self.warnings,
-            "members": [
-                {k: v for k, v in asdict(entry).items() if v is not None} for entry in self.entries
-            ],
         }
-        return json.dumps(document, indent=1, sort_keys=True).encode()
+        members = ",\n".join(
+            json.dumps({k: v for k, v in vars(entry).items() if v is not None}, sort_keys=True)
+            for entry in self.entries
+        )
+        text = json.dumps(head, sort_keys=True)[:-1] + ',\n"members": [\n' + members + "\n]}\n"
+        return text.encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:

@@ -7,15 +7,15 @@ Any damage (bad gzip CRC, truncation, a broken tar header) becomes `CorruptArchi
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import tarfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, BinaryIO
+from typing import IO
 
+from mcp_mesh_sdk.backup.gzstream import PipelinedGzipReader
 from mcp_mesh_sdk.backup.manifest import MANIFEST_NAME, Manifest
 from mcp_mesh_sdk.errors import OpsError
 
@@ -28,24 +28,6 @@ class CorruptArchive(OpsError):
     exit_code = 1
 
 
-class _HashingReader(io.RawIOBase):
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        count = self.raw.readinto(buffer)  # type: ignore[attr-defined]
-        if count:
-            view = memoryview(buffer)[:count]
-            self.digest.update(view)
-            self.size += count
-        return int(count or 0)
-
-
 class ArchiveReader:
     """`with ArchiveReader(path) as archive:` then `manifest`, `members()`, `finish()`."""
 
@@ -55,8 +37,8 @@ class ArchiveReader:
             self._file = path.open("rb", buffering=0)
         except OSError as exc:
             raise OpsError(f"cannot open {path}: {exc.strerror or exc}") from exc
-        self._hashing = _HashingReader(self._file)
-        self._gzip = gzip.GzipFile(fileobj=io.BufferedReader(self._hashing, READ_SIZE))
+        self._inflated = PipelinedGzipReader(self._file, READ_SIZE)
+        self._gzip = io.BufferedReader(self._inflated, READ_SIZE)
         try:
             self._tar = tarfile.open(fileobj=self._gzip, mode="r|", bufsize=bufsize)  # noqa: SIM115
             self.manifest = self._read_manifest()
@@ -92,11 +74,10 @@ class ArchiveReader:
                 pass
         except DAMAGE as exc:
             raise CorruptArchive(f"{self.path} is corrupt or truncated: {exc}") from exc
-        while self._hashing.read(READ_SIZE):
-            pass
-        return self._hashing.digest.hexdigest(), self._hashing.size
+        return self._inflated.digest.hexdigest(), self._inflated.size
 
     def close(self) -> None:
+        self._inflated.close()
         self._file.close()
 
     def __enter__(self) -> ArchiveReader:

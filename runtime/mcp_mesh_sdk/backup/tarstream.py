@@ -15,7 +15,8 @@ class Sink(Protocol):
 
 
 def header(info: tarfile.TarInfo) -> bytes:
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    """GNU format: long names via ././@LongLink, and no pax record building per member."""
+    return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
 
 
 class TarStream:
