@@ -7,6 +7,7 @@ under the state directory) and its processes by the PID files each host director
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -73,7 +74,10 @@ def up(lab: str, agents: int, say: Say = _quiet) -> UpResult:
             _boot(paths, topology, base)
             inventory = inventory_path(lab)
             write_inventory(inventory, topology, paths.key)
-        except BaseException:
+        except LabError as failure:
+            _clean_after_failure(paths, failure)
+            raise
+        except BaseException:  # interrupted: leave nothing half-built behind
             clean(paths)
             raise
         _forget_cached_facts(topology)
@@ -111,6 +115,13 @@ def _boot(paths: LabPaths, topology: Topology, base: Path) -> None:
     )
     if late:
         raise LabError(_not_up_message(paths, late))
+
+
+def _clean_after_failure(paths: LabPaths, failure: LabError) -> None:
+    try:
+        clean(paths)
+    except LabError as cleanup:
+        raise LabError(f"{failure}\nremoving the half-built lab failed too: {cleanup}") from failure
 
 
 def _not_up_message(paths: LabPaths, late: list[str]) -> str:
@@ -197,11 +208,12 @@ def _close_shared_connections(paths: LabPaths) -> None:
     if not paths.directory.is_dir():
         return
     for socket_path in paths.directory.glob("ssh-*"):
-        subprocess.run(
-            ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "lab-host"],
-            capture_output=True,
-            timeout=5,
-        )
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a hung master dies with its host
+            subprocess.run(
+                ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "lab-host"],
+                capture_output=True,
+                timeout=5,
+            )
 
 
 def _ensure_namespace_empty(netns: str) -> None:
