@@ -28,7 +28,7 @@ from typing import Any
 from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.atomicfile import fsync_directory
 from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, write_sidecar
-from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS, ParallelGzipWriter
+from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS, ParallelGzipWriter, SequentialHasher
 from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, MANIFEST_NAME, SYMLINK, Entry, Manifest
 from mcp_mesh_sdk.backup.sources import Sources
 from mcp_mesh_sdk.backup.tarstream import TarStream
@@ -122,8 +122,10 @@ def _tarinfo(entry: Entry, size: int = 0) -> tarfile.TarInfo:
 
 
 class _Archiver:
-    def __init__(self, tar: TarStream, progress: Progress | None) -> None:
+    def __init__(self, tar: TarStream, hasher: SequentialHasher, progress: Progress | None) -> None:
         self.tar = tar
+        self.hasher = hasher
+        self.digests: list[tuple[Entry, Any]] = []
         self.entries: list[Entry] = []
         self.warnings: list[str] = []
         self.skipped: list[str] = []
@@ -166,12 +168,19 @@ class _Archiver:
         with source:
             size = os.fstat(source.fileno()).st_size
             entry = _entry(name, info, FILE, size=size, sha256="")
-            digest, shrank = self.tar.add_file(_tarinfo(entry, size), source)
+            digest, shrank = self.tar.add_file(_tarinfo(entry, size), source, self.hasher)
             if shrank or os.fstat(source.fileno()).st_size != size:
                 self.warnings.append(f"{path} changed while it was read")
         self.bytes_done += size
-        object.__setattr__(entry, "sha256", digest)  # known only now; the entry is ours alone
+        self.digests.append((entry, digest))
         return entry
+
+    def resolve_digests(self) -> None:
+        """Fill in every file's sha256 once the hasher has caught up."""
+        self.hasher.wait()
+        for entry, digest in self.digests:
+            object.__setattr__(entry, "sha256", digest.hexdigest())  # the entry is ours alone
+        self.digests.clear()
 
     def _report(self) -> None:
         now = time.monotonic()
@@ -215,9 +224,10 @@ def create_backup(
     missing = [f"{root} ({path}) does not exist" for root, path in sources.roots().items()
                if root not in roots]  # fmt: skip
     try:
+        hasher = SequentialHasher()
         with body_path.open("wb", buffering=0) as body:
             writer = ParallelGzipWriter(body, level)
-            archiver = _Archiver(TarStream(writer), progress)
+            archiver = _Archiver(TarStream(writer), hasher, progress)
             try:
                 for root, path in roots.items():
                     others = [p for r, p in roots.items() if r != root and p != path]
@@ -225,8 +235,10 @@ def create_backup(
                     archiver.add_root(root, path, excluded)
                 archiver.tar.close()
                 writer.close()
+                archiver.resolve_digests()
             except BaseException:
                 writer.abort()
+                hasher.close()
                 raise
         manifest = Manifest(
             created_at=when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -237,7 +249,10 @@ def create_backup(
             entries=archiver.entries,
             warnings=missing + archiver.warnings,
         )
-        digest, size = _assemble(final_tmp, manifest, body_path, level)
+        try:
+            digest, size = _assemble(final_tmp, manifest, body_path, level, hasher)
+        finally:
+            hasher.close()
         final_tmp.replace(final)
         fsync_directory(out_dir)
     except OSError as exc:
@@ -249,7 +264,9 @@ def create_backup(
     return CreateResult(name, final, size, digest, manifest, archiver.skipped)
 
 
-def _assemble(target: Path, manifest: Manifest, body_path: Path, level: int) -> tuple[str, int]:
+def _assemble(
+    target: Path, manifest: Manifest, body_path: Path, level: int, hasher: SequentialHasher
+) -> tuple[str, int]:
     """Manifest member, then the body; returns (sha256, size) of what was written."""
     header_tar = io.BytesIO()
     info = tarfile.TarInfo(MANIFEST_NAME)
@@ -260,12 +277,11 @@ def _assemble(target: Path, manifest: Manifest, body_path: Path, level: int) -> 
     size = len(first)
     with target.open("wb", buffering=0) as out, body_path.open("rb", buffering=0) as body:
         out.write(first)
-        buffer = bytearray(COPY_SIZE)
-        view = memoryview(buffer)
-        while count := body.readinto(buffer):
-            digest.update(view[:count])
-            out.write(view[:count])
-            size += count
+        while block := body.read(COPY_SIZE):  # a new buffer each time: hashed meanwhile
+            hasher.update(digest, block)
+            out.write(block)
+            size += len(block)
+        hasher.wait()
         os.fchmod(out.fileno(), 0o600)
         os.fsync(out.fileno())
     return digest.hexdigest(), size

@@ -67,10 +67,29 @@ class ParallelGzipWriter:
             self._filled += take
             view = view[take:]
             if self._filled == CHUNK:
-                self._submit(self._chunk)
-                self._chunk = bytearray(CHUNK)  # the worker owns the full one now
-                self._filled = 0
+                self._rotate()
         return size
+
+    def reserve(self, limit: int) -> memoryview:
+        """Writable space (at most `limit` bytes) in the current chunk, to fill in place.
+
+        Call `commit(n)` after writing `n` bytes into it. The memory stays untouched after
+        that (full chunks are handed over, never reused), so it can be hashed concurrently.
+        """
+        if self._filled == CHUNK:
+            self._rotate()
+        end = min(CHUNK, self._filled + limit)
+        return memoryview(self._chunk)[self._filled : end]
+
+    def commit(self, count: int) -> None:
+        self._filled += count
+        if self._filled == CHUNK:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self._submit(self._chunk)
+        self._chunk = bytearray(CHUNK)  # the worker owns the full one now
+        self._filled = 0
 
     def _submit(self, chunk: bytes | bytearray) -> None:
         self.bytes_in += len(chunk)
@@ -97,6 +116,43 @@ class ParallelGzipWriter:
 
     def abort(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class SequentialHasher:
+    """Hash on another core: updates run in a background thread, in the order given.
+
+    Callers must not modify a buffer after handing it over. `wait()` returns once every
+    update queued so far is done; hashlib releases the GIL, so this overlaps with I/O.
+    """
+
+    def __init__(self, depth: int = 64) -> None:
+        self._queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                if self._error is None:
+                    item[0].update(item[1])
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def update(self, digest: Any, data: bytes | bytearray | memoryview) -> None:
+        self._queue.put((digest, data))
+
+    def wait(self) -> None:
+        self._queue.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
 
 
 class PipelinedGzipReader(io.RawIOBase):

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
+
+from mcp_mesh_sdk.backup.gzstream import SequentialHasher
 
 BLOCK = tarfile.BLOCKSIZE
-READ_SIZE = 1 << 20
+INLINE_HASH_LIMIT = 256 << 10
 
 
 class Sink(Protocol):
     def write(self, data: bytes | bytearray | memoryview) -> int: ...
+
+
+class ChunkSink(Sink, Protocol):
+    def reserve(self, limit: int) -> memoryview: ...
+    def commit(self, count: int) -> None: ...
 
 
 def header(info: tarfile.TarInfo) -> bytes:
@@ -24,7 +31,6 @@ class TarStream:
 
     def __init__(self, out: Sink) -> None:
         self.out = out
-        self._buffer = bytearray(READ_SIZE)
 
     def add_bytes(self, info: tarfile.TarInfo, data: bytes) -> None:
         info.size = len(data)
@@ -37,29 +43,37 @@ class TarStream:
         info.size = 0
         self.out.write(header(info))
 
-    def add_file(self, info: tarfile.TarInfo, source: BinaryIO) -> tuple[str, bool]:
-        """Stream `info.size` bytes of `source`; (sha256, whether the file was shorter).
+    def add_file(
+        self, info: tarfile.TarInfo, source: BinaryIO, hasher: SequentialHasher
+    ) -> tuple[Any, bool]:
+        """Stream `info.size` bytes of `source`; (its sha256 object, whether it was shorter).
 
-        A file that shrank while being read is padded with zeros so the archive stays valid;
-        the hash covers exactly what was archived.
+        Data is read straight into the compressor's chunk and hashed by `hasher` on another
+        core: read `.hexdigest()` only after `hasher.wait()`. A file that shrank while being
+        read is padded with zeros so the archive stays valid; the hash covers what was archived.
         """
-        self.out.write(header(info))
+        sink = cast(ChunkSink, self.out)
+        sink.write(header(info))
         digest = hashlib.sha256()
-        view = memoryview(self._buffer)
         remaining = info.size
         short = False
+        inline = remaining < INLINE_HASH_LIMIT  # small: not worth a hand-over
         while remaining:
-            count = source.readinto(view[: min(READ_SIZE, remaining)])  # type: ignore[attr-defined]
+            view = sink.reserve(remaining)
+            count = source.readinto(view)  # type: ignore[attr-defined]
             if not count:
                 short = True
-                count = min(READ_SIZE, remaining)
+                count = len(view)
                 view[:count] = bytes(count)
             piece = view[:count]
-            digest.update(piece)
-            self.out.write(piece)
+            if inline:
+                digest.update(piece)
+            else:
+                hasher.update(digest, piece)
+            sink.commit(count)
             remaining -= count
         self._pad(info.size)
-        return digest.hexdigest(), short
+        return digest, short
 
     def _pad(self, size: int) -> None:
         remainder = size % BLOCK
