@@ -46,6 +46,8 @@ VENV_BIN = Path(sys.executable).parent
 LAB_NAME = os.environ.get("MESH_LAB_NAME", DEFAULT_LAB)
 LAB_AGENTS = int(os.environ.get("MESH_LAB_AGENTS", str(DEFAULT_AGENTS)))
 REUSE = os.environ.get("MESH_LAB_REUSE") == "1"
+# The first lab test's set-up may build the base image (a minute or two, more on a slow mirror).
+LAB_TEST_TIMEOUT = 900
 
 # testinfra's ansible backend calls `ansible-inventory` from PATH and reads ansible.cfg.
 os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -59,7 +61,7 @@ def run_lab(*args: str, name: str = LAB_NAME) -> subprocess.CompletedProcess[str
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=LAB_TEST_TIMEOUT,  # `up` may build the base image first
     )
 
 
@@ -107,10 +109,6 @@ class LabHandle:
                 f"ansible://{name}", ansible_inventory=str(self.inventory)
             )
         return self._testinfra[name]
-
-
-# The first lab test's set-up may build the base image (about a minute and a half).
-LAB_TEST_TIMEOUT = 900
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

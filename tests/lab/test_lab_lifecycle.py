@@ -34,7 +34,7 @@ def lab_command(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # `up` may build the base image first
     )
 
 
@@ -159,7 +159,7 @@ def test_a_host_whose_sshd_never_answers_is_named_and_nothing_is_left(test_lab) 
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # `up` may build the base image first
     )
     assert done.returncode == 1
     assert "sshd did not answer within 0s on: lb1, agent1" in done.stderr
