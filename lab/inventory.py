@@ -7,6 +7,7 @@ roles and tests that should not depend on `ansible_host`.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,18 @@ def control_path(key: Path) -> str:
     return str(key.parent / "ssh-%C")
 
 
-def inventory_data(topology: Topology, key: Path) -> dict[str, Any]:
+# Lab-only credentials the roles need; made fresh for each lab, kept in the git-ignored inventory.
+LAB_SECRET_VARIABLES = ("mesh_agent_token", "mesh_registry_token")
+
+
+def lab_secrets() -> dict[str, str]:
+    """Random tokens for one lab's lifetime: nothing the lab deploys uses a committed secret."""
+    return {name: secrets.token_urlsafe(32) for name in LAB_SECRET_VARIABLES}
+
+
+def inventory_data(
+    topology: Topology, key: Path, credentials: dict[str, str] | None = None
+) -> dict[str, Any]:
     hosts = {
         host.name: {
             "ansible_host": str(host.address),
@@ -50,21 +62,29 @@ def inventory_data(topology: Topology, key: Path) -> dict[str, Any]:
                 "lab_name": topology.lab,
                 "lab_subnet": str(topology.subnet),
                 "lab_controller_address": str(topology.controller),
+                **(credentials or {}),
             },
         }
     }
 
 
-def render_inventory(topology: Topology, key: Path) -> str:
+def render_inventory(
+    topology: Topology, key: Path, credentials: dict[str, str] | None = None
+) -> str:
     header = (
         f"# Lab '{topology.lab}', written by `python -m lab up`; removed by `python -m lab down`.\n"
     )
-    body = yaml.safe_dump(inventory_data(topology, key), sort_keys=False, default_flow_style=False)
+    body = yaml.safe_dump(
+        inventory_data(topology, key, credentials), sort_keys=False, default_flow_style=False
+    )
     return "---\n" + header + body
 
 
 def write_inventory(path: Path, topology: Topology, key: Path) -> None:
+    """Write the inventory, readable by its owner only: it carries the lab's tokens."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".yml.tmp")
-    temporary.write_text(render_inventory(topology, key))
+    temporary.touch(mode=0o600)
+    temporary.chmod(0o600)
+    temporary.write_text(render_inventory(topology, key, lab_secrets()))
     temporary.replace(path)

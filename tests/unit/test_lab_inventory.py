@@ -58,3 +58,15 @@ def test_default_lab_writes_hosts_yml_and_others_their_own_file() -> None:
     assert inventory_path("mesh").name == "hosts.yml"
     assert inventory_path("ci2").name == "ci2.yml"
     assert inventory_path("ci2").parent == inventory_path("mesh").parent
+
+
+def test_written_inventory_carries_fresh_lab_tokens_readable_by_root_only(tmp_path) -> None:
+    first, second = tmp_path / "a.yml", tmp_path / "b.yml"
+    write_inventory(first, topology(), KEY)
+    write_inventory(second, topology(), KEY)
+    tokens = [yaml.safe_load(path.read_text())["all"]["vars"] for path in (first, second)]
+    for lab_vars in tokens:
+        assert len(lab_vars["mesh_agent_token"]) >= 32
+        assert lab_vars["mesh_agent_token"] != lab_vars["mesh_registry_token"]
+    assert tokens[0]["mesh_agent_token"] != tokens[1]["mesh_agent_token"]
+    assert first.stat().st_mode & 0o777 == 0o600
