@@ -1,0 +1,77 @@
+"""`mcp-mesh-sdk backup` end to end as the playbooks run it: separate processes, JSON out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_mesh_sdk", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> dict[str, Path]:
+    etc, state = tmp_path / "etc", tmp_path / "state"
+    data = state / "data"
+    (data / "docs").mkdir(parents=True)
+    etc.mkdir()
+    env_file = etc / "agent.env"
+    env_file.write_text(
+        f"MCP_MESH_STATE_DIR={state}\nBASE_DIRECTORY={data}\n"
+        f"MCP_MESH_TOKEN=abcdefghijklmnopqrstuvwxyz\nMCP_MESH_BACKUP_DIR={tmp_path / 'backups'}\n"
+    )
+    for n in range(50):
+        (data / "docs" / f"note{n}.txt").write_text(f"note {n}\n" * 1000)
+    return {"env": env_file, "data": data, "state": state, "backups": tmp_path / "backups"}
+
+
+def test_create_verify_damage_restore_prune(host) -> None:
+    env = ["--env-file", str(host["env"])]
+    assert cli("migrate", *env).returncode == 0
+    created = cli("backup", "create", "--json", *env)
+    assert created.returncode == 0, created.stderr
+    first = json.loads(created.stdout)
+    assert first["schema_version"] >= 1
+
+    second = json.loads(cli("backup", "create", "--json", *env).stdout)
+    listed = json.loads(cli("backup", "list", "--json", *env).stdout)["backups"]
+    assert [b["name"] for b in listed] == [second["name"], first["name"]]
+
+    verified = cli("backup", "verify", "latest", "--json", *env)
+    assert verified.returncode == 0
+    assert json.loads(verified.stdout)["ok"] is True
+
+    archive = Path(second["path"])
+    raw = bytearray(archive.read_bytes())
+    raw[len(raw) // 2] ^= 0x04
+    archive.write_bytes(bytes(raw))
+    damaged = cli("backup", "verify", second["name"], "--json", *env)
+    assert damaged.returncode == 1
+    assert json.loads(damaged.stdout)["ok"] is False
+
+    refused = cli("backup", "restore", second["name"], "--mode", "data", *env)
+    assert refused.returncode != 0
+    assert "does not verify" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    (host["data"] / "docs" / "note7.txt").write_text("oops")
+    restored = cli("backup", "restore", first["name"], "--mode", "data", "--json", *env)
+    assert restored.returncode == 0, restored.stderr
+    assert (host["data"] / "docs" / "note7.txt").read_text() == "note 7\n" * 1000
+
+    pruned = json.loads(cli("backup", "prune", "--keep", "0", "--json", *env).stdout)
+    assert pruned["newest_verified"] == first["name"]  # the damaged newer one does not count
+    assert pruned["deleted"] == [second["name"]]
+    assert [p.name for p in host["backups"].glob("*.tar.gz")] == [first["name"]]
