@@ -131,6 +131,9 @@ class RunningAgent:
     def mcp_url(self) -> str:
         return self.base_url + "/mcp"
 
+    def mcp_loaded(self) -> bool:
+        return bool(self.get("/health/detailed").json()["checks"]["mcp"]["loaded"])
+
 
 @pytest.fixture
 def start_agent(tmp_path: Path) -> Iterator[Callable[..., RunningAgent]]:
@@ -138,12 +141,17 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., RunningAgent]]:
     with contextlib.ExitStack() as stack:
 
         def start(env: Mapping[str, str], wait_path: str = "/ready") -> RunningAgent:
+            """Start an agent and wait for `wait_path` to answer 200 (and, for /ready, for
+            the MCP engine too: it loads in the background after the listener is up)."""
             base = f"http://127.0.0.1:{env['MCP_MESH_PORT']}"
             service = stack.enter_context(
                 run_service(["serve"], env, log_path=tmp_path / f"agent-{env['MCP_MESH_PORT']}.log",
                             wait_url=base + wait_path)
             )  # fmt: skip
-            return RunningAgent(service, base, Path(env["BASE_DIRECTORY"]))
+            agent = RunningAgent(service, base, Path(env["BASE_DIRECTORY"]))
+            if wait_path == "/ready":
+                assert wait_until(agent.mcp_loaded), service.log()
+            return agent
 
         yield start
 

@@ -75,8 +75,8 @@ def test_sigterm_lets_a_slow_request_finish_while_ready_turns_503(
 
     caller = threading.Thread(target=slow_call)
     caller.start()
-    in_flight = "mcp_mesh_agent_requests_in_flight 2.0"  # the slow call and this /metrics call
-    assert wait_until(lambda: in_flight in agent.get("/metrics").text, timeout=10)
+    running = 'mcp_mesh_agent_operations_in_progress{operation="read_file"} 1.0'
+    assert wait_until(lambda: running in agent.get("/metrics").text, timeout=10)
     process = agent.service.process
     assert process is not None
     signalled = time.monotonic()

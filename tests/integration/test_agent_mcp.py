@@ -161,3 +161,10 @@ def test_called_by_host_name_not_only_by_address(agent: RunningAgent) -> None:
     foreign = request(agent.mcp_url, method="POST", body=body,
                       headers={**headers, "Host": "attacker.example"})  # fmt: skip
     assert foreign.status == 421
+
+
+def test_a_call_made_while_the_sdk_still_loads_waits_and_succeeds(agent_env, start_agent) -> None:
+    agent = start_agent(agent_env, wait_path="/livez")  # listener up; the SDK loads meanwhile
+    (agent.data / "early.txt").write_text("early bird")
+    result = call(agent, "read_file", path="early.txt")
+    assert not result.is_error and result.content[0].text == "early bird"

@@ -23,17 +23,15 @@ def lifecycle(*, fallback: bool = True, registered: bool = False, errors=()) -> 
 
 
 def serving(state: Lifecycle) -> Lifecycle:
-    state.listening = True
+    state.mark_listening()
     state.engine_loaded = True
     return state
 
 
-def test_starting_until_listening_and_the_engine_is_loaded() -> None:
+def test_starting_until_the_socket_is_bound() -> None:
     state = lifecycle()
     assert state.readiness().reason == "starting"
-    state.listening = True
-    assert state.readiness().reason == "starting"
-    state.engine_loaded = True
+    state.mark_listening()  # the MCP engine may still load: /mcp calls wait for it
     assert state.readiness().ready
 
 
@@ -85,11 +83,12 @@ def test_ready_is_sent_once_and_only_when_the_agent_may_serve(notify: socket.soc
         state = lifecycle(fallback=False)
         task = asyncio.create_task(state.tell_systemd())
         steps = []
-        for change in ("listening", "engine_loaded"):
-            setattr(state, change, True)
-            state.changed()
-            await asyncio.sleep(0.01)
-            steps.append(received(notify))
+        await asyncio.sleep(0.01)
+        steps.append(received(notify))
+        state.mark_listening()
+        state.changed()
+        await asyncio.sleep(0.01)
+        steps.append(received(notify))
         state._is_registered = lambda: True
         state.changed()
         await asyncio.sleep(0.01)

@@ -1,22 +1,23 @@
-"""The agent's HTTP application (Starlette): probes, metrics, the security summary and /mcp.
+"""The agent's HTTP application: probes, metrics, the security summary and /mcp (Starlette).
 
 Every request gets a request id (`X-Request-ID` in, or a new one) that is logged with it and
 returned in the response header; the HTTP metrics are taken here too. /mcp and
 /security/summary need `Authorization: Bearer <MCP_MESH_TOKEN>`; a source blocked by the
-security monitor gets 403 on them. The probes stay open: load balancers call them.
+security monitor gets 403 on them. The probes stay open: load balancers call them, often,
+so they are answered before the Starlette stack.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import secrets
 import time
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -38,6 +39,8 @@ ROUTES = {
     "/security/summary": "security_summary",
 }
 _MAX_REQUEST_ID = 128
+
+Probe = Callable[[], tuple[int, Any]]
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -67,20 +70,50 @@ def _clean_request_id(value: str | None) -> str | None:
     return None
 
 
-class RequestContextMiddleware:
-    """Request id, correlation id, client address, in-flight count and HTTP metrics."""
+class RequestIds:
+    """New request ids: a random per-process prefix and a counter (unique, cheap to make)."""
 
-    def __init__(self, app: ASGIApp, agent: Agent) -> None:
-        self.app = app
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+class AgentASGI:
+    """The outer ASGI app: request ids and HTTP metrics for every request, probes answered
+    directly, everything else through Starlette with request id, correlation id and client
+    address set for its logs."""
+
+    def __init__(self, agent: Agent, inner: ASGIApp, probes: dict[str, Probe]) -> None:
         self.agent = agent
-        self._children: dict[tuple[str, str, int], Any] = {}
+        self.inner = inner
+        self.probes = probes
+        self.ids = RequestIds()
+        self._counters: dict[tuple[str, str, int], Any] = {}
         self._latency: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.inner(scope, receive, send)
             return
-        request_id = _clean_request_id(_header(scope, b"x-request-id")) or uuid.uuid4().hex
+        started = time.perf_counter()
+        request_id = _clean_request_id(_header(scope, b"x-request-id")) or self.ids.new()
+        in_flight = self.agent.metrics.in_flight
+        in_flight.inc()
+        status = 500
+        try:
+            probe = self.probes.get(scope["path"])
+            if probe is not None and scope["method"] in ("GET", "HEAD"):
+                status = await _answer_probe(probe, scope, send, request_id)
+            else:
+                status = await self._forward(scope, receive, send, request_id)
+        finally:
+            in_flight.dec()
+            self._observe(scope, status, time.perf_counter() - started)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
         correlation_id = _clean_request_id(_header(scope, b"x-correlation-id")) or request_id
         tokens = (
             request_id_var.set(request_id),
@@ -89,7 +122,6 @@ class RequestContextMiddleware:
         )
         encoded_id = request_id.encode("latin-1")
         status = 500
-        in_flight = self.agent.metrics.in_flight
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -99,32 +131,44 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        started = time.perf_counter()
-        in_flight.inc()
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.inner(scope, receive, send_with_id)
         finally:
-            in_flight.dec()
-            self._observe(scope, status, time.perf_counter() - started)
             request_id_var.reset(tokens[0])
             correlation_id_var.reset(tokens[1])
             client_address_var.reset(tokens[2])
+        return status
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         route = ROUTES.get(scope["path"], "other")
         key = (route, scope["method"], status)
-        counter = self._children.get(key)
+        counter = self._counters.get(key)
         if counter is None:
             counter = self.agent.metrics.http_requests.labels(
                 route=route, method=scope["method"], status=str(status)
             )
-            self._children[key] = counter
+            self._counters[key] = counter
         counter.inc()
         latency = self._latency.get(route)
         if latency is None:
             latency = self.agent.metrics.http_latency.labels(route=route)
             self._latency[route] = latency
         latency.observe(seconds)
+
+
+async def _answer_probe(probe: Probe, scope: Scope, send: Send, request_id: str) -> int:
+    status, body = probe()
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"cache-control", b"no-store"),
+        (b"x-request-id", request_id.encode("latin-1")),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    body_bytes = b"" if scope["method"] == "HEAD" else payload
+    await send({"type": "http.response.body", "body": body_bytes})
+    return status
 
 
 class BearerGate:
@@ -137,13 +181,8 @@ class BearerGate:
         source = client_address(scope)
         security = self.agent.security
         if security.is_blocked(source):
-            return _json(
-                403,
-                {
-                    "error": "forbidden",
-                    "reason": "this source is blocked after repeated security events",
-                },
-            )
+            reason = "this source is blocked after repeated security events"
+            return _json(403, {"error": "forbidden", "reason": reason})
         header = _header(scope, b"authorization") or ""
         scheme, _, presented = header.partition(" ")
         if scheme.lower() == "bearer" and self.agent.config.token.matches(presented.strip()):
@@ -160,7 +199,11 @@ class BearerGate:
 
 
 class McpEndpoint:
-    """/mcp: the gate, then the SDK's streamable HTTP transport (503 until it is loaded)."""
+    """/mcp: the gate, then the SDK's streamable HTTP transport.
+
+    The SDK loads in the background at start-up; a call that arrives before it is loaded
+    waits for it (up to REQUEST_TIMEOUT) instead of failing.
+    """
 
     def __init__(self, agent: Agent, gate: BearerGate) -> None:
         self.agent = agent
@@ -171,35 +214,24 @@ class McpEndpoint:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        engine = self.agent.engine
+        engine = self.agent.engine or await self.agent.wait_for_engine()
         if engine is None:
-            starting = _json(
+            unavailable = _json(
                 503,
-                {"error": "starting", "reason": "the MCP engine is loading"},
+                {"error": "unavailable", "reason": "the MCP engine is not loaded"},
                 headers={"Retry-After": "1"},
             )
-            await starting(scope, receive, send)
+            await unavailable(scope, receive, send)
             return
         await engine.asgi(scope, receive, send)
 
 
-def build_app(agent: Agent) -> Starlette:
+def build_app(agent: Agent) -> AgentASGI:
     gate = BearerGate(agent)
-
-    async def health(request: Request) -> Response:
-        status, body = agent.health()
-        return _json(status, body)
 
     async def health_detailed(request: Request) -> Response:
         status, body = agent.detailed_health()
         return _json(status, body)
-
-    async def ready(request: Request) -> Response:
-        status, body = agent.readiness()
-        return _json(status, body)
-
-    async def livez(request: Request) -> Response:
-        return _json(200, {"status": "alive"})
 
     async def metrics(request: Request) -> Response:
         if "application/json" in request.headers.get("accept", ""):
@@ -221,16 +253,14 @@ def build_app(agent: Agent) -> Starlette:
             await agent.shutdown()
 
     routes = [
-        Route("/health", health, methods=["GET", "HEAD"]),
         Route("/health/detailed", health_detailed, methods=["GET", "HEAD"]),
-        Route("/ready", ready, methods=["GET", "HEAD"]),
-        Route("/livez", livez, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET", "HEAD"]),
         Route("/security/summary", security_summary, methods=["GET"]),
         Route("/mcp", McpEndpoint(agent, gate), methods=["GET", "POST", "DELETE"]),
     ]
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(RequestContextMiddleware, agent=agent)],
-        lifespan=lifespan,
-    )
+    probes: dict[str, Probe] = {
+        "/health": agent.health,
+        "/ready": agent.readiness,
+        "/livez": lambda: (200, {"status": "alive"}),
+    }
+    return AgentASGI(agent, Starlette(routes=routes, lifespan=lifespan), probes)

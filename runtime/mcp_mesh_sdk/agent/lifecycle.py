@@ -1,10 +1,12 @@
 """Readiness, systemd notifications and background tasks.
 
-Ready means: the socket is bound, the MCP engine is loaded, the agent is registered (or
-FALLBACK_MODE lets it serve without the registry), it is not draining, and its file
-operations work. systemd gets `READY=1` the first time all but the last hold (a bad
-BASE_DIRECTORY shows in /ready and STATUS=, not as a start that never ends), `STATUS=` on
-every change, `WATCHDOG=1` from the serving loop, and `STOPPING=1` when the drain begins.
+Ready means: the socket is bound, the agent is registered (or FALLBACK_MODE lets it serve
+without the registry), it is not draining, and its file operations work. The MCP SDK may
+still be loading then (it takes most of a second to import): /mcp calls wait for it rather
+than fail, so it does not hold up readiness. systemd gets `READY=1` the first time all but
+the last hold (a bad BASE_DIRECTORY shows in /ready and STATUS=, not as a start that never
+ends), `STATUS=` on every change, `WATCHDOG=1` from the serving loop, and `STOPPING=1` when
+the drain begins.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mcp_mesh_sdk import sdnotify
 
@@ -60,6 +64,7 @@ class Lifecycle:
         self.started_at = time.time()
         self._started_monotonic = time.monotonic()
         self.listening = False
+        self._listening = asyncio.Event()
         self.engine_loaded = False
         self.draining = False
         self.ready_sent = False
@@ -74,14 +79,14 @@ class Lifecycle:
     def phase(self) -> str:
         if self.draining:
             return "draining"
-        if not (self.listening and self.engine_loaded):
+        if not self.listening:
             return "starting"
         return "serving"
 
     def readiness(self) -> Readiness:
         if self.draining:
             return Readiness(False, "draining")
-        if not (self.listening and self.engine_loaded):
+        if not self.listening:
             return Readiness(False, "starting")
         if not self.fallback_mode and not self._is_registered():
             return Readiness(False, "not_registered")
@@ -89,6 +94,14 @@ class Lifecycle:
         if errors:
             return Readiness(False, "unhealthy", tuple(errors))
         return Readiness(True)
+
+    def mark_listening(self) -> None:
+        self.listening = True
+        self._listening.set()
+        self.changed()
+
+    async def wait_listening(self) -> None:
+        await self._listening.wait()
 
     def changed(self) -> None:
         """Something readiness depends on changed: re-evaluate what systemd is told."""
@@ -112,7 +125,7 @@ class Lifecycle:
                 self.ready_sent = True
                 sdnotify.notify("READY=1", f"STATUS={_status_line(readiness)}")
                 self._last_status = _status_line(readiness)
-                logger.info("ready to serve, %.3f s after the process started", _process_age())
+                logger.info("ready to serve, %.3f s after the process started", process_age())
             else:
                 status = _status_line(readiness)
                 if status != self._last_status:
@@ -121,10 +134,14 @@ class Lifecycle:
             await self._changed.wait()
 
 
-def _process_age() -> float:
-    import psutil
-
-    return time.time() - psutil.Process().create_time()
+def process_age() -> float:
+    """Seconds since this process started (from /proc, to the clock tick)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return uptime - ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _status_line(readiness: Readiness) -> str:

@@ -72,6 +72,10 @@ class AgentMetrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self.operations_in_progress = Gauge(
+            f"{PREFIX}_operations_in_progress", "Tool operations running now", ["operation"],
+            registry=reg,
+        )  # fmt: skip
         self.security_events = Counter(
             f"{PREFIX}_security_events", "Security events recorded", ["event_type"], registry=reg
         )

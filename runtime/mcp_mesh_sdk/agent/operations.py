@@ -57,6 +57,8 @@ class OperationRunner:
         """Run blocking `work` in a worker thread; Refusal/OperationFailed tell the caller why."""
         source = client_address_var.get()
         operation_token = operation_var.set(operation)
+        in_progress = self.metrics.operations_in_progress.labels(operation=operation)
+        in_progress.inc()
         started = time.perf_counter()
         outcome = "ok"
         try:
@@ -85,6 +87,7 @@ class OperationRunner:
                 f"{operation} failed: internal error ({type(exc).__name__})"
             ) from exc
         finally:
+            in_progress.dec()
             self._account(operation, time.perf_counter() - started, outcome)
             operation_var.reset(operation_token)
 

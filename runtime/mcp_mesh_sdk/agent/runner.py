@@ -29,7 +29,9 @@ logger = logging.getLogger("mcp_mesh_sdk.agent")
 def bind_listener(host: str, port: int) -> socket.socket:
     """The listening socket, bound before the app starts; a clear error names the variable."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are
+    # TCP, and without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6 and host == "::":
@@ -61,8 +63,7 @@ class AgentServer(uvicorn.Server):
         if self.started:
             host, port = sockets[0].getsockname()[:2] if sockets else ("?", 0)
             logger.info("listening on %s:%s", host, port)
-            self.agent.lifecycle.listening = True
-            self.agent.lifecycle.changed()
+            self.agent.lifecycle.mark_listening()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,7 @@ from mcp_mesh_sdk.config import AgentConfig
 logger = logging.getLogger("mcp_mesh_sdk.agent")
 
 SYSTEM_SAMPLE_SECONDS = 5.0
+FILE_CHECK_SECONDS = 1.0
 
 
 class Agent:
@@ -83,8 +85,10 @@ class Agent:
         self.request_exit: Callable[[int], None] = lambda code: None
         self._tasks = BackgroundTasks()
         self._engine_done = asyncio.Event()
+        self._engine_settled = asyncio.Event()  # loaded, or failed to load
         self._engine_task: asyncio.Task[None] | None = None
         self._deregistered = False
+        self._file_check: tuple[float, list[str]] = (-FILE_CHECK_SECONDS, [])
 
     # -- wiring hooks ----------------------------------------------------------------------------
     def add_periodic_task(
@@ -110,18 +114,27 @@ class Agent:
     async def _serve_engine(self) -> None:
         from mcp_mesh_sdk.agent.mcp_engine import build_engine
 
+        await self.lifecycle.wait_listening()  # importing the SDK must not delay the listener
         try:
             engine = await asyncio.to_thread(build_engine, self.config, self.tools, self.runner)
         except Exception:
             logger.critical("the MCP engine could not be built; stopping", exc_info=True)
-            self.exit_code = 1
+            self._engine_settled.set()
             self.request_exit(1)
             return
         async with engine.session_manager.run():
             self.engine = engine
             self.lifecycle.engine_loaded = True
+            self._engine_settled.set()
             self.lifecycle.changed()
             await self._engine_done.wait()
+
+    async def wait_for_engine(self) -> McpEngine | None:
+        """The MCP engine once loaded (None if it failed, or took over REQUEST_TIMEOUT)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.request_timeout):
+                await self._engine_settled.wait()
+        return self.engine
 
     async def leave_registry(self) -> None:
         """Deregister once (the drain calls this early; shutdown makes sure it happened)."""
@@ -143,7 +156,19 @@ class Agent:
 
     # -- what the endpoints report ---------------------------------------------------------------
     def file_operation_errors(self, probe: bool = False) -> list[str]:
-        """Why the file tools cannot work right now (empty when they can, or are off)."""
+        """Why the file tools cannot work right now (empty when they can, or are off).
+
+        Without `probe` (the load balancer's probes) the answer is reused for up to
+        FILE_CHECK_SECONDS; with it a file is really written and removed.
+        """
+        now = time.monotonic()
+        if not probe and now - self._file_check[0] < FILE_CHECK_SECONDS:
+            return self._file_check[1]
+        errors = self._check_files(probe)
+        self._file_check = (now, errors)
+        return errors
+
+    def _check_files(self, probe: bool) -> list[str]:
         base = self.config.base_directory
         if base is None:
             return []

@@ -1,0 +1,1 @@
+"""Benchmarks: `bench/<name>.py` modules with `main() -> dict`, results in bench/results/."""

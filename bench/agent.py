@@ -1,0 +1,338 @@
+"""Benchmark: the agent against a bare uvicorn hello-world app on the same machine.
+
+Measured side by side in one run (medians of RUNS runs, both servers on 127.0.0.1, one
+uvicorn worker each, same HTTP stack):
+- cold start: process spawn to `READY=1` on a NOTIFY_SOCKET the bench binds (target 1.0 s);
+  the bare app's spawn-to-first-answer is shown for reference;
+- RSS after 1,000 requests (a mix of /health, /ready, /metrics and MCP read_file; target 80 MB);
+- `/health` requests/s and p99 latency with wrk at 50 connections for a bounded duration,
+  against the bare app's `/health` (target: at least 70 % of its requests/s);
+- MCP `tools/call read_file` (stateless streamable HTTP, JSON response) at 1, 10 and 50
+  connections.
+
+Writes bench/results/agent.json. Run alone: `.venv/bin/python -m bench.agent`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+RUNS = 3
+WRK_SECONDS = 5
+HEALTH_CONNECTIONS = 50
+MCP_CONNECTIONS = (1, 10, 50)
+RSS_REQUESTS = 1000
+TARGETS = {"cold_start_s": 1.0, "rss_mb": 80.0, "health_rps_ratio": 0.7}
+TOKEN = "bench-token-0123456789abcdef"
+RESULTS = Path(__file__).parent / "results" / "agent.json"
+
+BARE_APP = """
+import json, sys, uvicorn
+BODY = json.dumps({"status": "healthy"}).encode()
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": BODY})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            access_log=False, lifespan="off")
+"""
+
+READ_FILE_CALL = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {"name": "read_file", "arguments": {"path": "bench.txt"}},
+}
+MCP_HEADERS = {
+    "Authorization": f"Bearer {TOKEN}",
+    "Content-Type": "application/json",
+    "Accept": "application/json, text/event-stream",
+    "MCP-Protocol-Version": "2025-06-18",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def agent_env(port: int, data: Path, notify: str | None = None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "MCP_MESH_HOST": "127.0.0.1",
+        "MCP_MESH_PORT": str(port),
+        "MCP_MESH_TOKEN": TOKEN,
+        "BASE_DIRECTORY": str(data),
+        "AGENT_NAME": "bench-agent",
+        "MESH_REGISTRY_URL": f"http://127.0.0.1:{free_port()}",  # none: fallback mode
+        "MCP_MESH_DRAIN_DELAY": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("NOTIFY_SOCKET", None)
+    env.pop("WATCHDOG_USEC", None)
+    if notify:
+        env["NOTIFY_SOCKET"] = notify
+    return env
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def wait_http(port: int, path: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise TimeoutError(f"127.0.0.1:{port}{path} did not answer 200 in {timeout} s")
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], port: int, path: str) -> Iterator[int]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_http(port, path)
+        yield process.pid
+    finally:
+        stop(process)
+
+
+def agent_command() -> list[str]:
+    return [sys.executable, "-m", "mcp_mesh_sdk.server"]
+
+
+def bare_command(port: int) -> list[str]:
+    return [sys.executable, "-c", BARE_APP, str(port)]
+
+
+# -- cold start ----------------------------------------------------------------------------------
+
+
+def agent_cold_start(data: Path, workdir: Path) -> float:
+    """Seconds from spawn to READY=1 on the notify socket."""
+    path = workdir / f"notify-{time.monotonic_ns()}.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(30)
+        env = agent_env(free_port(), data, notify=str(path))
+        started = time.perf_counter()
+        process = subprocess.Popen(agent_command(), env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            while True:
+                if "READY=1" in sock.recv(4096).decode().splitlines():
+                    return time.perf_counter() - started
+        finally:
+            stop(process)
+            path.unlink(missing_ok=True)
+
+
+def bare_cold_start() -> float:
+    """Seconds from spawn to the bare app's first 200."""
+    port = free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen(bare_command(port), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_http(port, "/health")
+        return time.perf_counter() - started
+    finally:
+        stop(process)
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def drive_requests(port: int, count: int) -> int:
+    """`count` requests over one keep-alive connection; returns how many were not 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = json.dumps(READ_FILE_CALL)
+    failures = 0
+    for n in range(count):
+        kind = n % 4
+        if kind == 3:
+            connection.request("POST", "/mcp", body=body, headers=MCP_HEADERS)
+        else:
+            connection.request("GET", ("/health", "/ready", "/metrics")[kind])
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200 or (kind == 3 and b'"isError":true' in payload):
+            failures += 1
+    connection.close()
+    return failures
+
+
+# -- throughput --------------------------------------------------------------------------------
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, connections: int, script: Path | None = None) -> dict[str, float]:
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{WRK_SECONDS}s",
+               "--latency", "--timeout", "10s"]  # fmt: skip
+    if script is not None:
+        command += ["-s", str(script)]
+    done = subprocess.run([*command, url], capture_output=True, text=True, check=True,
+                          timeout=WRK_SECONDS + 60)  # fmt: skip
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", done.stdout)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", done.stdout)
+    socket_errors = re.search(r"Socket errors: (.*)", done.stdout)
+    if rps is None or p99 is None:
+        raise RuntimeError(f"could not read wrk's output:\n{done.stdout}\n{done.stderr}")
+    return {
+        "rps": float(rps.group(1)),
+        "p99_ms": float(p99.group(1)) * _UNITS[p99.group(2)],
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": 1.0 if socket_errors else 0.0,
+    }
+
+
+def mcp_script(workdir: Path) -> Path:
+    script = workdir / "read_file.lua"
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in MCP_HEADERS.items())
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.body = [[{json.dumps(READ_FILE_CALL)}]]\n{headers}\n'
+    )
+    return script
+
+
+def median_of(samples: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        "rps_median": statistics.median(s["rps"] for s in samples),
+        "p99_ms_median": statistics.median(s["p99_ms"] for s in samples),
+        "non_2xx_total": sum(s["non_2xx"] for s in samples),
+        "runs": samples,
+    }
+
+
+# -- the whole run -----------------------------------------------------------------------------
+
+
+def main() -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as temp:
+        workdir = Path(temp)
+        data = workdir / "data"
+        data.mkdir()
+        (data / "bench.txt").write_text("mesh benchmark payload\n" * 40)
+
+        cold = [agent_cold_start(data, workdir) for _ in range(RUNS)]
+        bare_cold = [bare_cold_start() for _ in range(RUNS)]
+
+        agent_port, bare_port = free_port(), free_port()
+        env = agent_env(agent_port, data)
+        with (
+            running(agent_command(), env, agent_port, "/ready") as agent_pid,
+            running(bare_command(bare_port), dict(os.environ), bare_port, "/health"),
+        ):
+            rss_start = rss_mb(agent_pid)
+            failed = drive_requests(agent_port, RSS_REQUESTS)
+            rss_after = rss_mb(agent_pid)
+            agent_runs, bare_runs = [], []
+            for _ in range(RUNS):  # alternate, so drift in machine load hits both alike
+                agent_runs.append(wrk(f"http://127.0.0.1:{agent_port}/health",
+                                      HEALTH_CONNECTIONS))  # fmt: skip
+                bare_runs.append(wrk(f"http://127.0.0.1:{bare_port}/health", HEALTH_CONNECTIONS))
+            script = mcp_script(workdir)
+            mcp = {
+                str(connections): median_of(
+                    [
+                        wrk(f"http://127.0.0.1:{agent_port}/mcp", connections, script)
+                        for _ in range(RUNS)
+                    ]
+                )
+                for connections in MCP_CONNECTIONS
+            }
+            rss_after_load = rss_mb(agent_pid)
+
+    health_agent, health_bare = median_of(agent_runs), median_of(bare_runs)
+    ratio = health_agent["rps_median"] / health_bare["rps_median"]
+    cold_median = statistics.median(cold)
+    result: dict[str, Any] = {
+        "benchmark": "agent",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "method": {
+            "runs": RUNS,
+            "wrk_seconds": WRK_SECONDS,
+            "health_connections": HEALTH_CONNECTIONS,
+            "statistic": "median",
+        },
+        "cold_start_to_ready_s": {
+            "agent_median": round(cold_median, 3),
+            "agent_runs": [round(x, 3) for x in cold],
+            "bare_uvicorn_first_answer_median": round(statistics.median(bare_cold), 3),
+            "target": TARGETS["cold_start_s"],
+            "met": cold_median <= TARGETS["cold_start_s"],
+        },
+        "rss_mb": {
+            "at_ready": round(rss_start, 1),
+            "after_1000_requests": round(rss_after, 1),
+            "failed_requests": failed,
+            "after_all_load": round(rss_after_load, 1),
+            "target": TARGETS["rss_mb"],
+            "met": rss_after <= TARGETS["rss_mb"],
+        },
+        "health_50_connections": {
+            "agent": health_agent,
+            "bare_uvicorn": health_bare,
+            "rps_ratio": round(ratio, 3),
+            "target_ratio": TARGETS["health_rps_ratio"],
+            "met": ratio >= TARGETS["health_rps_ratio"],
+        },
+        "mcp_read_file": mcp,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    outcome = main()
+    print(json.dumps({k: v for k, v in outcome.items() if k != "mcp_read_file"}, indent=2))
+    print("mcp read_file:", {c: (round(v["rps_median"]), round(v["p99_ms_median"], 1))
+                             for c, v in outcome["mcp_read_file"].items()})  # fmt: skip
