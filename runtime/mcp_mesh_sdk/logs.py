@@ -69,5 +69,5 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
         uv_logger.handlers.clear()
         uv_logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    for noisy in ("httpx", "httpx2", "httpcore", "asyncio"):
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

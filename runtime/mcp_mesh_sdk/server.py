@@ -11,10 +11,9 @@ import logging
 import os
 import sys
 
+from mcp_mesh_sdk.cli import EXIT_CONFIG
 from mcp_mesh_sdk.config import AgentConfig, load_agent_config
 from mcp_mesh_sdk.errors import ConfigError
-
-EXIT_CONFIG = 78
 
 
 def run(config: AgentConfig) -> int:
@@ -28,8 +27,12 @@ def run(config: AgentConfig) -> int:
     for warning in config.warnings:
         log.warning("configuration: %s", warning)
     from mcp_mesh_sdk.agent.runner import serve
+    from mcp_mesh_sdk.agent.service import Agent
 
-    return serve(config)
+    agent = Agent(config)
+    # Periodic jobs (e.g. an incident detector reading agent.performance_stats() and
+    # agent.system_health()) are added here: agent.add_periodic_task(name, seconds, job).
+    return serve(config, agent)
 
 
 def main() -> int:

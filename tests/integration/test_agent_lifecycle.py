@@ -6,6 +6,7 @@ call sleep first (check-config warns when it is set).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -90,6 +91,34 @@ def test_sigterm_lets_a_slow_request_finish_while_ready_turns_503(
     assert outcome["result"].content[0].text == "worth the wait"
     assert process.wait(15) == 0
     assert time.monotonic() - signalled >= 1.5  # the listener stayed open for the drain delay
+
+
+def test_a_request_slower_than_the_graceful_timeout_does_not_hold_the_stop(
+    agent_env: dict[str, str], start_agent
+) -> None:
+    agent_env.update(MCP_MESH_TEST_TOOL_DELAY="30", MCP_MESH_GRACEFUL_TIMEOUT="1")
+    agent = start_agent(agent_env)
+    (agent.data / "stuck.txt").write_text("never read")
+    caller = threading.Thread(target=lambda: _read_quietly(agent.mcp_url, "stuck.txt"))
+    caller.start()
+    running = 'mcp_mesh_agent_operations_in_progress{operation="read_file"} 1.0'
+    assert wait_until(lambda: running in agent.get("/metrics").text, timeout=10)
+    process = agent.service.process
+    assert process is not None
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    assert time.monotonic() - signalled < 5  # 1 s grace (+ shutdown), not the 30 s call
+    caller.join(15)
+
+
+def _read_quietly(url: str, path: str) -> None:
+    async def work(session: Any) -> Any:
+        await session.list_tools()
+        return await session.call_tool("read_file", {"path": path})
+
+    with contextlib.suppress(BaseException):  # the server cuts this call off: expected
+        with_session(url, work)
 
 
 @pytest.mark.parametrize("entry", [["-m", "mcp_mesh_sdk.server"], ["-m", "mcp_mesh_sdk", "serve"]])
