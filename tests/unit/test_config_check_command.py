@@ -21,9 +21,19 @@ def write_env(tmp_path: Path, text: str, name: str = "agent.env") -> Path:
 
 
 def test_valid_file_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY=/srv/data\n")
+    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}\n")
     assert main(["check-config", "--env-file", str(env)]) == 0
-    assert "is valid" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "is valid" in captured.out
+    assert "BASE_DIRECTORY" not in captured.err
+
+
+def test_missing_base_directory_is_a_warning_not_a_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}/later\n")
+    assert main(["check-config", "--env-file", str(env)]) == 0
+    assert "BASE_DIRECTORY: " in capsys.readouterr().err
 
 
 def test_bad_file_exits_78_naming_every_bad_variable_without_secrets(tmp_path: Path) -> None:

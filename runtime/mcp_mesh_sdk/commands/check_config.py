@@ -63,8 +63,14 @@ def _check(
         from mcp_mesh_sdk.config import check_agent_env
 
         checked = check_agent_env(env)
+        warnings = list(checked.warnings)
+        base = checked.config.base_directory if checked.config else None
+        if base is not None and not base.is_dir():
+            warnings.append(
+                f"BASE_DIRECTORY: {base} does not exist (yet); /ready fails until it does"
+            )
         shown = checked.config.redacted() if checked.config else None
-        return shown, list(checked.problems), list(checked.warnings)
+        return shown, list(checked.problems), warnings
     try:
         from mcp_mesh_sdk.registry.config import load_registry_config
     except ImportError as exc:
