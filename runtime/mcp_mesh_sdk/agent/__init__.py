@@ -1,7 +1,10 @@
 """The MCP Mesh agent: file tools over MCP, health and metrics endpoints, registry membership.
 
-Small modules with one job each: `paths` (confinement rules), `security` (events and
-blocking), `monitoring` (performance stats, alerts, system snapshot), `metrics` (Prometheus),
-`tools` (the file operations), `mcp_engine` (the MCP SDK wiring), `registry_client`,
-`lifecycle` (readiness, systemd notifications, shutdown) and `app` (the HTTP application).
+Small modules with one job each:
+- `paths` (confinement rules) and `tools` (the four file operations);
+- `security` (events and blocking), `monitoring` (performance stats, alerts, system sample),
+  `metrics` (Prometheus), `operations` (runs one tool call with all of those around it);
+- `mcp_engine` (the MCP SDK wiring), `registry_client` (register, heartbeat, deregister);
+- `lifecycle` (readiness, systemd notifications, background tasks), `service` (the agent as
+  one object), `app` (the HTTP application) and `runner` (uvicorn, drain-first shutdown).
 """
