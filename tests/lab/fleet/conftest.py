@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -71,9 +72,30 @@ def _secrets_for(inventory: Path, folder: Path) -> tuple[dict[str, str], list[st
     return tokens, ["-e", f"@{path}"]
 
 
+def _source_snapshot(folder: Path) -> Path:
+    """A copy of what the runtime wheel is built from, taken once per session.
+
+    Every run of the session deploys this copy, so edits to runtime/ made while the session
+    runs (by a developer, by another lab) cannot turn a "nothing changed" run into a rebuild.
+    """
+    repo = Path(__file__).resolve().parents[3]
+    snapshot = folder / "source"
+    snapshot.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(repo / name, snapshot / name)
+    shutil.copytree(
+        repo / "runtime",
+        snapshot / "runtime",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"),
+    )
+    return snapshot
+
+
 @pytest.fixture(scope="session")
 def fleet(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    tokens, extra_args = _secrets_for(lab.inventory, tmp_path_factory.mktemp("fleet"))
+    folder = tmp_path_factory.mktemp("fleet")
+    tokens, extra_args = _secrets_for(lab.inventory, folder)
+    extra_args += ["-e", f"mesh_common_source_dir={_source_snapshot(folder)}"]
     deployed = Fleet(lab, __version__, tokens, extra_args)
     started = time.monotonic()
     run = deployed.playbook()

@@ -1,0 +1,40 @@
+"""A second site.yml run changes nothing; so does a check run with --diff, showing no secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.lab.fleet.conftest import recap
+
+
+def assert_nothing_changed(output: str) -> None:
+    counts = recap(output)
+    assert counts, output[-3000:]
+    changed = {host: c for host, c in counts.items() if c["changed"] or c["failed"]}
+    assert changed == {}, output[-6000:]
+
+
+def test_a_second_run_changes_nothing(fleet: Any) -> None:
+    run = fleet.playbook()
+    assert run.returncode == 0, run.stdout[-6000:]
+    assert_nothing_changed(run.stdout)
+
+
+def test_check_mode_with_diff_changes_nothing_and_prints_no_secret(fleet: Any) -> None:
+    run = fleet.playbook("--check", "--diff")
+    assert run.returncode == 0, run.stdout[-6000:]
+    assert_nothing_changed(run.stdout)
+    for kind, token in fleet.tokens.items():
+        assert token not in run.stdout + run.stderr, f"the {kind} token was printed"
+
+
+def test_check_mode_diff_reports_a_pending_change_without_its_secret(fleet: Any) -> None:
+    """A changed token is reported as a change of agent.env, but its value is never shown."""
+    new_token = "check-mode-token-" + "x" * 24
+    run = fleet.playbook(
+        "--check", "--diff", "--limit", "agent1", "-e", f"mesh_agent_token={new_token}"
+    )
+    assert run.returncode == 0, run.stdout[-6000:]
+    assert recap(run.stdout)["agent1"]["changed"] > 0
+    assert new_token not in run.stdout + run.stderr
+    assert fleet.tokens["agent"] not in run.stdout + run.stderr

@@ -1,0 +1,99 @@
+"""The deployed mesh answers: agents ready, registered with the deployed version, behind the LB."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+REQUESTS_THROUGH_LB = 30
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, dict(response.headers), response.read()
+
+
+def post_json(url: str, body: dict[str, Any], token: str) -> tuple[dict[str, str], Any]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(response.headers), json.loads(response.read())
+
+
+def lb_url(fleet: Any) -> str:
+    return f"http://{fleet.lab.hosts[fleet.lab.groups['loadbalancer'][0]]}"
+
+
+def test_every_agent_is_ready(fleet: Any) -> None:
+    for name in fleet.lab.groups["agents"]:
+        status, _, _ = get(f"http://{fleet.lab.hosts[name]}:8080/ready")
+        assert status == 200, name
+
+
+def test_registry_lists_every_agent_healthy_with_the_deployed_version(fleet: Any) -> None:
+    registry = fleet.lab.hosts[fleet.lab.groups["registry"][0]]
+    _, _, body = get(f"http://{registry}:8000/agents?status=healthy")
+    agents = {agent["name"]: agent for agent in json.loads(body)["agents"]}
+    assert set(fleet.lab.groups["agents"]) <= agents.keys()
+    for name in fleet.lab.groups["agents"]:
+        assert agents[name]["version"] == fleet.version
+        assert agents[name]["status"] == "healthy"
+        assert agents[name]["host"] == fleet.lab.hosts[name]
+
+
+def test_requests_through_the_load_balancer_reach_every_agent(fleet: Any) -> None:
+    served_by = set()
+    for _ in range(REQUESTS_THROUGH_LB):
+        status, headers, _ = get(f"{lb_url(fleet)}/health")
+        assert status == 200
+        served_by.add(headers.get("x-mesh-server") or headers.get("X-Mesh-Server"))
+    assert served_by == set(fleet.lab.groups["agents"])
+
+
+def call_tool(url: str, token: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    body["params"] = {"name": name, "arguments": arguments}
+    _, answer = post_json(url, body, token)
+    result: dict[str, Any] = answer["result"]
+    assert not result.get("isError"), f"{name} failed: {result}"
+    return result
+
+
+def test_file_tools_work_in_base_directory_under_the_hardened_unit(fleet: Any) -> None:
+    token = fleet.tokens["agent"]
+    for name in fleet.lab.groups["agents"]:
+        url = f"http://{fleet.lab.hosts[name]}:8080/mcp"
+        call_tool(url, token, "write_file", {"path": "fleet/probe.txt", "content": name})
+        read = call_tool(url, token, "read_file", {"path": "fleet/probe.txt"})
+        assert name in json.dumps(read), read
+        call_tool(url, token, "file_info", {"path": "fleet/probe.txt"})
+
+
+def test_mcp_tools_are_listed_through_the_load_balancer(fleet: Any) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    _, answer = post_json(f"{lb_url(fleet)}/mcp", body, fleet.tokens["agent"])
+    names = {tool["name"] for tool in answer["result"]["tools"]}
+    assert {"read_file", "write_file", "list_directory", "file_info"} <= names
+
+
+def test_mcp_without_the_token_is_refused(fleet: Any) -> None:
+    request = urllib.request.Request(
+        f"{lb_url(fleet)}/mcp",
+        data=b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401
+    else:
+        raise AssertionError("/mcp answered without a token")
