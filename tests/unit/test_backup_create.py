@@ -77,3 +77,30 @@ def test_unreadable_source_is_a_clear_error(tmp_path, capsys) -> None:
                  "--data-dir", str(tmp_path / "missing")])  # fmt: skip
     assert code == 0  # a missing root is a warning in the manifest, not a failure
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_filler_members_decompress_to_nothing_for_any_size() -> None:
+    import gzip
+
+    from mcp_mesh_sdk.backup.layout import filler
+
+    for size in (0, 22, 23, 100, 65557, 65558, 65580, 200_000):
+        blob = filler(size)
+        assert len(blob) == size
+        assert gzip.decompress(blob) == b""
+    done = subprocess.run(["gzip", "-dc"], input=filler(70_000), capture_output=True)
+    assert (done.returncode, done.stdout) == (0, b"")
+
+
+def test_manifest_outgrowing_its_space_still_gives_a_valid_archive(tmp_path, monkeypatch) -> None:
+    from mcp_mesh_sdk.backup import layout
+    from mcp_mesh_sdk.backup.verify import verify_archive
+
+    monkeypatch.setattr(layout, "reserve_for", lambda bound: 64)  # far too small
+    result = create_backup(make_host(tmp_path).sources())
+    import hashlib
+
+    assert result.sha256 == hashlib.sha256(result.path.read_bytes()).hexdigest()
+    assert verify_archive(result.path).ok
+    with tarfile.open(result.path) as tar:
+        assert tar.getnames()[0] == "MANIFEST.json"

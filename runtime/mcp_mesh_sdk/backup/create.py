@@ -1,16 +1,20 @@
 """`backup create`: stream the sources into a new archive, atomically, in constant memory.
 
-The members are written first to a temporary body file (tar -> parallel gzip), hashing each
-file as it streams. The manifest, which needs those hashes but must come first, is then written
-to the final temporary file followed by a copy of the body (hashing the archive on the way),
-fsynced and renamed into place. A failure leaves no archive and no temporary file behind.
+The tree is scanned first (paths and lstat only), which bounds the manifest's size. The
+archive's first bytes are reserved for it; the members are streamed after that space (tar ->
+parallel gzip), each file hashed on another core as it goes. The manifest, which needs those
+hashes, is then written into the reserved space as a stored gzip member, followed by empty
+gzip members whose header "extra" field fills what is left (readers skip them). The
+archive's sha256 is computed by reading the body back from the page cache, then the file is
+fsynced and renamed into place. Should the manifest outgrow its space (a tree that grew
+during the backup), the archive is rewritten with the manifest in front instead.
+A failure leaves no archive and no temporary file behind.
 """
 
 from __future__ import annotations
 
 import grp
 import hashlib
-import io
 import os
 import pwd
 import socket
@@ -27,15 +31,16 @@ from typing import Any
 
 from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.atomicfile import fsync_directory
+from mcp_mesh_sdk.backup import layout
 from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, write_sidecar
 from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS, ParallelGzipWriter, SequentialHasher
-from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, MANIFEST_NAME, SYMLINK, Entry, Manifest
+from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, SYMLINK, Entry, Manifest
 from mcp_mesh_sdk.backup.sources import Sources
 from mcp_mesh_sdk.backup.tarstream import TarStream
 from mcp_mesh_sdk.errors import OpsError
 
 COPY_SIZE = 4 << 20
-Progress = Callable[[int, int], None]  # (bytes archived, members archived)
+Progress = Callable[[int, int, int], None]  # (bytes archived, bytes in all, members)
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,49 @@ def _tarinfo(entry: Entry, size: int = 0) -> tarfile.TarInfo:
     return info
 
 
+@dataclass(frozen=True)
+class _Item:
+    """One path found by the scan."""
+
+    path: Path
+    name: str  # in the archive
+    info: os.stat_result
+
+
+def _scan(roots: dict[str, Path], out_dir: Path) -> list[_Item]:
+    """Every path to archive, root by root, without reading any file."""
+    items = []
+    for root, path in roots.items():
+        others = [p for r, p in roots.items() if r != root and p != path]
+        excluded = _excluded_identities([out_dir, *others])
+        for found, info in _walk(path, excluded):
+            relative = found.relative_to(path).as_posix()
+            name = root if relative == "." else f"{root}/{relative}"
+            items.append(_Item(found, name, info))
+    return items
+
+
+def _bound(item: _Item) -> int:
+    info = item.info
+    fields: dict[str, Any] = {
+        "path": item.name, "type": FILE, "mode": stat.S_IMODE(info.st_mode),
+        "uid": info.st_uid, "gid": info.st_gid, "owner": _owner(info.st_uid),
+        "group": _group(info.st_gid), "mtime": info.st_mtime, "size": info.st_size,
+        "sha256": "0" * 64,
+    }  # fmt: skip
+    if stat.S_ISLNK(info.st_mode):
+        fields["target"] = "x" * (info.st_size + 16)  # a link's st_size is its target's length
+    return layout.entry_bound(fields)
+
+
 class _Archiver:
-    def __init__(self, tar: TarStream, hasher: SequentialHasher, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        tar: TarStream,
+        hasher: SequentialHasher,
+        progress: Progress | None,
+        total: int,
+    ) -> None:
         self.tar = tar
         self.hasher = hasher
         self.digests: list[tuple[Entry, Any]] = []
@@ -130,16 +176,12 @@ class _Archiver:
         self.warnings: list[str] = []
         self.skipped: list[str] = []
         self.bytes_done = 0
+        self.total = total
         self.progress = progress
         self._last_report = 0.0
 
-    def add_root(self, root_name: str, root: Path, excluded: set[tuple[int, int]]) -> None:
-        for path, info in _walk(root, excluded):
-            relative = path.relative_to(root).as_posix()
-            name = root_name if relative == "." else f"{root_name}/{relative}"
-            self._add(path, name, info)
-
-    def _add(self, path: Path, name: str, info: os.stat_result) -> None:
+    def add(self, item: _Item) -> None:
+        path, name, info = item.path, item.name, item.info
         mode = info.st_mode
         entry: Entry | None
         if stat.S_ISDIR(mode):
@@ -186,7 +228,7 @@ class _Archiver:
         now = time.monotonic()
         if self.progress is not None and now - self._last_report >= 0.2:
             self._last_report = now
-            self.progress(self.bytes_done, len(self.entries))
+            self.progress(self.bytes_done, self.total, len(self.entries))
 
 
 def _excluded_identities(paths: list[Path]) -> set[tuple[int, int]]:
@@ -218,70 +260,89 @@ def create_backup(
         raise OpsError(f"cannot create the backup directory {out_dir}: {exc.strerror}") from exc
     name = archive_name(host, when)
     final = out_dir / name
-    body_path = out_dir / f".{name}.body.tmp"
-    final_tmp = out_dir / f".{name}.tmp"
+    temporary = out_dir / f".{name}.tmp"
+    rewritten = out_dir / f".{name}.rewrite.tmp"
     roots = {root: path for root, path in sources.roots().items() if path.exists()}
     missing = [f"{root} ({path}) does not exist" for root, path in sources.roots().items()
                if root not in roots]  # fmt: skip
+    hasher = SequentialHasher()
     try:
-        hasher = SequentialHasher()
-        with body_path.open("wb", buffering=0) as body:
-            writer = ParallelGzipWriter(body, level)
-            archiver = _Archiver(TarStream(writer), hasher, progress)
+        items = _scan(roots, out_dir)
+        reserved = layout.reserve_for(sum(_bound(item) for item in items))
+        total = sum(item.info.st_size for item in items if stat.S_ISREG(item.info.st_mode))
+        with temporary.open("w+b", buffering=0) as out:
+            out.seek(reserved)
+            writer = ParallelGzipWriter(out, level)
+            archiver = _Archiver(TarStream(writer), hasher, progress, total)
             try:
-                for root, path in roots.items():
-                    others = [p for r, p in roots.items() if r != root and p != path]
-                    excluded = _excluded_identities([out_dir, *others])
-                    archiver.add_root(root, path, excluded)
+                for item in items:
+                    archiver.add(item)
                 archiver.tar.close()
                 writer.close()
-                archiver.resolve_digests()
             except BaseException:
                 writer.abort()
-                hasher.close()
                 raise
-        manifest = Manifest(
-            created_at=when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            host=host,
-            agent_version=__version__,
-            schema_version=schema_version(sources.state_dir) if "state" in roots else 0,
-            roots={root: str(path) for root, path in roots.items()},
-            entries=archiver.entries,
-            warnings=missing + archiver.warnings,
-        )
-        try:
-            digest, size = _assemble(final_tmp, manifest, body_path, level, hasher)
-        finally:
-            hasher.close()
-        final_tmp.replace(final)
+            archiver.resolve_digests()
+            manifest = Manifest(
+                created_at=when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                host=host,
+                agent_version=__version__,
+                schema_version=schema_version(sources.state_dir) if "state" in roots else 0,
+                roots={root: str(path) for root, path in roots.items()},
+                entries=archiver.entries,
+                warnings=missing + archiver.warnings,
+            )
+            front = layout.region(manifest, reserved)
+            if front is not None:
+                os.pwrite(out.fileno(), front, 0)
+                digest, size = _hash_file(out.fileno(), front, reserved, hasher)
+                _seal(out.fileno())
+        if front is None:  # the tree grew past the estimate: manifest in front, body copied
+            first = zlib.compress(layout.manifest_tar(manifest), level, GZIP_WBITS)
+            digest, size = _rewrite(rewritten, first, temporary, reserved, hasher)
+            rewritten.replace(temporary)
+        temporary.replace(final)
         fsync_directory(out_dir)
     except OSError as exc:
         raise OpsError(f"backup failed: {exc}") from exc
     finally:
-        body_path.unlink(missing_ok=True)
-        final_tmp.unlink(missing_ok=True)
+        hasher.close()
+        temporary.unlink(missing_ok=True)
+        rewritten.unlink(missing_ok=True)
     write_sidecar(final, digest, manifest, verified=None, created=True)
     return CreateResult(name, final, size, digest, manifest, archiver.skipped)
 
 
-def _assemble(
-    target: Path, manifest: Manifest, body_path: Path, level: int, hasher: SequentialHasher
+def _seal(handle: int) -> None:
+    os.fchmod(handle, 0o600)
+    os.fsync(handle)
+
+
+def _hash_file(handle: int, front: bytes, offset: int, hasher: SequentialHasher) -> tuple[str, int]:
+    """sha256 and size of `front` followed by the file's bytes from `offset` on."""
+    digest = hashlib.sha256(front)
+    size = len(front)
+    while block := os.pread(handle, COPY_SIZE, offset):  # a new buffer each time
+        hasher.update(digest, block)
+        offset += len(block)
+        size += len(block)
+    hasher.wait()
+    return digest.hexdigest(), size
+
+
+def _rewrite(
+    target: Path, first: bytes, source: Path, offset: int, hasher: SequentialHasher
 ) -> tuple[str, int]:
-    """Manifest member, then the body; returns (sha256, size) of what was written."""
-    header_tar = io.BytesIO()
-    info = tarfile.TarInfo(MANIFEST_NAME)
-    info.mode, info.mtime = 0o600, time.time()
-    TarStream(header_tar).add_bytes(info, manifest.to_bytes())
-    first = zlib.compress(header_tar.getvalue(), level, GZIP_WBITS)
+    """`first`, then `source` from `offset` on, into `target`; (sha256, size) of the result."""
     digest = hashlib.sha256(first)
     size = len(first)
-    with target.open("wb", buffering=0) as out, body_path.open("rb", buffering=0) as body:
+    with target.open("wb", buffering=0) as out, source.open("rb", buffering=0) as body:
         out.write(first)
+        body.seek(offset)
         while block := body.read(COPY_SIZE):  # a new buffer each time: hashed meanwhile
             hasher.update(digest, block)
             out.write(block)
             size += len(block)
         hasher.wait()
-        os.fchmod(out.fileno(), 0o600)
-        os.fsync(out.fileno())
+        _seal(out.fileno())
     return digest.hexdigest(), size

@@ -53,8 +53,11 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None
     print(json.dumps(document, indent=2) if args.json else text)
 
 
-def _progress(done: int, members: int) -> None:
-    sys.stderr.write(f"\r  {done / 1e6:10.1f} MB  {members:8d} members")
+def _progress(done: int, total: int, members: int) -> None:
+    percent = 100 * done / total if total else 100.0
+    sys.stderr.write(
+        f"\r  {percent:5.1f} %  {done / 1e6:10.1f} / {total / 1e6:.1f} MB  {members} members"
+    )
     sys.stderr.flush()
 
 

@@ -1,0 +1,84 @@
+"""The reserved space at the front of an archive: the manifest member plus gzip filler.
+
+The manifest is the archive's first member, but it needs every file's hash, so it is
+written last into space reserved before the body. It goes there as a stored gzip member;
+the rest of the space holds empty gzip members whose header carries an "extra" field of the
+right length (RFC 1952 FEXTRA). Every gzip reader skips those, and they decompress to
+nothing, so the tar stream stays intact.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import tarfile
+import time
+import zlib
+from typing import Any
+
+from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS
+from mcp_mesh_sdk.backup.manifest import MANIFEST_NAME, Manifest
+from mcp_mesh_sdk.backup.tarstream import header
+
+FILLER_OVERHEAD = 22  # gzip header 10 + XLEN 2 + empty deflate block 2 + CRC/ISIZE 8
+MAX_EXTRA = 0xFFFF
+ENTRY_SLACK = 32  # digits a file's size or mtime may gain between the scan and the read
+HEAD_SLACK = 16 << 10  # warnings, roots, times
+
+
+def filler(size: int) -> bytes:
+    """Empty gzip members totalling exactly `size` bytes (0, or at least 22)."""
+    if size and size < FILLER_OVERHEAD:
+        raise ValueError(f"filler of {size} bytes is impossible (minimum {FILLER_OVERHEAD})")
+    members = []
+    while size:
+        extra = min(MAX_EXTRA, size - FILLER_OVERHEAD)
+        remainder = size - FILLER_OVERHEAD - extra
+        if 0 < remainder < FILLER_OVERHEAD:
+            extra -= FILLER_OVERHEAD  # leave room for one more member
+        field = (
+            b"MP" + struct.pack("<H", extra - 4) + bytes(extra - 4) if extra >= 4 else bytes(extra)
+        )
+        members.append(
+            b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff"
+            + struct.pack("<H", extra)
+            + field
+            + b"\x03\x00"  # an empty, final, fixed-Huffman deflate block
+            + bytes(8)  # CRC32 and ISIZE of nothing
+        )
+        size -= FILLER_OVERHEAD + extra
+    return b"".join(members)
+
+
+def manifest_tar(manifest: Manifest) -> bytes:
+    """The manifest as one tar member (header and padded data)."""
+    data = manifest.to_bytes()
+    info = tarfile.TarInfo(MANIFEST_NAME)
+    info.mode, info.mtime, info.size = 0o600, int(time.time()), len(data)
+    padding = -len(data) % tarfile.BLOCKSIZE
+    return header(info) + data + bytes(padding)
+
+
+def stored_size_bound(raw: int) -> int:
+    """An upper bound of a level-0 gzip member holding `raw` bytes (zlib's stored blocks)."""
+    return raw + 5 * (raw // 4096 + 2) + 18
+
+
+def entry_bound(fields: dict[str, Any]) -> int:
+    """Bytes one manifest line may take, from what the scan saw (sha256 counted as 64)."""
+    return len(json.dumps(fields, sort_keys=True)) + 2 + ENTRY_SLACK
+
+
+def reserve_for(entry_bounds: int) -> int:
+    """Space to reserve for a manifest whose member lines take at most `entry_bounds`."""
+    raw = tarfile.BLOCKSIZE * 2 + entry_bounds + HEAD_SLACK
+    return stored_size_bound(raw) + FILLER_OVERHEAD
+
+
+def region(manifest: Manifest, reserved: int) -> bytes | None:
+    """Exactly `reserved` bytes: the manifest member then filler; None when it does not fit."""
+    member = zlib.compress(manifest_tar(manifest), 0, GZIP_WBITS)
+    rest = reserved - len(member)
+    if rest < 0 or 0 < rest < FILLER_OVERHEAD:
+        return None
+    return member + filler(rest)
