@@ -81,6 +81,26 @@ def test_without_fallback_ready_waits_for_the_registry(
         assert "agent-under-test" in registry.agents
 
 
+def test_without_fallback_ready_follows_the_registry_going_away_and_back(
+    agent_env: dict[str, str], start_agent
+) -> None:
+    port = free_port()
+    env = {
+        **agent_env,
+        "MESH_REGISTRY_URL": f"http://127.0.0.1:{port}",
+        "MCP_MESH_REGISTRY_TOKEN": REGISTRY_TOKEN,
+        "FALLBACK_MODE": "false",
+        "HEALTH_INTERVAL": "1",
+        "RETRY_ATTEMPTS": "1",
+    }
+    with serve_fake_registry(port):
+        agent = start_agent(env)
+    assert wait_until(lambda: agent.get("/ready").json().get("reason") == "registry_unreachable")
+    with serve_fake_registry(port) as registry:  # a fresh registry: 404, then registered again
+        assert wait_until(lambda: agent.get("/ready").status == 200, timeout=20)
+        assert "agent-under-test" in registry.agents
+
+
 def test_with_fallback_ready_while_the_registry_is_down(agent_env, start_agent) -> None:
     agent = start_agent(agent_env)  # agent_env's registry URL has no listener
     assert agent.get("/ready").status == 200

@@ -16,7 +16,7 @@ from mcp_mesh_sdk.config import load_agent_config
 def lifecycle(*, fallback: bool = True, registered: bool = False, errors=()) -> Lifecycle:
     state = Lifecycle(
         fallback_mode=fallback,
-        is_registered=lambda: registered,
+        registry_problem=lambda: None if registered else "not_registered",
         critical_errors=lambda: list(errors),
     )
     return state
@@ -89,7 +89,7 @@ def test_ready_is_sent_once_and_only_when_the_agent_may_serve(notify: socket.soc
         state.changed()
         await asyncio.sleep(0.01)
         steps.append(received(notify))
-        state._is_registered = lambda: True
+        state._registry_problem = lambda: None
         state.changed()
         await asyncio.sleep(0.01)
         steps.append(received(notify))
@@ -129,3 +129,17 @@ def test_backoff_grows_by_the_factor_and_stops_at_the_ceiling() -> None:
     for attempt, ceiling in [(0, 1.0), (1, 2.0), (2, 4.0), (3, 5.0), (30, 5.0), (500, 5.0)]:
         waited = delay(attempt)
         assert 0.8 * ceiling <= waited <= ceiling, (attempt, waited)
+
+
+def test_registry_standing_names_what_is_wrong() -> None:
+    from mcp_mesh_sdk.agent.registry_client import RegistryStatus
+
+    status = RegistryStatus()
+    assert status.problem() == "not_registered"
+    status.registered, status.reachable = True, False
+    assert status.problem() == "registry_unreachable"
+    status.reachable = True
+    assert status.problem() is None
+    state = serving(lifecycle(fallback=False))
+    state._registry_problem = lambda: "registry_unreachable"
+    assert state.readiness().reason == "registry_unreachable"

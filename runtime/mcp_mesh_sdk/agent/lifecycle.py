@@ -1,7 +1,8 @@
 """Readiness, systemd notifications and background tasks.
 
-Ready means: the socket is bound, the agent is registered (or FALLBACK_MODE lets it serve
-without the registry), it is not draining, and its file operations work. The MCP SDK may
+Ready means: the socket is bound, the agent is registered and its heartbeats get through (or
+FALLBACK_MODE lets it serve without the registry), it is not draining, and its file
+operations work. The MCP SDK may
 still be loading then (it takes most of a second to import): /mcp calls wait for it rather
 than fail, so it does not hold up readiness. systemd gets `READY=1` the first time all but
 the last hold (a bad BASE_DIRECTORY shows in /ready and STATUS=, not as a start that never
@@ -28,7 +29,7 @@ logger = logging.getLogger("mcp_mesh_sdk.agent.lifecycle")
 @dataclass(frozen=True)
 class Readiness:
     ready: bool
-    reason: str | None = None  # starting, draining, not_registered, unhealthy
+    reason: str | None = None  # starting, draining, not_registered, registry_unreachable, unhealthy
     errors: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, object]:
@@ -55,11 +56,11 @@ class Lifecycle:
         self,
         *,
         fallback_mode: bool,
-        is_registered: Callable[[], bool],
+        registry_problem: Callable[[], str | None],
         critical_errors: Callable[[], list[str]],
     ) -> None:
         self.fallback_mode = fallback_mode
-        self._is_registered = is_registered
+        self._registry_problem = registry_problem
         self._critical_errors = critical_errors
         self.started_at = time.time()
         self._started_monotonic = time.monotonic()
@@ -88,8 +89,10 @@ class Lifecycle:
             return Readiness(False, "draining")
         if not self.listening:
             return Readiness(False, "starting")
-        if not self.fallback_mode and not self._is_registered():
-            return Readiness(False, "not_registered")
+        if not self.fallback_mode:
+            problem = self._registry_problem()
+            if problem is not None:
+                return Readiness(False, problem)
         errors = self._critical_errors()
         if errors:
             return Readiness(False, "unhealthy", tuple(errors))

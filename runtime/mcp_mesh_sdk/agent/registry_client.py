@@ -30,14 +30,24 @@ logger = logging.getLogger("mcp_mesh_sdk.agent.registry")
 @dataclass
 class RegistryStatus:
     registered: bool = False
+    reachable: bool = False  # False after a failed registration or a failed heartbeat round
     registered_at: datetime | None = None
     last_heartbeat: datetime | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
 
+    def problem(self) -> str | None:
+        """Why the agent is not in good standing with the registry (None when it is)."""
+        if not self.registered:
+            return "not_registered"
+        if not self.reachable:
+            return "registry_unreachable"
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {
             "registered": self.registered,
+            "reachable": self.reachable,
             "registered_at": _iso(self.registered_at),
             "last_heartbeat": _iso(self.last_heartbeat),
             "error": self.last_error,
@@ -151,6 +161,7 @@ class RegistryClient:
             return False
         now = datetime.now(UTC)
         self.status.registered = True
+        self.status.reachable = True
         self.status.registered_at = now
         self.status.last_heartbeat = now
         self.status.last_error = None
@@ -178,16 +189,25 @@ class RegistryClient:
             except RegistryCallFailed as exc:
                 self._failed("heartbeat", str(exc))
                 if not exc.retryable or attempt == self.config.retry_attempts or self._stopped:
+                    self._unreachable()
                     return
                 await asyncio.sleep(self._delay(attempt))
                 continue
             self.status.last_heartbeat = datetime.now(UTC)
-            if self.status.last_error is not None:
+            if self.status.last_error is not None or not self.status.reachable:
                 logger.info("registry heartbeats work again")
                 self.status.last_error = None
                 self.status.consecutive_failures = 0
+                self.status.reachable = True
                 self._on_change()
             return
+
+    def _unreachable(self) -> None:
+        """A whole heartbeat round failed: the registry cannot vouch for this agent now."""
+        if self.status.reachable:
+            self.status.reachable = False
+            logger.warning("registry heartbeats fail; it will list this agent as stale")
+            self._on_change()
 
     async def deregister(self, timeout: float = 3.0) -> bool:
         """Leave the registry (at shutdown); False when it could not be told."""
@@ -207,6 +227,7 @@ class RegistryClient:
             logger.warning("could not deregister from the registry: %s", _describe_error(exc))
             return False
         self.status.registered = False
+        self.status.reachable = False
         self._on_change()
         if response.status_code >= 400 and response.status_code != 404:
             logger.warning("registry refused the deregistration: HTTP %d", response.status_code)

@@ -77,7 +77,7 @@ class Agent:
         )
         self.lifecycle = Lifecycle(
             fallback_mode=config.fallback_mode,
-            is_registered=lambda: self.registry.status.registered,
+            registry_problem=self.registry.status.problem,
             critical_errors=self.file_operation_errors,
         )
         self.engine: McpEngine | None = None
