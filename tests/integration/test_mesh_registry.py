@@ -56,16 +56,9 @@ def mesh_env(agent_env: dict[str, str], registry_port: int, fallback: bool) -> d
     }
 
 
-AGENT_KEEPS_READY = pytest.mark.xfail(
-    reason="agent: a failed heartbeat leaves registry.status.registered true, so /ready stays "
-    "200 with FALLBACK_MODE=false while the registry is down (agent/registry_client.py)",
-    strict=False,
-)
-
-
 @pytest.mark.parametrize(
     "fallback",
-    [pytest.param(False, marks=AGENT_KEEPS_READY), True],
+    [False, True],
     ids=["fallback-off", "fallback-on"],
 )
 def test_ready_follows_fallback_mode_across_a_registry_restart(
