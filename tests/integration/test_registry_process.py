@@ -104,3 +104,51 @@ def test_port_in_use_is_a_clear_error(registry, tmp_path) -> None:
     assert done.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_tells_systemd_ready_watchdog_and_stopping(tmp_path, notify_socket) -> None:
+    port = free_port()
+    env = {
+        "MCP_MESH_REGISTRY_HOST": "127.0.0.1",
+        "MCP_MESH_REGISTRY_PORT": str(port),
+        "MCP_MESH_REGISTRY_DB": str(tmp_path / "registry.db"),
+        "MCP_MESH_REGISTRY_TOKEN": TOKEN,
+        "NOTIFY_SOCKET": notify_socket.getsockname(),
+        "WATCHDOG_USEC": "400000",  # a ping every 0.2 s
+    }
+    service = Service(["registry"], env, tmp_path / "registry.log").start()
+    try:
+        messages = [notify_socket.recv(4096).decode() for _ in range(3)]
+        assert any("READY=1" in m for m in messages)
+        assert any("WATCHDOG=1" in m for m in messages)
+        assert http("GET", f"http://127.0.0.1:{port}/ready")[0] == 200
+    finally:
+        assert service.stop() == 0
+    rest = []
+    notify_socket.settimeout(2)
+    try:
+        while True:
+            rest.append(notify_socket.recv(4096).decode())
+    except TimeoutError:
+        pass
+    assert any("STOPPING=1" in m for m in rest)
+
+
+def test_check_config_validates_a_registry_env_file(tmp_path) -> None:
+    env_file = tmp_path / "registry.env"
+    env_file.write_text(f"MCP_MESH_REGISTRY_TOKEN={TOKEN}\nMCP_MESH_REGISTRY_PORT=8000\n")
+    good = subprocess.run(
+        [sys.executable, "-m", "mcp_mesh_sdk", "check-config", "--service", "registry",
+         "--env-file", str(env_file), "--json"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert TOKEN not in good.stdout
+    env_file.write_text("MCP_MESH_REGISTRY_PORT=0\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "mcp_mesh_sdk", "check-config", "--service", "registry",
+         "--env-file", str(env_file)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert bad.returncode != 0
+    assert "MCP_MESH_REGISTRY_PORT" in bad.stderr and "MCP_MESH_REGISTRY_TOKEN" in bad.stderr
