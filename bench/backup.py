@@ -1,0 +1,194 @@
+"""Benchmark: `backup create` and `backup verify` against `tar -c DIR | sha256sum`.
+
+Generates about 1 GB once in a temporary directory (many small text files, a few large text
+and binary files: what an agent's data directory holds), runs each command three times with a
+warm page cache, and reports throughput (bytes of source data per second of wall time) as
+medians. Target: create and verify each reach at least 0.7 of the baseline's throughput.
+Writes bench/results/backup.json. Run alone: `.venv/bin/python -m bench.backup`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RUNS = 3
+LEVELS = (1, 0)  # the default, and stored (no deflate) for comparison
+TARGET_RATIO = 0.7
+SMALL_FILES = 20_000
+SMALL_TOTAL = 200 << 20
+LARGE_TEXT = 2
+LARGE_BINARY = 2
+LARGE_SIZE = 200 << 20
+RESULTS = Path(__file__).parent / "results" / "backup.json"
+WORDS = [
+    "agent",
+    "registry",
+    "mesh",
+    "heartbeat",
+    "status",
+    "healthy",
+    "stale",
+    "request",
+    "operation",
+    "file",
+    "read",
+    "write",
+    "directory",
+    "error",
+    "timeout",
+    "retry",
+    "backoff",
+    "incident",
+    "severity",
+    "metric",
+    "latency",
+    "json",
+    "yaml",
+    "value",
+]
+
+
+def _text_block(rng: random.Random, size: int) -> bytes:
+    lines = []
+    total = 0
+    while total < size:
+        line = f'{{"seq": {rng.randrange(10**9)}, "msg": "{" ".join(rng.choices(WORDS, k=12))}"}}\n'
+        lines.append(line)
+        total += len(line)
+    return "".join(lines).encode()[:size]
+
+
+def generate(root: Path) -> int:
+    """Write the data set; return its size in bytes."""
+    rng = random.Random(42)
+    block = _text_block(rng, 8 << 20)
+    total = 0
+    per_dir = 500
+    for n in range(SMALL_FILES):
+        directory = root / "docs" / f"d{n // per_dir:03d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        size = rng.randrange(1024, 2 * SMALL_TOTAL // SMALL_FILES)
+        start = rng.randrange(0, len(block) - size)
+        (directory / f"f{n:05d}.json").write_bytes(block[start : start + size])
+        total += size
+    for n in range(LARGE_TEXT):
+        with (root / f"log{n}.txt").open("wb") as out:
+            written = 0
+            while written < LARGE_SIZE:
+                piece = _text_block(rng, 4 << 20)
+                out.write(piece)
+                written += len(piece)
+        total += written
+    for n in range(LARGE_BINARY):
+        with (root / f"blob{n}.bin").open("wb") as out:
+            for _ in range(LARGE_SIZE // (8 << 20)):
+                out.write(os.urandom(8 << 20))
+        total += LARGE_SIZE
+    return total
+
+
+def _time(command: list[str] | str, shell: bool = False) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, shell=shell, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mcp_mesh_sdk", *args]
+
+
+def _median_throughput(times: list[float], size: int) -> dict[str, Any]:
+    median = statistics.median(times)
+    return {
+        "seconds": [round(t, 3) for t in times],
+        "median_seconds": round(median, 3),
+        "mb_per_s": round(size / median / 1e6, 1),
+    }
+
+
+def _machine_load() -> dict[str, Any]:
+    """How busy the machine was: other work on it slows every contender."""
+    load: dict[str, Any] = {"load_average": [round(v, 2) for v in os.getloadavg()]}
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0].split()
+        load["cpu_pressure_some_avg60"] = float(some[2].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return load
+
+
+def main() -> dict[str, Any]:
+    load_before = _machine_load()
+    with tempfile.TemporaryDirectory(prefix="mcp-mesh-bench-") as scratch:
+        base = Path(scratch)
+        data, state, out = base / "data", base / "state", base / "backups"
+        for directory in (data, state, base / "etc"):
+            directory.mkdir()
+        size = generate(data)
+        paths = ["--config-dir", str(base / "etc"), "--state-dir", str(state),
+                 "--data-dir", str(data), "--output-dir", str(out),
+                 "--env-file", "/dev/null"]  # fmt: skip
+        _time(f"tar -c -C {data} . > /dev/null", shell=True)  # warm the page cache
+
+        # Interleaved rounds: a load spike from elsewhere hits every contender alike.
+        times: dict[str, list[float]] = {"baseline_tar_sha256sum": []}
+        archives: dict[str, dict[str, Any]] = {}
+        for _ in range(RUNS):
+            times["baseline_tar_sha256sum"].append(
+                _time(f"tar -c -C {data} . | sha256sum", shell=True)[0]
+            )
+            for level in LEVELS:
+                shutil.rmtree(out, ignore_errors=True)
+                create = _cli("backup", "create", "--json", "--level", str(level), *paths)
+                elapsed, stdout = _time(create)
+                times.setdefault(f"create_level_{level}", []).append(elapsed)
+                archives[f"create_level_{level}"] = made = json.loads(stdout)
+                verify = _cli("backup", "verify", made["path"], "--json", *paths)
+                times.setdefault(f"verify_level_{level}", []).append(_time(verify)[0])
+        results = {name: _median_throughput(spent, size) for name, spent in times.items()}
+        for name, made in archives.items():
+            results[name]["archive_bytes"] = made["size"]
+            results[name]["compression_ratio"] = round(made["size"] / size, 3)
+    base_rate = results["baseline_tar_sha256sum"]["mb_per_s"]
+    for key, value in results.items():
+        if key != "baseline_tar_sha256sum":
+            value["ratio_to_baseline"] = round(value["mb_per_s"] / base_rate, 2)
+            value["target_met"] = value["ratio_to_baseline"] >= TARGET_RATIO
+    document = {
+        "benchmark": "backup",
+        "data_bytes": size,
+        "data_set": f"{SMALL_FILES} small JSON files (~{SMALL_TOTAL >> 20} MB), "
+        f"{LARGE_TEXT} x {LARGE_SIZE >> 20} MB text logs, "
+        f"{LARGE_BINARY} x {LARGE_SIZE >> 20} MB random binary",
+        "runs": RUNS,
+        "statistic": "median wall time, warm page cache; MB/s = source bytes / time",
+        "target": f"create and verify >= {TARGET_RATIO} x baseline throughput (default level 1)",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_before": load_before,
+        "load_after": _machine_load(),
+        "results": results,
+        "default_level": 1,
+        "target_met": results["create_level_1"]["target_met"]
+        and results["verify_level_1"]["target_met"],
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    return document
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
