@@ -97,6 +97,7 @@ class RegistryClient:
         self._delay = backoff_delays(config)
         self._client: httpx2.AsyncClient | None = None
         self._stopped = False
+        self._register_sent = False
 
     # -- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -154,6 +155,7 @@ class RegistryClient:
             "version": self.version,
             "capabilities": self.capabilities,
         }
+        self._register_sent = True  # from here on the registry may know this agent
         try:
             await self._call("POST", "/agents/register", json=body)
         except RegistryCallFailed as exc:
@@ -212,7 +214,7 @@ class RegistryClient:
     async def deregister(self, timeout: float = 3.0) -> bool:
         """Leave the registry (at shutdown); False when it could not be told."""
         self.stop()
-        if not self.status.registered:
+        if not (self.status.registered or self._register_sent):
             return False
         import httpx2
 

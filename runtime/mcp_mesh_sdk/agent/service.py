@@ -87,6 +87,7 @@ class Agent:
         self._engine_done = asyncio.Event()
         self._engine_settled = asyncio.Event()  # loaded, or failed to load
         self._engine_task: asyncio.Task[None] | None = None
+        self._registry_task: asyncio.Task[None] | None = None
         self._deregistered = False
         self._file_check: tuple[float, list[str]] = (-FILE_CHECK_SECONDS, [])
 
@@ -106,9 +107,9 @@ class Agent:
         watchdog = watchdog_task()
         if watchdog is not None:
             self._tasks.periodic.append(watchdog)
-        self._tasks.services.append(("registry", self.registry.run))
         self._tasks.services.append(("systemd-notify", self.lifecycle.tell_systemd))
         self._tasks.start()
+        self._registry_task = asyncio.create_task(self.registry.run(), name="registry")
         self._engine_task = asyncio.create_task(self._serve_engine(), name="mcp-engine")
 
     async def _serve_engine(self) -> None:
@@ -141,6 +142,10 @@ class Agent:
         if self._deregistered:
             return
         self._deregistered = True
+        if self._registry_task is not None:  # no heartbeat or retry may register it again
+            self._registry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._registry_task
         await self.registry.deregister(timeout=min(3.0, float(self.config.request_timeout)))
 
     async def shutdown(self) -> None:
