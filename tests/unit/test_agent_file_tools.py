@@ -103,8 +103,10 @@ def test_size_limit_counts_utf8_bytes_not_characters(tools: FileTools) -> None:
 def test_write_creates_folders_and_replaces_atomically(tools: FileTools, base: Path) -> None:
     first = tools.write_file("a/b/c.txt", "one")
     assert first == {"path": "a/b/c.txt", "bytes_written": 3, "created": True}
+    os.chmod(base / "a/b/c.txt", 0o600)
     second = tools.write_file("a/b/c.txt", "two")
     assert second["created"] is False
+    assert (base / "a/b/c.txt").stat().st_mode & 0o777 == 0o600  # permissions kept
     assert (base / "a/b/c.txt").read_text() == "two"
     assert [p.name for p in (base / "a/b").iterdir()] == ["c.txt"]  # no temporary left
 

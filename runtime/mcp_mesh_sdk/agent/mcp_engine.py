@@ -11,6 +11,7 @@ HTTP listener already answers /health and /livez.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
 WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
+logger = logging.getLogger("mcp_mesh_sdk.agent.mcp")
 FQDN_LOOKUP_SECONDS = 1.0
 
 
@@ -68,11 +70,24 @@ def host_patterns(names: Iterable[str], extra: Iterable[str]) -> tuple[list[str]
 
 
 def interface_addresses() -> list[str]:
-    """Every address on this host's interfaces (IPv6 without its %scope)."""
+    """Every address on this host's interfaces (IPv6 without its %scope).
+
+    psutil asks the kernel over netlink; where a sandbox forbids that, the host name's
+    resolved addresses stand in (MCP_MESH_ALLOWED_HOSTS can add more).
+    """
     import psutil
 
+    try:
+        interfaces = psutil.net_if_addrs()
+    except OSError as exc:
+        logger.warning("cannot list interface addresses (%s); using the host name's", exc)
+        try:
+            infos = socket.getaddrinfo(socket.gethostname(), None)
+        except OSError:
+            return []
+        return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
     found = []
-    for addresses in psutil.net_if_addrs().values():
+    for addresses in interfaces.values():
         for address in addresses:
             if address.family in (socket.AF_INET, socket.AF_INET6):
                 found.append(address.address.split("%", 1)[0])

@@ -61,7 +61,7 @@ class FileTools:
         guard.check_size(path, len(data))
         if real == guard.real_base or real.is_dir():
             raise OperationFailed(f"{path!r} is a directory")
-        existed = real.exists()
+        mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
         try:
             real.parent.mkdir(parents=True, exist_ok=True)
         except FileExistsError as exc:
@@ -73,6 +73,8 @@ class FileTools:
         fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, path, mode=0o644)
         try:
             guard.verify_open_file(fd, path)
+            if mode is not None:  # a replaced file keeps its permissions
+                os.fchmod(fd, mode)
             with os.fdopen(fd, "wb", closefd=False) as stream:
                 stream.write(data)
                 stream.flush()
@@ -85,7 +87,7 @@ class FileTools:
                 os.close(fd)
             temp.unlink(missing_ok=True)
             raise
-        return {"path": guard.display(real), "bytes_written": len(data), "created": not existed}
+        return {"path": guard.display(real), "bytes_written": len(data), "created": mode is None}
 
     def list_directory(self, path: str = ".") -> dict[str, Any]:
         guard = self._guard()
