@@ -113,8 +113,9 @@ def build(module: AnsibleModule, source: Path, cache: Path, version: str, ident:
         wheels.mkdir()
         command = [module.params["python"], "-m", "pip", "wheel", "--quiet"]
         command += ["--disable-pip-version-check", "--wheel-dir", str(wheels)]
-        if (release_cache / "wheels").is_dir():  # an earlier build of this version: reuse wheels
-            command += ["--find-links", str(release_cache / "wheels")]
+        # Wheels of earlier builds (any version) are reused: a new release rebuilds only itself.
+        for earlier in sorted(cache.glob("*/wheels")):
+            command += ["--find-links", str(earlier)]
         command.append(str(source))
         rc, out, err = module.run_command(command, environ_update={"PIP_NO_INPUT": "1"})
         if rc != 0:

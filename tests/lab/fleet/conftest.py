@@ -3,7 +3,8 @@
 `fleet` (session) -> Fleet
     .version          runtime version deployed (what the source tree holds)
     .tokens           {"agent": ..., "registry": ...} secrets the deploy used (never printed)
-    .extra_args       arguments every further ansible-playbook run needs (the secrets file)
+    .source           the copy of the source tree (pyproject.toml, runtime/) every run deploys
+    .extra_args       arguments every further ansible-playbook run needs (secrets, source)
     .deploy_seconds   wall time of the first deploy
     .playbook(*args)  run playbooks/site.yml again with the same secrets -> CompletedProcess
 """
@@ -45,6 +46,7 @@ class Fleet:
     lab: Any
     version: str
     tokens: dict[str, str]
+    source: Path
     extra_args: list[str]
     deploy_seconds: float = 0.0
     first_run: subprocess.CompletedProcess[str] | None = field(default=None, repr=False)
@@ -95,8 +97,9 @@ def _source_snapshot(folder: Path) -> Path:
 def fleet(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     folder = tmp_path_factory.mktemp("fleet")
     tokens, extra_args = _secrets_for(lab.inventory, folder)
-    extra_args += ["-e", f"mesh_common_source_dir={_source_snapshot(folder)}"]
-    deployed = Fleet(lab, __version__, tokens, extra_args)
+    source = _source_snapshot(folder)
+    extra_args += ["-e", f"mesh_common_source_dir={source}"]
+    deployed = Fleet(lab, __version__, tokens, source, extra_args)
     started = time.monotonic()
     run = deployed.playbook()
     deployed.deploy_seconds = time.monotonic() - started

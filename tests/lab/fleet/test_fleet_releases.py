@@ -1,0 +1,78 @@
+"""Releases: a new version is installed beside the old, `current` switches, old ones are pruned.
+
+Runs on one agent with copies of the session's source tree whose version is changed, the way
+an upgrade builds its new release; the agent ends on the session's version again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HOST = "agent1"
+RELEASES = "/opt/mcp-mesh/releases"
+
+
+def source_with_version(snapshot: Path, folder: Path, version: str) -> Path:
+    copy = folder / f"source-{version}"
+    shutil.copytree(snapshot, copy)
+    init = copy / "runtime" / "mcp_mesh_sdk" / "__init__.py"
+    init.write_text(
+        re.sub(r'__version__ = "[^"]+"', f'__version__ = "{version}"', init.read_text())
+    )
+    return copy
+
+
+def deploy(fleet: Any, source: Path) -> None:
+    run = fleet.playbook(
+        "--limit",
+        HOST,
+        "-e",
+        f"mesh_common_source_dir={source}",
+        "-e",
+        "mesh_agent_keep_releases=2",
+    )
+    assert run.returncode == 0, run.stdout[-5000:]
+
+
+def releases_on(host: Any) -> set[str]:
+    return set(host.check_output(f"ls -1 {RELEASES}").split())
+
+
+def links_on(host: Any) -> tuple[str, str]:
+    current = host.file("/opt/mcp-mesh/current").linked_to
+    previous = host.file("/opt/mcp-mesh/previous").linked_to
+    return current.rsplit("/", 1)[-1], previous.rsplit("/", 1)[-1]
+
+
+def served_version(fleet: Any) -> str:
+    url = f"http://{fleet.lab.hosts[HOST]}:8080/health"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(json.loads(response.read())["version"])
+
+
+def test_upgrade_switches_current_keeps_previous_and_prunes_beyond_the_limit(
+    fleet: Any, lab_host: Any, tmp_path: Path
+) -> None:
+    host = lab_host(HOST)
+    session_source = fleet.source
+    first, second = f"{fleet.version}.post1", f"{fleet.version}.post2"
+
+    deploy(fleet, source_with_version(session_source, tmp_path, first))
+    assert links_on(host) == (first, fleet.version)
+    assert served_version(fleet) == first
+
+    deploy(fleet, source_with_version(session_source, tmp_path, second))
+    assert links_on(host) == (second, first)
+    # keep 2: the session's release, neither current nor previous now, is the one removed
+    assert releases_on(host) == {first, second}
+    assert served_version(fleet) == second
+
+    deploy(fleet, session_source)  # back to the session's version: installed afresh
+    assert links_on(host) == (fleet.version, second)
+    assert releases_on(host) == {fleet.version, second}
+    assert served_version(fleet) == fleet.version
