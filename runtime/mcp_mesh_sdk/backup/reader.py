@@ -7,16 +7,15 @@ Any damage (bad gzip CRC, truncation, a broken tar header) becomes `CorruptArchi
 from __future__ import annotations
 
 import gzip
-import io
 import tarfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 from mcp_mesh_sdk.backup.gzstream import PipelinedGzipReader
 from mcp_mesh_sdk.backup.manifest import MANIFEST_NAME, Manifest
+from mcp_mesh_sdk.backup.tarread import TarReader
 from mcp_mesh_sdk.errors import OpsError
 
 READ_SIZE = 1 << 20
@@ -37,10 +36,9 @@ class ArchiveReader:
             self._file = path.open("rb", buffering=0)
         except OSError as exc:
             raise OpsError(f"cannot open {path}: {exc.strerror or exc}") from exc
-        self._inflated = PipelinedGzipReader(self._file, READ_SIZE)
-        self._gzip = io.BufferedReader(self._inflated, READ_SIZE)
+        self._inflated = PipelinedGzipReader(self._file, min(bufsize, READ_SIZE))
+        self._tar = TarReader(self._inflated)
         try:
-            self._tar = tarfile.open(fileobj=self._gzip, mode="r|", bufsize=bufsize)  # noqa: SIM115
             self.manifest = self._read_manifest()
         except DAMAGE as exc:
             self.close()
@@ -55,22 +53,24 @@ class ArchiveReader:
             raise CorruptArchive(f"{self.path} does not start with {MANIFEST_NAME}")
         if first.size > MAX_MANIFEST:
             raise CorruptArchive(f"{self.path}: manifest of {first.size} bytes is implausible")
-        handle = self._tar.extractfile(first)
-        assert handle is not None
-        return Manifest.from_bytes(handle.read())
+        return Manifest.from_bytes(self._tar.read())
 
-    def members(self) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
-        """Every member after the manifest, with a stream of its data (files only)."""
+    def members(self) -> Iterator[tuple[tarfile.TarInfo, TarReader | None]]:
+        """Every member after the manifest, with a stream of its data (files only).
+
+        The stream is valid until the next member is asked for.
+        """
         try:
             while (info := self._tar.next()) is not None:
-                yield info, self._tar.extractfile(info) if info.isfile() else None
+                yield info, self._tar if info.isfile() else None
         except DAMAGE as exc:
             raise CorruptArchive(f"{self.path} is corrupt or truncated: {exc}") from exc
 
     def finish(self) -> tuple[str, int]:
         """Read to the end (checking every gzip CRC); the archive's (sha256, size)."""
+        buffer = bytearray(READ_SIZE)
         try:
-            while self._gzip.read(READ_SIZE):
+            while self._inflated.readinto(buffer):
                 pass
         except DAMAGE as exc:
             raise CorruptArchive(f"{self.path} is corrupt or truncated: {exc}") from exc

@@ -25,11 +25,12 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, SYMLINK, Entry, Manifest
 from mcp_mesh_sdk.backup.reader import DAMAGE, READ_SIZE, ArchiveReader
 from mcp_mesh_sdk.backup.sources import Sources, is_within
+from mcp_mesh_sdk.backup.tarread import TarReader
 from mcp_mesh_sdk.backup.verify import verify_archive
 from mcp_mesh_sdk.errors import OpsError
 
@@ -146,7 +147,7 @@ class _Extractor:
         self.members = 0
         self.bytes = 0
 
-    def extract(self, entry: Entry, stream: IO[bytes] | None, destination_root: Path) -> None:
+    def extract(self, entry: Entry, stream: TarReader | None, destination_root: Path) -> None:
         parts = _safe_relative(entry.path)
         base, staging = self.bases[parts[0]]
         relative = "/".join(parts[1:])
@@ -167,7 +168,7 @@ class _Extractor:
             raise RestoreRefused(f"refusing member {entry.path}: type {entry.type}")
         self.members += 1
 
-    def _write_file(self, target: Path, entry: Entry, stream: IO[bytes] | None) -> None:
+    def _write_file(self, target: Path, entry: Entry, stream: TarReader | None) -> None:
         import hashlib
 
         if stream is None:
@@ -178,7 +179,7 @@ class _Extractor:
         buffer = bytearray(READ_SIZE)
         view = memoryview(buffer)
         with os.fdopen(handle, "wb", buffering=0) as out:
-            while count := stream.readinto(buffer):  # type: ignore[attr-defined]
+            while count := stream.readinto(buffer):
                 digest.update(view[:count])
                 out.write(view[:count])
                 self.bytes += count
