@@ -54,3 +54,18 @@ def test_dry_run_deletes_nothing(tmp_path, capsys) -> None:
     document = json.loads(capsys.readouterr().out)
     assert len(document["deleted"]) == 2
     assert len(list_backups(host.backups)) == 3
+
+
+def test_temporaries_of_a_killed_create_are_removed_once_stale(tmp_path) -> None:
+    import os
+
+    host, made = make_backups(tmp_path, 1)
+    old = host.backups / ".mcp-mesh-vm-20250101T000000.000Z.tar.gz.tmp"
+    fresh = host.backups / ".mcp-mesh-vm-20260101T000000.000Z.tar.gz.tmp"
+    for path in (old, fresh):
+        path.write_bytes(b"partial")
+    os.utime(old, (0, 0))
+    outcome = prune(host.backups, keep=5)
+    assert outcome.temporaries == [old.name]
+    assert not old.exists() and fresh.exists()
+    assert names(list_backups(host.backups)) == [made[0].name]

@@ -149,3 +149,14 @@ def test_cli_unknown_backup_is_a_clear_error(tmp_path, capsys) -> None:
     code = main(["backup", "verify", "nope", "--env-file", str(host.env_file)])
     assert code != 0
     assert "no backup 'nope'" in capsys.readouterr().err
+
+
+def test_leftover_of_an_interrupted_restore_is_reported_not_deleted(tmp_path) -> None:
+    host = make_host(tmp_path)
+    archive = create_backup(host.sources()).path
+    leftover = host.state / ".data.restore-20250101T000000.000Z"
+    leftover.mkdir()
+    (leftover / "maybe-the-previous-data.txt").write_text("keep me")
+    result = restore_backup(archive, "data", host.sources())
+    assert any(str(leftover) in warning for warning in result.warnings)
+    assert (leftover / "maybe-the-previous-data.txt").read_text() == "keep me"

@@ -190,18 +190,36 @@ def resolve_archive(spec: str, backup_dir: Path) -> Path:
     return candidate
 
 
+STALE_TEMPORARY = timedelta(days=1)
+
+
 @dataclass
 class PruneResult:
     kept: list[BackupInfo]
     deleted: list[BackupInfo]
     protected: str | None  # the newest verified backup, never deleted
+    temporaries: list[str]  # left by a `create` that was killed
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kept": [b.name for b in self.kept],
             "deleted": [b.name for b in self.deleted],
             "newest_verified": self.protected,
+            "removed_temporaries": self.temporaries,
         }
+
+
+def _stale_temporaries(backup_dir: Path, now: datetime) -> list[Path]:
+    """`.mcp-mesh-*.tmp` files untouched for a day: a running `create` keeps writing its own."""
+    if not backup_dir.is_dir():
+        return []
+    found = []
+    for path in backup_dir.iterdir():
+        if path.name.startswith("." + ARCHIVE_PREFIX) and path.name.endswith(".tmp"):
+            modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            if now - modified > STALE_TEMPORARY:
+                found.append(path)
+    return sorted(found)
 
 
 def _newest_verified(backups: list[BackupInfo]) -> BackupInfo | None:
@@ -244,8 +262,12 @@ def prune(
             deleted.append(backup)
         else:
             kept.append(backup)
+    temporaries = _stale_temporaries(backup_dir, now)
     if not dry_run:
         for backup in deleted:
             backup.path.unlink(missing_ok=True)
             sidecar_path(backup.path).unlink(missing_ok=True)
-    return PruneResult(kept, deleted, protected.name if protected else None)
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+    names = [t.name for t in temporaries]
+    return PruneResult(kept, deleted, protected.name if protected else None, names)

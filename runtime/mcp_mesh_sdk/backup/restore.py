@@ -43,6 +43,10 @@ class RestoreRefused(OpsError):
     exit_code = 1
 
 
+class UndoFailed(OpsError):
+    """A swap failed and putting the previous state back failed too: nothing is deleted."""
+
+
 def _exchange(first: Path, second: Path) -> None:
     """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE)."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -265,16 +269,18 @@ def restore_backup(
                 bases[root] = (target.staging / path.relative_to(target.path), target.staging)
 
     result = RestoreResult(archive, mode, manifest, targets)
+    result.warnings += _leftovers(targets)
     extractor = _Extractor(bases, as_root=os.geteuid() == 0)
     try:
         for target in targets:
-            _remove(target.staging)  # a leftover of an interrupted restore
             target.path.parent.mkdir(parents=True, exist_ok=True)
         _extract_all(archive, manifest, extractor, chosen, destinations)
         extractor.finish_directories()
         result.members, result.bytes = extractor.members, extractor.bytes
         _swap_all(targets)
     except BaseException as exc:
+        if isinstance(exc, UndoFailed):
+            raise
         for target in targets:
             _remove(target.staging)
         if isinstance(exc, (OSError, *DAMAGE)):
@@ -325,14 +331,21 @@ def _swap_all(targets: list[Target]) -> None:
             else:
                 target.staging.rename(target.path)
             done.append(target)
-    except BaseException:
-        for target in reversed(done):  # put the previous state back
-            if target.replaced:
-                _swap_paths(target.rollback, target.path)
-                target.rollback.rename(target.staging)
-                target.replaced = False
-            else:
-                target.path.rename(target.staging)
+    except BaseException as failure:
+        try:
+            for target in reversed(done):  # put the previous state back
+                if target.replaced:
+                    _swap_paths(target.rollback, target.path)
+                    target.rollback.rename(target.staging)
+                    target.replaced = False
+                else:
+                    target.path.rename(target.staging)
+        except OSError as exc:
+            paths = ", ".join(f"{t.path} (previous: {t.rollback})" for t in done)
+            raise UndoFailed(
+                f"restore failed ({failure}) and undoing it failed too ({exc}); "
+                f"nothing was deleted, check {paths}"
+            ) from exc
         raise
 
 
@@ -358,6 +371,21 @@ def _carry_over(
             except OSError as exc:
                 warnings.append(f"could not move {source} back to {path}: {exc.strerror}")
     return warnings
+
+
+def _leftovers(targets: list[Target]) -> list[str]:
+    """Staging directories of interrupted restores: reported, never deleted (after a crash
+    between the two renames of a swap, one may hold the previous state)."""
+    found = []
+    for target in targets:
+        prefix = f".{target.path.name}.restore-"
+        if target.path.parent.is_dir():
+            found += [
+                f"left by an interrupted restore, check and remove: {old}"
+                for old in sorted(target.path.parent.iterdir())
+                if old.name.startswith(prefix)
+            ]
+    return found
 
 
 def _prune_rollbacks(target: Target) -> None:
