@@ -75,3 +75,37 @@ def test_create_verify_damage_restore_prune(host) -> None:
     assert pruned["newest_verified"] == first["name"]  # the damaged newer one does not count
     assert pruned["deleted"] == [second["name"]]
     assert [p.name for p in host["backups"].glob("*.tar.gz")] == [first["name"]]
+
+
+def test_restore_killed_while_staging_leaves_the_data_as_it_was(host) -> None:
+    import os
+    import signal
+    import time
+
+    env = ["--env-file", str(host["env"])]
+    with (host["data"] / "big.bin").open("wb") as out:
+        for _ in range(48):
+            out.write(os.urandom(4 << 20))
+    assert cli("backup", "create", *env).returncode == 0
+    (host["data"] / "docs" / "note1.txt").write_text("changed after the backup")
+    before = {p: p.read_bytes() for p in host["data"].rglob("*") if p.is_file()}
+
+    restore = subprocess.Popen(
+        [sys.executable, "-m", "mcp_mesh_sdk", "backup", "restore", "latest", "--mode", "data",
+         *env],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    staging = []
+    deadline = time.monotonic() + 60
+    while not staging and time.monotonic() < deadline and restore.poll() is None:
+        staging = list(host["state"].glob(".data.restore-*"))
+        time.sleep(0.005)
+    restore.send_signal(signal.SIGKILL)
+    restore.wait(10)
+    assert staging, "the restore finished before it could be killed while staging"
+
+    after = {p: p.read_bytes() for p in host["data"].rglob("*") if p.is_file()}
+    assert after == before
+    warned = cli("backup", "restore", "latest", "--mode", "data", "--json", *env)
+    assert warned.returncode == 0, warned.stderr
+    assert any("interrupted restore" in w for w in json.loads(warned.stdout)["warnings"])
