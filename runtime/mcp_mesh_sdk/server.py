@@ -7,13 +7,18 @@ listener is up (see `agent.service`), so it does not delay start-up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from mcp_mesh_sdk.cli import EXIT_CONFIG
 from mcp_mesh_sdk.config import AgentConfig, load_agent_config
 from mcp_mesh_sdk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mcp_mesh_sdk.agent.service import Agent
 
 
 def run(config: AgentConfig) -> int:
@@ -30,9 +35,22 @@ def run(config: AgentConfig) -> int:
     from mcp_mesh_sdk.agent.service import Agent
 
     agent = Agent(config)
-    # Periodic jobs (e.g. an incident detector reading agent.performance_stats() and
-    # agent.system_health()) are added here: agent.add_periodic_task(name, seconds, job).
+    watch_for_incidents(agent, config)
     return serve(config, agent)
+
+
+def watch_for_incidents(agent: Agent, config: AgentConfig) -> None:
+    """Every MCP_MESH_INCIDENT_INTERVAL, open incidents for the spec's thresholds crossed by
+    the agent's own metrics and system health (kept in the state directory)."""
+    from mcp_mesh_sdk.incidents import IncidentDetector, IncidentStore
+
+    detector = IncidentDetector(IncidentStore(config.state_dir))
+
+    async def check() -> None:
+        stats, system = agent.performance_stats(), agent.system_health()
+        await asyncio.to_thread(detector.check, stats, system)
+
+    agent.add_periodic_task("incident-check", config.incident_interval, check)
 
 
 def main() -> int:
