@@ -188,7 +188,12 @@ class _Archiver:
             entry = _entry(name, info, DIRECTORY)
             self.tar.add_entry(_tarinfo(entry))
         elif stat.S_ISLNK(mode):
-            entry = _entry(name, info, SYMLINK, target=str(path.readlink()))
+            try:
+                target = str(path.readlink())
+            except FileNotFoundError:
+                self.skipped.append(f"{path} (removed while the backup ran)")
+                return
+            entry = _entry(name, info, SYMLINK, target=target)
             self.tar.add_entry(_tarinfo(entry))
         elif stat.S_ISREG(mode):
             entry = self._add_file(path, name, info)
