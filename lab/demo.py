@@ -1,7 +1,8 @@
 """`lab demo`: run the demo playbooks against a lab that is up.
 
-Until the fleet's roles land, the demo gathers facts from every host and prints them as a
-table (playbooks/lab_facts.yml). A deploy playbook joins DEMO_PLAYBOOKS, before the facts.
+The demo prints the lab's hosts (playbooks/lab_facts.yml), deploys the fleet to them
+(playbooks/site.yml) and ends with the fleet table (playbooks/fleet_status.yml): per agent its
+version, service state, readiness, registry status and load-balancer state.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from pathlib import Path
 from lab.errors import LabError
 from lab.state import REPO
 
-DEMO_PLAYBOOKS = ("playbooks/lab_facts.yml",)
+DEMO_PLAYBOOKS = (
+    "playbooks/lab_facts.yml",
+    "playbooks/site.yml",
+    "playbooks/fleet_status.yml",
+)
 
 
 def ansible_playbook() -> str:

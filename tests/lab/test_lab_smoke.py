@@ -110,9 +110,18 @@ def test_status_lists_every_host_up(lab) -> None:
         assert row.split()[-1] == "up"
 
 
-def test_demo_prints_a_row_per_host(lab) -> None:
+def test_demo_facts_table_has_a_row_per_host(lab) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "lab", "demo", "--name", lab.name],
+        [
+            sys.executable,
+            "-m",
+            "lab",
+            "demo",
+            "--name",
+            lab.name,
+            "--playbook",
+            "playbooks/lab_facts.yml",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
