@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 RUNS = 3
-LEVELS = (1, 0)  # the default, and stored (no deflate) for comparison
+# The default (gzip 1, adaptive), gzip 1 for every chunk, and stored (no deflate).
+VARIANTS: dict[str, list[str]] = {
+    "default": [],
+    "level_1": ["--level", "1"],
+    "level_0": ["--level", "0"],
+}
 TARGET_RATIO = 0.7
 SMALL_FILES = 20_000
 SMALL_TOTAL = 200 << 20
@@ -151,18 +156,19 @@ def main() -> dict[str, Any]:
             times["baseline_tar_sha256sum"].append(
                 _time(f"tar -c -C {data} . | sha256sum", shell=True)[0]
             )
-            for level in LEVELS:
+            for variant, options in VARIANTS.items():
                 shutil.rmtree(out, ignore_errors=True)
-                create = _cli("backup", "create", "--json", "--level", str(level), *paths)
+                create = _cli("backup", "create", "--json", *options, *paths)
                 elapsed, stdout = _time(create)
-                times.setdefault(f"create_level_{level}", []).append(elapsed)
-                archives[f"create_level_{level}"] = made = json.loads(stdout)
+                times.setdefault(f"create_{variant}", []).append(elapsed)
+                archives[f"create_{variant}"] = made = json.loads(stdout)
                 verify = _cli("backup", "verify", made["path"], "--json", *paths)
-                times.setdefault(f"verify_level_{level}", []).append(_time(verify)[0])
+                times.setdefault(f"verify_{variant}", []).append(_time(verify)[0])
         results = {name: _median_throughput(spent, size) for name, spent in times.items()}
         for name, made in archives.items():
             results[name]["archive_bytes"] = made["size"]
             results[name]["compression_ratio"] = round(made["size"] / size, 3)
+            results[name]["chunks_stored_to_keep_pace"] = made["compression"]["stored_to_keep_pace"]
     base_rate = results["baseline_tar_sha256sum"]["mb_per_s"]
     for key, value in results.items():
         if key != "baseline_tar_sha256sum":
@@ -176,14 +182,14 @@ def main() -> dict[str, Any]:
         f"{LARGE_BINARY} x {LARGE_SIZE >> 20} MB random binary",
         "runs": RUNS,
         "statistic": "median wall time, warm page cache; MB/s = source bytes / time",
-        "target": f"create and verify >= {TARGET_RATIO} x baseline throughput (default level 1)",
+        "target": f"create and verify >= {TARGET_RATIO} x baseline throughput (default settings)",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_before": load_before,
         "load_after": _machine_load(),
         "results": results,
-        "default_level": 1,
-        "target_met": results["create_level_1"]["target_met"]
-        and results["verify_level_1"]["target_met"],
+        "default": "gzip level 1, adaptive: chunks the compressors cannot keep up with are stored",
+        "target_met": results["create_default"]["target_met"]
+        and results["verify_default"]["target_met"],
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")

@@ -60,3 +60,26 @@ def test_pipelined_reader_raises_on_damage(damage) -> None:
         blob += b"not gzip"
     with pytest.raises((EOFError, zlib.error)):
         read_all(bytes(blob))
+
+
+def test_adaptive_writer_stores_what_busy_compressors_cannot_take(monkeypatch) -> None:
+    import time
+
+    from mcp_mesh_sdk.backup import gzstream
+
+    real = gzstream.compress_chunk
+
+    def slow(chunk, level):
+        if level > 0:
+            time.sleep(0.2)  # a compressor far slower than the stream
+        return real(chunk, level)
+
+    monkeypatch.setattr(gzstream, "compress_chunk", slow)
+    data = b"compressible text " * (6 * CHUNK // 18)
+    for adaptive in (True, False):
+        out = io.BytesIO()
+        writer = ParallelGzipWriter(out, level=1, workers=1, adaptive=adaptive)
+        writer.write(data)
+        writer.close()
+        assert gzip.decompress(out.getvalue()) == data
+        assert (writer.stored_for_speed > 0) is adaptive

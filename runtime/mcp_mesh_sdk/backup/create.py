@@ -51,6 +51,7 @@ class CreateResult:
     sha256: str
     manifest: Manifest
     skipped: list[str]
+    compression: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class CreateResult:
             "path": str(self.path),
             "size": self.size,
             "sha256": self.sha256,
+            "compression": self.compression,
             **self.manifest.summary(),
             "warnings": self.manifest.warnings,
             "skipped": self.skipped,
@@ -247,13 +249,22 @@ def _excluded_identities(paths: list[Path]) -> set[tuple[int, int]]:
     return found
 
 
+DEFAULT_LEVEL = 1
+
+
 def create_backup(
     sources: Sources,
-    level: int = 1,
+    level: int | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
 ) -> CreateResult:
-    """Write a new archive into `sources.backup_dir`; see the module docstring."""
+    """Write a new archive into `sources.backup_dir`; see the module docstring.
+
+    `level` None: gzip level 1, adaptive (chunks the compressors cannot keep up with are
+    stored); a number: that level for every compressible chunk, however long it takes.
+    """
+    adaptive = level is None
+    level = DEFAULT_LEVEL if level is None else level
     from mcp_mesh_sdk.migrate import schema_version
 
     when = now or datetime.now(UTC)
@@ -277,7 +288,7 @@ def create_backup(
         total = sum(item.info.st_size for item in items if stat.S_ISREG(item.info.st_mode))
         with temporary.open("w+b", buffering=0) as out:
             out.seek(reserved)
-            writer = ParallelGzipWriter(out, level)
+            writer = ParallelGzipWriter(out, level, adaptive=adaptive)
             archiver = _Archiver(TarStream(writer), hasher, progress, total)
             try:
                 for item in items:
@@ -315,7 +326,14 @@ def create_backup(
         temporary.unlink(missing_ok=True)
         rewritten.unlink(missing_ok=True)
     write_sidecar(final, digest, manifest, verified=None, created=True)
-    return CreateResult(name, final, size, digest, manifest, archiver.skipped)
+    compression = {
+        "format": "gzip",
+        "level": level,
+        "adaptive": adaptive,
+        "chunks": writer.chunks,
+        "stored_to_keep_pace": writer.stored_for_speed,
+    }
+    return CreateResult(name, final, size, digest, manifest, archiver.skipped, compression)
 
 
 def _seal(handle: int) -> None:

@@ -37,7 +37,14 @@ def compress_chunk(chunk: bytes | bytearray, level: int) -> bytes:
 
 
 class ParallelGzipWriter:
-    """File-like `write()` target; compressed bytes go to `out`, each block also to `observe`."""
+    """File-like `write()` target; compressed bytes go to `out`, each block also to `observe`.
+
+    `adaptive`: when the backlog of chunks waiting for a compressor is full as a new chunk
+    arrives (the stream would stall), that chunk is stored instead of deflated, so
+    compression never slows the stream below what reading and hashing allow (the ratio then
+    depends on how much CPU is free). Without it, the writer
+    waits for the compressors and every chunk gets `level`.
+    """
 
     def __init__(
         self,
@@ -45,9 +52,13 @@ class ParallelGzipWriter:
         level: int = 1,
         workers: int | None = None,
         observe: Callable[[bytes], None] | None = None,
+        adaptive: bool = False,
     ) -> None:
         self.out = out
         self.level = level
+        self.adaptive = adaptive
+        self.chunks = 0
+        self.stored_for_speed = 0
         self.observe = observe
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gzip")
@@ -93,7 +104,14 @@ class ParallelGzipWriter:
 
     def _submit(self, chunk: bytes | bytearray) -> None:
         self.bytes_in += len(chunk)
-        self._pending.append(self._pool.submit(compress_chunk, chunk, self.level))
+        self.chunks += 1
+        level = self.level
+        if self.adaptive and level > 0:
+            waiting = sum(1 for future in self._pending if not future.done())
+            if waiting >= 2 * self.workers:  # the stream would stall on the compressors
+                level = 0
+                self.stored_for_speed += 1
+        self._pending.append(self._pool.submit(compress_chunk, chunk, level))
         while len(self._pending) > 2 * self.workers:
             self._emit(self._pending.popleft().result())
 

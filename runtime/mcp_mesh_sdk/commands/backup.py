@@ -29,8 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = sub.add_parser("create", help="write a new backup archive")
     create.add_argument(
-        "--level", type=int, default=1, choices=range(10), metavar="0-9",
-        help="gzip level (default 1; incompressible data is stored whatever the level)",
+        "--level", type=int, default=None, choices=range(10), metavar="0-9",
+        help="gzip level for every compressible chunk (default: 1, adaptive: chunks the "
+        "compressors cannot keep up with are stored); incompressible data is always stored",
     )  # fmt: skip
     _paths(create)
     listing = sub.add_parser("list", help="list backups, newest first")
