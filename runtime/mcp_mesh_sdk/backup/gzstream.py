@@ -42,8 +42,9 @@ class ParallelGzipWriter:
     `adaptive`: when the backlog of chunks waiting for a compressor is full as a new chunk
     arrives (the stream would stall), that chunk is stored instead of deflated, so
     compression never slows the stream below what reading and hashing allow (the ratio then
-    depends on how much CPU is free). Without it, the writer
-    waits for the compressors and every chunk gets `level`.
+    depends on how much CPU is free). Without it, the writer waits for the compressors and
+    every chunk gets `level`. Compressed members are written, in order, by a thread of
+    their own, so the caller's reading overlaps with the writing.
     """
 
     def __init__(
@@ -62,7 +63,11 @@ class ParallelGzipWriter:
         self.observe = observe
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gzip")
-        self._pending: deque[Future[bytes]] = deque()
+        self._inflight: deque[Future[bytes]] = deque()
+        self._outbox: queue.Queue[Future[bytes] | None] = queue.Queue(maxsize=2 * self.workers)
+        self._write_error: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="gzip-out", daemon=True)
+        self._writer.start()
         self._chunk = bytearray(CHUNK)
         self._filled = 0
         self.bytes_in = 0
@@ -103,23 +108,33 @@ class ParallelGzipWriter:
         self._filled = 0
 
     def _submit(self, chunk: bytes | bytearray) -> None:
+        if self._write_error is not None:
+            raise self._write_error
         self.bytes_in += len(chunk)
         self.chunks += 1
         level = self.level
+        while self._inflight and self._inflight[0].done():
+            self._inflight.popleft()
         if self.adaptive and level > 0:
-            waiting = sum(1 for future in self._pending if not future.done())
+            waiting = sum(1 for future in self._inflight if not future.done())
             if waiting >= 2 * self.workers:  # the stream would stall on the compressors
                 level = 0
                 self.stored_for_speed += 1
-        self._pending.append(self._pool.submit(compress_chunk, chunk, level))
-        while len(self._pending) > 2 * self.workers:
-            self._emit(self._pending.popleft().result())
+        future = self._pool.submit(compress_chunk, chunk, level)
+        self._inflight.append(future)
+        self._outbox.put(future)  # blocks while the backlog is full
 
-    def _emit(self, block: bytes) -> None:
-        self.out.write(block)
-        self.bytes_out += len(block)
-        if self.observe is not None:
-            self.observe(block)
+    def _write_loop(self) -> None:
+        while (future := self._outbox.get()) is not None:
+            try:
+                if self._write_error is None:
+                    block = future.result()
+                    self.out.write(block)
+                    self.bytes_out += len(block)
+                    if self.observe is not None:
+                        self.observe(block)
+            except BaseException as exc:
+                self._write_error = exc
 
     def close(self) -> None:
         """Compress what is buffered and write every pending member, in order."""
@@ -127,12 +142,18 @@ class ParallelGzipWriter:
             if self._filled:
                 self._submit(self._chunk[: self._filled])
                 self._filled = 0
-            while self._pending:
-                self._emit(self._pending.popleft().result())
         finally:
+            self._outbox.put(None)
+            self._writer.join()
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._write_error is not None:
+            raise self._write_error
 
     def abort(self) -> None:
+        self._write_error = self._write_error or OSError("aborted")
+        if self._writer.is_alive():
+            self._outbox.put(None)
+            self._writer.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
