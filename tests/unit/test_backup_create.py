@@ -104,3 +104,34 @@ def test_manifest_outgrowing_its_space_still_gives_a_valid_archive(tmp_path, mon
     assert verify_archive(result.path).ok
     with tarfile.open(result.path) as tar:
         assert tar.getnames()[0] == "MANIFEST.json"
+
+
+def test_live_sqlite_database_is_archived_as_a_consistent_snapshot(tmp_path) -> None:
+    import sqlite3
+
+    from mcp_mesh_sdk.backup.restore import restore_backup
+
+    host = make_host(tmp_path)
+    database = host.state / "registry.db"
+    writer = sqlite3.connect(database, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # rows stay in the -wal file only
+    writer.execute("CREATE TABLE agents (name TEXT)")
+    writer.executemany("INSERT INTO agents VALUES (?)", [("a1",), ("a2",)])
+    assert (host.state / "registry.db-wal").stat().st_size > 0
+    try:
+        result = create_backup(host.sources())
+    finally:
+        writer.close()
+    paths = {entry.path for entry in read_manifest(result.path).entries}
+    assert "state/registry.db" in paths
+    assert not any(p.endswith(("-wal", "-shm")) for p in paths)
+
+    database.unlink()
+    restore_backup(result.path, "full", host.sources())
+    restored = sqlite3.connect(database)
+    assert restored.execute("SELECT name FROM agents ORDER BY name").fetchall() == [
+        ("a1",),
+        ("a2",),
+    ]
+    restored.close()

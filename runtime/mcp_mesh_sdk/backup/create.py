@@ -18,6 +18,7 @@ import hashlib
 import os
 import pwd
 import socket
+import sqlite3
 import stat
 import tarfile
 import time
@@ -31,7 +32,7 @@ from typing import Any
 
 from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.atomicfile import fsync_directory
-from mcp_mesh_sdk.backup import layout
+from mcp_mesh_sdk.backup import layout, sqlitesnap
 from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, write_sidecar
 from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS, ParallelGzipWriter, SequentialHasher
 from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, SYMLINK, Entry, Manifest
@@ -138,12 +139,14 @@ class _Item:
 
 
 def _scan(roots: dict[str, Path], out_dir: Path) -> list[_Item]:
-    """Every path to archive, root by root, without reading any file."""
+    """Every path to archive, root by root, without reading any file's content."""
     items = []
     for root, path in roots.items():
         others = [p for r, p in roots.items() if r != root and p != path]
         excluded = _excluded_identities([out_dir, *others])
         for found, info in _walk(path, excluded):
+            if stat.S_ISREG(info.st_mode) and sqlitesnap.is_companion(found):
+                continue  # the database is archived as a consistent snapshot instead
             relative = found.relative_to(path).as_posix()
             name = root if relative == "." else f"{root}/{relative}"
             items.append(_Item(found, name, info))
@@ -170,8 +173,10 @@ class _Archiver:
         hasher: SequentialHasher,
         progress: Progress | None,
         total: int,
+        scratch: Path,
     ) -> None:
         self.tar = tar
+        self.scratch = scratch  # where database snapshots are made (the backup directory)
         self.hasher = hasher
         self.digests: list[tuple[Entry, Any]] = []
         self.entries: list[Entry] = []
@@ -207,8 +212,29 @@ class _Archiver:
         self._report()
 
     def _add_file(self, path: Path, name: str, info: os.stat_result) -> Entry | None:
+        if path.name.endswith(".db") and sqlitesnap.is_sqlite(path):
+            return self._add_database(path, name, info)
+        return self._stream_file(path, path, name, info)
+
+    def _add_database(self, path: Path, name: str, info: os.stat_result) -> Entry | None:
+        copy = self.scratch / f".{path.name}.snapshot.tmp"
         try:
-            source = path.open("rb", buffering=0)
+            sqlitesnap.snapshot(path, copy)
+        except (sqlite3.Error, OSError) as exc:
+            copy.unlink(missing_ok=True)
+            self.warnings.append(f"{path}: no consistent snapshot ({exc}); copied as it was")
+            return self._stream_file(path, path, name, info)
+        try:
+            return self._stream_file(copy, path, name, info)
+        finally:
+            copy.unlink(missing_ok=True)
+
+    def _stream_file(
+        self, source_path: Path, path: Path, name: str, info: os.stat_result
+    ) -> Entry | None:
+        """Archive `source_path`'s bytes as `name`, with `path`'s owner, mode and time."""
+        try:
+            source = source_path.open("rb", buffering=0)
         except FileNotFoundError:
             self.skipped.append(f"{path} (removed while the backup ran)")
             return None
@@ -289,7 +315,7 @@ def create_backup(
         with temporary.open("w+b", buffering=0) as out:
             out.seek(reserved)
             writer = ParallelGzipWriter(out, level, adaptive=adaptive)
-            archiver = _Archiver(TarStream(writer), hasher, progress, total)
+            archiver = _Archiver(TarStream(writer), hasher, progress, total, out_dir)
             try:
                 for item in items:
                     archiver.add(item)
