@@ -26,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mcp_mesh_sdk.atomicfile import atomic_write_text
+from mcp_mesh_sdk.atomicfile import atomic_write_text, open_lock_file
 from mcp_mesh_sdk.errors import OpsError
 
 log = logging.getLogger("mcp_mesh_sdk.incidents")
@@ -174,7 +174,7 @@ class IncidentStore:
     def _locked(self) -> Iterator[None]:
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            handle = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            handle = open_lock_file(self.lock_path)
         except OSError as exc:
             raise OpsError(f"cannot lock {self.lock_path}: {exc.strerror or exc}") from exc
         try:

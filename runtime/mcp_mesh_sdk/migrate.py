@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from mcp_mesh_sdk.atomicfile import atomic_write_json
+from mcp_mesh_sdk.atomicfile import atomic_write_json, open_lock_file
 from mcp_mesh_sdk.errors import OpsError
 
 log = logging.getLogger("mcp_mesh_sdk.migrate")
@@ -133,7 +133,7 @@ def schema_version(state_dir: Path) -> int:
 def _exclusive(state_dir: Path) -> Iterator[None]:
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        handle = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        handle = open_lock_file(state_dir / LOCK_FILE)
     except OSError as exc:
         raise OpsError(f"cannot lock {state_dir}: {exc.strerror or exc}") from exc
     try:

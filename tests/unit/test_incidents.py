@@ -107,3 +107,18 @@ def test_cli_reads_the_state_dir_from_the_env_file(tmp_path, capsys) -> None:
     env_file.write_text(f"MCP_MESH_STATE_DIR={state}\nMCP_MESH_TOKEN=abcdefghijklmnopqrstuvwxyz\n")
     assert main(["incidents", "--env-file", str(env_file)]) == 0
     assert "High Memory Usage" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="chown needs root")
+def test_files_keep_the_state_owner_when_root_writes_them(tmp_path) -> None:
+    import os
+
+    os.chown(tmp_path, 4321, 4321)  # the service's (dynamic) user owns the state directory
+    [incident] = detect(tmp_path, {}, {"disk_usage_percent": 99})
+    incidents = tmp_path / "incidents.jsonl"
+    for path in (incidents, tmp_path / "incidents.jsonl.lock"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4321)
+    incidents.chmod(0o600)
+    IncidentStore(tmp_path).resolve(incident.id, "done")  # e.g. an operator, as root
+    assert incidents.stat().st_uid == 4321
+    assert incidents.stat().st_mode & 0o777 == 0o600
