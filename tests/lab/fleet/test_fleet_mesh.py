@@ -97,3 +97,14 @@ def test_mcp_without_the_token_is_refused(fleet: Any) -> None:
         assert exc.code == 401
     else:
         raise AssertionError("/mcp answered without a token")
+
+
+def test_psutil_and_file_checks_work_inside_the_sandbox(fleet: Any) -> None:
+    """ProtectProc/ProtectSystem/PrivateUsers leave psutil and BASE_DIRECTORY usable."""
+    for name in fleet.lab.groups["agents"]:
+        _, _, body = get(f"http://{fleet.lab.hosts[name]}:8080/health/detailed")
+        checks = json.loads(body)["checks"]
+        assert checks["system"]["memory_percent"] > 0, name
+        assert checks["system"]["available_memory_mb"] > 0, name
+        files = checks["file_operations"]
+        assert (files["status"], files["readable"], files["writable"]) == ("ok", True, True), name
