@@ -1,0 +1,81 @@
+"""Write docs/performance.md from bench/results/*.json: every target with its verdict.
+
+A result file may hold nested sections; a section that states a `target` and a verdict
+(`met` or `target_met`) becomes a row of the targets table with its numbers beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+REPORT = REPO / "docs" / "performance.md"
+
+
+def verdict_rows(node: Any, path: str = "") -> list[tuple[str, dict[str, Any], bool]]:
+    """(section path, its scalar figures, met) for every section that carries a verdict."""
+    rows: list[tuple[str, dict[str, Any], bool]] = []
+    if isinstance(node, dict):
+        verdict = node.get("met", node.get("target_met"))
+        if isinstance(verdict, bool):
+            figures = {
+                key: value
+                for key, value in node.items()
+                if isinstance(value, int | float) and not isinstance(value, bool)
+            }
+            rows.append((path or "(overall)", figures, verdict))
+        for key, value in node.items():
+            rows.extend(verdict_rows(value, f"{path}/{key}" if path else key))
+    return rows
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def render(results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "# Performance",
+        "",
+        "Written by `make bench` (`python -m bench`) from `bench/results/*.json`; each benchmark",
+        "runs alone as `python -m bench.NAME`. Figures are medians of several runs measured side",
+        "by side in one run on the machine below; the raw numbers are in the JSON files.",
+        "",
+        f"- written: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit `{_commit()}`",
+        f"- machine: {os.cpu_count()} CPUs, {platform.machine()}, "
+        f"Python {platform.python_version()}",
+        "",
+    ]
+    for name, document in sorted(results.items()):
+        lines += [f"## {name}", ""]
+        for key in ("data_set", "statistic", "target"):
+            if isinstance(document.get(key), str):
+                lines.append(f"- {key.replace('_', ' ')}: {document[key]}")
+        lines.append("")
+        rows = verdict_rows(document)
+        if rows:
+            lines += ["| section | figures | target met |", "| --- | --- | --- |"]
+            for section, figures, met in rows:
+                shown = ", ".join(f"{key} {value}" for key, value in figures.items())
+                lines.append(f"| {section} | {shown} | {'yes' if met else '**no**'} |")
+            lines.append("")
+        for plot in sorted(RESULTS.glob(f"{name}*.png")):
+            lines += [f"![{plot.stem}](../bench/results/{plot.name})", ""]
+    return "\n".join(lines)
+
+
+def write_report() -> Path:
+    results = {path.stem: json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))}
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(render(results))
+    return REPORT

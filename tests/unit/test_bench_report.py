@@ -1,0 +1,20 @@
+from bench.report import render, verdict_rows
+
+
+def test_every_section_with_a_verdict_becomes_a_row_with_its_numbers() -> None:
+    document = {
+        "benchmark": "x",
+        "cold_start": {"median": 0.4, "target": 1.0, "met": True, "runs": [0.4, 0.5]},
+        "results": {"create": {"ratio_to_baseline": 0.5, "target_met": False}},
+    }
+    rows = verdict_rows(document)
+    assert rows == [
+        ("cold_start", {"median": 0.4, "target": 1.0}, True),
+        ("results/create", {"ratio_to_baseline": 0.5}, False),
+    ]
+
+
+def test_report_shows_unmet_targets_plainly() -> None:
+    text = render({"backup": {"results": {"create": {"ratio": 0.5, "target_met": False}}}})
+    assert "| results/create | ratio 0.5 | **no** |" in text
+    assert "CPUs" in text
