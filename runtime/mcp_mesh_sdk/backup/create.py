@@ -155,15 +155,8 @@ def _scan(roots: dict[str, Path], out_dir: Path) -> list[_Item]:
 
 def _bound(item: _Item) -> int:
     info = item.info
-    fields: dict[str, Any] = {
-        "path": item.name, "type": FILE, "mode": stat.S_IMODE(info.st_mode),
-        "uid": info.st_uid, "gid": info.st_gid, "owner": _owner(info.st_uid),
-        "group": _group(info.st_gid), "mtime": info.st_mtime, "size": info.st_size,
-        "sha256": "0" * 64,
-    }  # fmt: skip
-    if stat.S_ISLNK(info.st_mode):
-        fields["target"] = "x" * (info.st_size + 16)  # a link's st_size is its target's length
-    return layout.entry_bound(fields)
+    target = info.st_size if stat.S_ISLNK(info.st_mode) else 0  # a link's size: its target's
+    return layout.entry_bound(item.name, _owner(info.st_uid), _group(info.st_gid), target + 16)
 
 
 class _Archiver:

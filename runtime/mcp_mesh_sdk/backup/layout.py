@@ -14,7 +14,7 @@ import struct
 import tarfile
 import time
 import zlib
-from typing import Any
+from json.encoder import encode_basestring_ascii
 
 from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS
 from mcp_mesh_sdk.backup.manifest import MANIFEST_NAME, Manifest
@@ -64,9 +64,22 @@ def stored_size_bound(raw: int) -> int:
     return raw + 5 * (raw // 4096 + 2) + 18
 
 
-def entry_bound(fields: dict[str, Any]) -> int:
-    """Bytes one manifest line may take, from what the scan saw (sha256 counted as 64)."""
-    return len(json.dumps(fields, sort_keys=True)) + 2 + ENTRY_SLACK
+# One manifest line with every string empty and every number 0: the keys and punctuation.
+_SKELETON = len(
+    json.dumps(
+        {"path": "", "type": "symlink", "mode": 0, "uid": 0, "gid": 0, "owner": "", "group": "",
+         "mtime": 0, "size": 0, "sha256": "", "target": ""},
+        sort_keys=True,
+    )
+)  # fmt: skip
+_NUMBERS = 4 * 10 + 20 + 24  # mode, uid, gid, one more; size up to 20 digits; a float mtime
+
+
+def entry_bound(path: str, owner: str, group: str, target_length: int) -> int:
+    """Bytes one manifest line may take at most (a sha256 counted in full, 64)."""
+    strings = sum(len(encode_basestring_ascii(text)) for text in (path, owner, group))
+    target = 6 * target_length + 2  # every byte escaped as \uXXXX, at worst
+    return _SKELETON + strings + target + 64 + _NUMBERS + 2 + ENTRY_SLACK
 
 
 def reserve_for(entry_bounds: int) -> int:

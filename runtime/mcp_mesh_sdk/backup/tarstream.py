@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 import tarfile
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -21,9 +22,58 @@ class ChunkSink(Sink, Protocol):
     def commit(self, count: int) -> None: ...
 
 
+_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
+_LONG = b"././@LongLink"
+
+
+def _number(value: int, width: int) -> bytes:
+    """An octal field, or GNU base-256 when the value does not fit (sizes over 8 GiB)."""
+    if 0 <= value < 8 ** (width - 1):
+        return b"%0*o\0" % (width - 1, value)
+    return bytes([0x80]) + value.to_bytes(width - 1, "big", signed=True)
+
+
+def _block(name: bytes, info: tarfile.TarInfo, size: int, kind: bytes, link: bytes) -> bytes:
+    raw = _HEADER.pack(
+        name,
+        _number(info.mode & 0o7777, 8),
+        _number(info.uid, 8),
+        _number(info.gid, 8),
+        _number(size, 12),
+        _number(int(info.mtime), 12),
+        b" " * 8,
+        kind,
+        link,
+        tarfile.GNU_MAGIC,
+        info.uname.encode("utf-8", "surrogateescape")[:32],
+        info.gname.encode("utf-8", "surrogateescape")[:32],
+        b"",
+        b"",
+        b"",
+    )
+    checksum = b"%06o\0 " % sum(raw)
+    return raw[:148] + checksum + raw[156:]
+
+
+def _long(kind: bytes, value: bytes, info: tarfile.TarInfo) -> bytes:
+    data = value + b"\0"
+    return _block(_LONG, info, len(data), kind, b"") + data + bytes(-len(data) % BLOCK)
+
+
 def header(info: tarfile.TarInfo) -> bytes:
-    """GNU format: long names via ././@LongLink, and no pax record building per member."""
-    return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    """A GNU tar header (long names and links as ././@LongLink records), packed directly:
+    `TarInfo.tobuf` costs several times more, per member."""
+    name = info.name.encode("utf-8", "surrogateescape")
+    if info.isdir() and not name.endswith(b"/"):
+        name += b"/"
+    link = info.linkname.encode("utf-8", "surrogateescape")
+    prefix = b""
+    if len(name) > 100:
+        prefix += _long(tarfile.GNUTYPE_LONGNAME, name, info)
+    if len(link) > 100:
+        prefix += _long(tarfile.GNUTYPE_LONGLINK, link, info)
+    size = info.size if info.isreg() else 0
+    return prefix + _block(name[:100], info, size, info.type, link[:100])
 
 
 class TarStream:
