@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import grp
+import hashlib
 import os
 import posixpath
 import pwd
@@ -173,8 +174,6 @@ class _Extractor:
         self.members += 1
 
     def _write_file(self, target: Path, entry: Entry, stream: TarReader | None) -> None:
-        import hashlib
-
         if stream is None:
             raise RestoreRefused(f"member {entry.path} has no data")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
