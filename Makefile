@@ -33,7 +33,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-venv: $(VENV)/.installed ## create .venv with the runtime and the dev tools
+# mesh-ops runs on the controller only, so it stays out of the wheel the hosts get: a wrapper
+# running `python -m mesh_ops` from this checkout (controller-side, like lab/).
+$(BIN)/mesh-ops: $(VENV)/.installed
+	printf '#!/bin/sh\nPYTHONPATH="%s$${PYTHONPATH:+:$$PYTHONPATH}" exec "%s" -m mesh_ops "$$@"\n' "$(CURDIR)" "$(CURDIR)/$(PY)" > $@
+	chmod +x $@
+
+venv: $(VENV)/.installed $(BIN)/mesh-ops ## create .venv with the runtime and the dev tools
 
 deps: system-deps venv
 

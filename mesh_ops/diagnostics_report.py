@@ -11,14 +11,17 @@ answer over SSH):
      "health": {"status": 200, "json": {...}},      # GET /health/detailed
      "ready": {"status": 200}}                      # GET /ready
 
-`python -m mesh_ops.diagnostics_report GATHERED OUTDIR` writes
+`python -m mesh_ops.diagnostics_report GATHERED OUTDIR [IGNORE]` writes
 `OUTDIR/diagnostics-<time>.json` and `.md` and prints `{"json", "markdown", "hosts_with_issues"}`.
+IGNORE is a JSON list of regular expressions: matching issues are shown but do not count
+(e.g. `["^High CPU usage"]` on hosts that share a busy machine).
 Only JSON is consumed; text output of any command is never parsed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,8 +125,13 @@ def summarize_host(name: str, raw: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def build_report(gathered: dict[str, Any]) -> dict[str, Any]:
+def build_report(gathered: dict[str, Any], ignore: list[str] | None = None) -> dict[str, Any]:
+    """The report; issues matching an `ignore` regular expression are listed but do not count."""
+    patterns = [re.compile(pattern) for pattern in ignore or []]
     hosts = [summarize_host(name, raw) for name, raw in gathered["hosts"].items()]
+    for host in hosts:
+        host["ignored_issues"] = [i for i in host["issues"] if any(p.search(i) for p in patterns)]
+        host["issues"] = [i for i in host["issues"] if i not in host["ignored_issues"]]
     return {
         "generated_at": gathered["generated_at"],
         "hosts_with_issues": [h["host"] for h in hosts if h["issues"]],
@@ -165,6 +173,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             continue
         lines += ["", f"## {host['host']}", "", "Issues:", ""]
         lines += [f"- {issue}" for issue in host["issues"]]
+        lines += [f"- (ignored) {issue}" for issue in host.get("ignored_issues", [])]
         if host["restarts"] is not None:
             lines += ["", f"Restarts after failures (NRestarts): {host['restarts']}"]
         if host["journal_errors"]:
@@ -174,9 +183,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(gathered: dict[str, Any], folder: Path) -> dict[str, Any]:
+def write_report(
+    gathered: dict[str, Any], folder: Path, ignore: list[str] | None = None
+) -> dict[str, Any]:
     """Write diagnostics-<time>.json and .md into `folder`; return their paths and the verdict."""
-    report = build_report(gathered)
+    report = build_report(gathered, ignore)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     json_path = folder / f"diagnostics-{stamp}.json"
@@ -192,13 +203,19 @@ def write_report(gathered: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m mesh_ops.diagnostics_report GATHERED.json OUTDIR", file=sys.stderr)
+    if len(args) not in (2, 3):
+        print(
+            "usage: python -m mesh_ops.diagnostics_report GATHERED.json OUTDIR [IGNORE_JSON_LIST]",
+            file=sys.stderr,
+        )
         return 2
     try:
         gathered = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-        result = write_report(gathered, Path(args[1]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        ignore = json.loads(args[2]) if len(args) == 3 else []
+        if not isinstance(ignore, list) or not all(isinstance(p, str) for p in ignore):
+            raise ValueError("the ignore list must be a JSON list of regular expressions")
+        result = write_report(gathered, Path(args[1]), ignore)
+    except (OSError, ValueError, KeyError, TypeError, re.error) as exc:
         print(f"diagnostics report: cannot render {args[0]}: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result))

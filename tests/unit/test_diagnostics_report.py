@@ -106,3 +106,25 @@ def test_main_refuses_bad_input_with_a_message(tmp_path: Path, capsys: Any) -> N
     source.write_text("{not json")
     assert main([str(source), str(tmp_path)]) == 2
     assert "cannot render" in capsys.readouterr().err
+
+
+def test_ignored_issues_are_shown_but_do_not_count() -> None:
+    busy = healthy_host()
+    diagnose = json.loads(busy["diagnose"]["stdout"])
+    diagnose["issues"] = ["High CPU usage: 99.0%", "Cannot access data path: /data"]
+    busy["diagnose"]["stdout"] = json.dumps(diagnose)
+    only_cpu = healthy_host()
+    diagnose["issues"] = ["High CPU usage: 99.0%"]
+    only_cpu["diagnose"]["stdout"] = json.dumps(diagnose)
+    report = build_report(gathered(agent1=busy, agent2=only_cpu), ignore=["^High CPU usage"])
+    assert report["hosts_with_issues"] == ["agent1"]
+    assert report["hosts"][0]["issues"] == ["Cannot access data path: /data"]
+    assert "- (ignored) High CPU usage: 99.0%" in render_markdown(report)
+
+
+def test_main_refuses_a_bad_ignore_list(tmp_path: Path, capsys: Any) -> None:
+    source = tmp_path / "gathered.json"
+    source.write_text(json.dumps(gathered(agent1=None)))
+    assert main([str(source), str(tmp_path), '["("]']) == 2
+    assert main([str(source), str(tmp_path), '"not a list"']) == 2
+    assert "cannot render" in capsys.readouterr().err
