@@ -160,11 +160,12 @@ class ParallelGzipWriter:
 class SequentialHasher:
     """Hash on another core: updates run in a background thread, in the order given.
 
-    Callers must not modify a buffer after handing it over. `wait()` returns once every
-    update queued so far is done; hashlib releases the GIL, so this overlaps with I/O.
+    Callers must not modify a buffer after handing it over. At most `depth` buffers (of up
+    to 4 MiB each here) wait, which bounds memory. `wait()` returns once every update queued
+    so far is done; hashlib releases the GIL, so this overlaps with I/O.
     """
 
-    def __init__(self, depth: int = 64) -> None:
+    def __init__(self, depth: int = 8) -> None:
         self._queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
