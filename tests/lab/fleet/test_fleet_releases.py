@@ -7,24 +7,14 @@ an upgrade builds its new release; the agent ends on the session's version again
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.lab.fleet.releases import source_with_version
+
 HOST = "agent1"
 RELEASES = "/opt/mcp-mesh/releases"
-
-
-def source_with_version(snapshot: Path, folder: Path, version: str) -> Path:
-    copy = folder / f"source-{version}"
-    shutil.copytree(snapshot, copy)
-    init = copy / "runtime" / "mcp_mesh_sdk" / "__init__.py"
-    init.write_text(
-        re.sub(r'__version__ = "[^"]+"', f'__version__ = "{version}"', init.read_text())
-    )
-    return copy
 
 
 def deploy(fleet: Any, source: Path) -> None:
