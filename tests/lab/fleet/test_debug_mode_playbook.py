@@ -1,0 +1,124 @@
+"""playbooks/debug_mode.yml: DEBUG lines in the journal only while on, no failed request meanwhile.
+
+A bounded load generator sends GET /health through the lab's load balancer while the agents
+restart one at a time (drained first); every answer must be a 200.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from typing import Any
+
+from tests.lab.fleet.conftest import recap
+
+PLAYBOOK = "playbooks/debug_mode.yml"
+LOAD_MAX_REQUESTS = 20000
+LOAD_MAX_SECONDS = 300
+
+
+class LoadThroughBalancer(threading.Thread):
+    """GET /health through the load balancer until stopped (or bounded out); counts failures."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stopping = url, threading.Event()
+        self.sent = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        deadline = time.monotonic() + LOAD_MAX_SECONDS
+        while not self.stopping.is_set() and self.sent < LOAD_MAX_REQUESTS:
+            if time.monotonic() > deadline:
+                break
+            self.sent += 1
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as answer:
+                    if answer.status != 200:
+                        self.failures.append(f"status {answer.status}")
+            except OSError as exc:
+                self.failures.append(str(exc))
+            time.sleep(0.02)
+
+    def __enter__(self) -> LoadThroughBalancer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.join(timeout=30)
+
+
+def switch(fleet: Any, on: bool) -> Any:
+    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
+    with LoadThroughBalancer(f"http://{balancer}/health") as load:
+        done = fleet.playbook("-e", f"mesh_debug={str(on).lower()}", playbook=PLAYBOOK)
+    assert done.returncode == 0, f"{done.stdout[-5000:]}\n{done.stderr[-2000:]}"
+    assert load.sent > 0
+    assert load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
+    return done
+
+
+def debug_lines_since(host: Any, since: float) -> int:
+    """DEBUG records the agent wrote to the journal since `since` (epoch seconds)."""
+    listed = host.run(
+        f"journalctl --unit=mcp-mesh-sdk.service --since=@{int(since)} --output=json --no-pager"
+    )
+    count = 0
+    for line in listed.stdout.splitlines():
+        try:
+            record = json.loads(json.loads(line).get("MESSAGE") or "null")
+        except (ValueError, TypeError):
+            continue
+        if isinstance(record, dict) and record.get("level") == "DEBUG":
+            count += 1
+    return count
+
+
+def file_info_calls(fleet: Any) -> None:
+    """One MCP call per agent, which logs one DEBUG line in debug mode."""
+    for name in fleet.lab.groups["agents"]:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "file_info", "arguments": {"path": "."}}}  # fmt: skip
+        request = urllib.request.Request(
+            f"http://{fleet.lab.hosts[name]}:8080/mcp",
+            data=json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {fleet.tokens['agent']}",
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+
+
+def test_debug_mode_on_then_off_without_a_failed_request(fleet: Any) -> None:
+    agents = [fleet.lab.testinfra_host(name) for name in fleet.lab.groups["agents"]]
+    try:
+        switch(fleet, True)
+        since_on = time.time()
+        file_info_calls(fleet)
+        for agent in agents:
+            assert agent.file("/etc/systemd/system/mcp-mesh-sdk.service.d/50-debug.conf").exists
+            assert debug_lines_since(agent, since_on - 1) > 0
+        again = fleet.playbook("-e", "mesh_debug=true", playbook=PLAYBOOK)
+        assert again.returncode == 0
+        assert all(counts["changed"] == 0 for counts in recap(again.stdout).values()), again.stdout
+
+        switch(fleet, False)
+        since_off = time.time()
+        file_info_calls(fleet)
+        for agent in agents:
+            assert not agent.file("/etc/systemd/system/mcp-mesh-sdk.service.d/50-debug.conf").exists
+            assert debug_lines_since(agent, since_off) == 0
+    finally:
+        fleet.playbook("-e", "mesh_debug=false", playbook=PLAYBOOK)
+
+
+def test_debug_mode_without_a_value_is_refused(fleet: Any) -> None:
+    done = fleet.playbook(playbook=PLAYBOOK)
+    assert done.returncode != 0
+    assert "set -e mesh_debug=true or -e mesh_debug=false" in done.stdout
