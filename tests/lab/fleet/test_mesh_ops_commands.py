@@ -1,4 +1,4 @@
-"""mesh-ops against the deployed fleet: a row per host, and an unreachable host named."""
+"""mesh-ops on the deployed fleet: status (an unreachable host named), restart, logs, health."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from tests.lab.conftest import REPO
+from tests.lab.fleet.test_debug_mode_playbook import LoadThroughBalancer
 
 SSH_BACK_AFTER_SECONDS = 25  # the host starts its sshd again by itself, even if this test dies
 
@@ -60,3 +61,25 @@ def test_status_names_the_host_whose_sshd_is_stopped_and_shows_the_others(fleet:
     assert "unreachable" in " ".join(table[agents[0]])
     for name in agents[1:]:
         assert table[name][1:4] == [fleet.version, "yes", "yes"]
+
+
+def test_restart_drains_and_loses_no_request_then_logs_and_health_answer(fleet: Any) -> None:
+    agent = fleet.lab.groups["agents"][-1]
+    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
+    before = fleet.lab.testinfra_host(agent).run("systemctl show -p MainPID --value mcp-mesh-sdk")
+    with LoadThroughBalancer(f"http://{balancer}/health") as load:
+        restarted = mesh_ops(fleet, "restart", agent)
+    assert restarted.returncode == 0, restarted.stderr
+    assert f"{agent}: restarted" in restarted.stdout
+    after = fleet.lab.testinfra_host(agent).run("systemctl show -p MainPID --value mcp-mesh-sdk")
+    assert after.stdout != before.stdout  # a new process
+    assert load.sent > 0
+    assert load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
+
+    logs = mesh_ops(fleet, "logs", agent, "-n", "20")
+    assert logs.returncode == 0, logs.stderr
+    assert "ready to serve" in logs.stdout
+
+    health = mesh_ops(fleet, "health")
+    assert "FAILED" not in health.stderr, health.stderr
+    assert set(rows(health.stdout)) == set(fleet.lab.groups["agents"])
