@@ -1,0 +1,109 @@
+"""Benchmark: `backup create` and `backup restore --mode data` on a lab host.
+
+Needs a lab with the fleet deployed (`make demo`, or the `bak` lab of the tests); the lab is
+MESH_LAB_NAME (default "mesh"), the host MESH_BENCH_HOST (default agent1). For each size in
+SIZES, fills a directory of the host's data with that much data (half text, half random
+bytes, 64 files), then three times: stops the agent, times `backup create --json` and
+`backup restore --mode data --json` of that backup on the host itself (no SSH in the timing),
+starts the agent. Reports medians in seconds and MB/s. Writes bench/results/restore.json.
+Run alone: `.venv/bin/python -m bench.restore` (MESH_BENCH_SIZES_MB=100,1024 to choose sizes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.state import inventory_path
+
+RUNS = 3
+SIZES_MB = [int(s) for s in os.environ.get("MESH_BENCH_SIZES_MB", "100,1024").split(",")]
+HOST = os.environ.get("MESH_BENCH_HOST", "agent1")
+LAB = os.environ.get("MESH_LAB_NAME", "mesh")
+RESULTS = Path(__file__).parent / "results" / "restore.json"
+SDK = "/opt/mcp-mesh/current/venv/bin/mcp-mesh-sdk"
+BENCH_DIR = "/var/lib/mcp-mesh/data/bench-restore"
+BACKUP_DIR = "/var/backups/mcp-mesh-bench"
+# What `backup restore` keeps of the replaced data (removed after each run: 1 GB each).
+ROLLBACKS = "/var/lib/mcp-mesh/data.pre-restore-* /var/lib/mcp-mesh.pre-restore-*"
+
+# Runs on the host: times one command, prints {"seconds": ..., "output": <its JSON>}.
+TIMER = (
+    "import json, subprocess, sys, time; s = time.monotonic(); "
+    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=True); "
+    "print(json.dumps({'seconds': time.monotonic() - s, 'output': json.loads(p.stdout)}))"
+)
+
+
+def ssh_command(address: str, key: str) -> list[str]:
+    options = ["BatchMode=yes", "StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"]
+    return ["ssh", "-i", key, *(f"-o{option}" for option in options), f"root@{address}"]
+
+
+def main() -> dict[str, Any]:
+    inventory = yaml.safe_load(inventory_path(LAB).read_text())["all"]["hosts"]
+    if HOST not in inventory:
+        sys.exit(f"lab {LAB!r} has no host {HOST!r}: bring it up and deploy the fleet first")
+    ssh = ssh_command(
+        inventory[HOST]["lab_address"], inventory[HOST]["ansible_ssh_private_key_file"]
+    )
+
+    def on_host(command: str) -> str:
+        return subprocess.run([*ssh, command], capture_output=True, text=True, check=True).stdout
+
+    def timed(*argv: str) -> dict[str, Any]:
+        quoted = " ".join(f"'{a}'" for a in argv)
+        return json.loads(on_host(f'python3 -c "{TIMER}" {quoted}'))
+
+    rows: dict[str, Any] = {}
+    for size_mb in SIZES_MB:
+        half = size_mb // 2
+        on_host(
+            f"rm -rf {BENCH_DIR} {BACKUP_DIR} && mkdir -p {BENCH_DIR} {BACKUP_DIR}"
+            f" && cd {BENCH_DIR}"
+            f" && for i in $(seq 1 32); do head -c {half * 32}K /dev/urandom > bin$i.dat;"
+            f" yes 'text line of an agent data file 0123456789' | head -c {half * 32}K > t$i.txt;"
+            f" done && chown -R mcp-mesh:mcp-mesh {BENCH_DIR} && sync"
+        )
+        creates, restores = [], []
+        on_host("systemctl stop mcp-mesh-sdk.service")
+        try:
+            for _ in range(RUNS):
+                on_host(f"rm -f {BACKUP_DIR}/*")
+                made = timed(SDK, "backup", "create", "--json", "--output-dir", BACKUP_DIR)
+                creates.append(made["seconds"])
+                back = timed(SDK, "backup", "restore", "--mode", "data", "--json",
+                             "--output-dir", BACKUP_DIR, made["output"]["path"])  # fmt: skip
+                restores.append(back["seconds"])
+                on_host(f"rm -rf {ROLLBACKS}")
+        finally:
+            on_host("systemctl start mcp-mesh-sdk.service")
+            on_host(f"rm -rf {BENCH_DIR} {BACKUP_DIR}")
+        size_bytes = size_mb << 20
+        rows[f"{size_mb}MB"] = {
+            "bytes": size_bytes,
+            "create_seconds_median": round(statistics.median(creates), 3),
+            "restore_seconds_median": round(statistics.median(restores), 3),
+            "create_mb_per_s": round(size_mb / statistics.median(creates), 1),
+            "restore_mb_per_s": round(size_mb / statistics.median(restores), 1),
+            "create_seconds": [round(s, 3) for s in creates],
+            "restore_seconds": [round(s, 3) for s in restores],
+        }
+    result = {"benchmark": "restore", "runs": RUNS, "host": HOST, "lab": LAB,
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+              "sizes": rows}  # fmt: skip
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
