@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -46,3 +47,12 @@ def read_env_file(path: str | Path) -> dict[str, str]:
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigProblem(str(file), "not UTF-8 text")]) from exc
     return parse_env_text(text, source=str(file))
+
+
+def environment_with(env_file: str | Path | None) -> dict[str, str]:
+    """This process's environment with `env_file`'s variables on top: the file the operator
+    named on the command line wins over what the process happened to inherit."""
+    env = dict(os.environ)
+    if env_file:
+        env.update(read_env_file(env_file))
+    return env

@@ -25,3 +25,15 @@ def test_every_bad_line_is_named() -> None:
 def test_missing_file_is_a_config_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="No such file"):
         read_env_file(tmp_path / "absent.env")
+
+
+def test_the_named_file_wins_over_the_inherited_environment(tmp_path, monkeypatch) -> None:
+    from mcp_mesh_sdk.envfile import environment_with
+
+    monkeypatch.setenv("LOG_LEVEL", "INFO")
+    monkeypatch.setenv("KEPT", "yes")
+    env_file = tmp_path / "agent.env"
+    env_file.write_text("LOG_LEVEL=DEBUG\n")
+    env = environment_with(env_file)
+    assert (env["LOG_LEVEL"], env["KEPT"]) == ("DEBUG", "yes")
+    assert environment_with(None)["LOG_LEVEL"] == "INFO"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from mcp_mesh_sdk.envfile import read_env_file
+from mcp_mesh_sdk.envfile import environment_with
 
 HELP = "run the mesh registry (agents register and heartbeat here)"
 
@@ -14,16 +13,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env-file",
         metavar="PATH",
-        help="read variables from this file too (the process environment wins)",
+        help="read variables from this file too (they win over the environment)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from mcp_mesh_sdk.registry.config import load_registry_config
 
-    env = dict(read_env_file(args.env_file)) if args.env_file else {}
-    env.update(os.environ)
-    config = load_registry_config(env)
+    config = load_registry_config(environment_with(args.env_file))
     from mcp_mesh_sdk.registry.server import serve  # the server stack loads only now
 
     return serve(config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 HELP = "run the MCP Mesh agent with the environment's configuration"
 
@@ -18,11 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mcp_mesh_sdk.config import load_agent_config
+    from mcp_mesh_sdk.envfile import environment_with
     from mcp_mesh_sdk.server import run as run_agent
 
-    env = dict(os.environ)
-    if args.env_file:
-        from mcp_mesh_sdk.envfile import read_env_file
-
-        env.update(read_env_file(args.env_file))
-    return run_agent(load_agent_config(env))
+    return run_agent(load_agent_config(environment_with(args.env_file)))
