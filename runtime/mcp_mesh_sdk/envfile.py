@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 from pathlib import Path
@@ -56,3 +57,12 @@ def environment_with(env_file: str | Path | None) -> dict[str, str]:
     if env_file:
         env.update(read_env_file(env_file))
     return env
+
+
+def add_env_file_option(parser: argparse.ArgumentParser) -> None:
+    """The `--env-file PATH` option of the commands that read `environment_with()`."""
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="read variables from this file too (they win over the environment)",
+    )

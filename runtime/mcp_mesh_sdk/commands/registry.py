@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from mcp_mesh_sdk.envfile import environment_with
+from mcp_mesh_sdk.envfile import add_env_file_option, environment_with
 
 HELP = "run the mesh registry (agents register and heartbeat here)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--env-file",
-        metavar="PATH",
-        help="read variables from this file too (they win over the environment)",
-    )
+    add_env_file_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
