@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "backup": "backup",
     "migrate": "migrate",
     "lb": "lb",
+    "release": "release",
 }
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd shows it as a configuration error
