@@ -107,7 +107,7 @@ class LoadBalancer:
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        poll_interval: float = 0.5,
+        poll_interval: float = 0.1,
     ) -> None:
         self.admin = admin
         self.sleep = sleep
@@ -153,10 +153,21 @@ class LoadBalancer:
             "status": self.find(server.name).status,
         }
 
-    def enable(self, name: str, wait_up: float | None = None) -> dict[str, Any]:
-        """Back to READY; with `wait_up`, wait (bounded) until health checks report it UP."""
+    def enable(
+        self, name: str, wait_up: float | None = None, healthy: bool = False
+    ) -> dict[str, Any]:
+        """Back to READY; with `wait_up`, wait (bounded) until health checks report it UP.
+
+        `healthy`: the caller has just checked the server itself, so mark it UP at once
+        instead of waiting for `rise` checks; HAProxy's own checks still take it DOWN again
+        after `fall` failures.
+        """
         server = self.find(name)
         self.set_state(server, "ready")
+        if healthy:
+            answer = self.admin.command(f"set server {server.name} health up").strip()
+            if answer:
+                raise OpsError(f"HAProxy refused 'set server {server.name} health up': {answer}")
         started = self.clock()
         current = self.find(server.name)
         if wait_up is not None:

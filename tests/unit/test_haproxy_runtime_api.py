@@ -57,6 +57,12 @@ class FakeHAProxy:
         if line == "show stat":
             return self._show_stat()
         words = line.split()
+        if words[:2] == ["set", "server"] and words[3:] == ["health", "up"]:
+            if words[2] not in self.servers:
+                return "No such server.\n"
+            if self.servers[words[2]]["status"] == "DOWN":
+                self.servers[words[2]].update(status="UP", checks_to_up=None)
+            return "\n"
         if words[:2] == ["set", "server"] and len(words) == 5 and words[3] == "state":
             name, state = words[2], words[4]
             if name not in self.servers:
@@ -189,6 +195,23 @@ def test_enable_wait_up_fails_clearly_when_the_server_stays_down(haproxy: FakeHA
     haproxy.up_after_checks = 1000
     with pytest.raises(OpsError, match="agent1 is DOWN, not UP, after 3 s"):
         balancer(haproxy, FakeClock()).enable("agent1", wait_up=3)
+
+
+def test_enable_healthy_marks_the_server_up_without_waiting_for_checks(
+    haproxy: FakeHAProxy,
+) -> None:
+    haproxy.servers["mcp_mesh_agents/agent1"]["status"] = "MAINT"
+    haproxy.up_after_checks = 1000
+    clock = FakeClock()
+
+    result = balancer(haproxy, clock).enable("agent1", wait_up=3, healthy=True)
+
+    assert result["status"] == "UP"
+    assert clock.now == 0
+    assert haproxy.commands[-2:] == [
+        "set server mcp_mesh_agents/agent1 health up",
+        "show stat",
+    ]
 
 
 def test_unknown_server_lists_the_known_ones(haproxy: FakeHAProxy, capsys) -> None:

@@ -48,6 +48,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="wait until health checks report it UP (default limit 60 s)",
     )
+    enable.add_argument(
+        "--healthy",
+        action="store_true",
+        help="you have just checked the server is healthy: mark it UP now, not after rise checks",
+    )
     enable.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         result = balancer.drain(args.server, args.wait)
         _report(args.json, result, _drain_line(result))
         return 0 if result["drained"] else EXIT_NOT_DRAINED
-    result = balancer.enable(args.server, args.wait_up)
+    result = balancer.enable(args.server, args.wait_up, healthy=args.healthy)
     _report(args.json, result, f"{result['server']}: {result['status']}")
     return 0
 
