@@ -8,11 +8,12 @@ costs one remote call instead of a dozen. Steps, each named in the error when it
    first rolled back by the release that is current now (only it knows those migrations).
 2. `switch`: the replaced release becomes `previous`, this one `current` (atomic renames).
 3. `restart`: restart the unit. With `skip_drain_delay` (the caller has already taken the
-   host out of the load balancer) the service is signalled twice, which the agent reads as
-   "skip the drain delay": nothing is left to drain.
+   host out of the load balancer) the agent first gets SIGTERM twice, which it reads as
+   "skip the rest of the drain delay": nothing is left to drain. (systemd itself sends no
+   second signal: the agent's STOPPING=1 makes it just wait.)
 4. `ready`: /ready answers 200 and /health reports this release's version.
 5. `registry`: the registry lists the agent healthy on this version (agents only).
-6. `soak`: stays healthy, on the same process, for `soak` seconds.
+6. `soak`: stays healthy, on the same process, until `soak` seconds after step 4 passed.
 
 The caller drains and enables the host in the load balancer around this, and on failure
 activates the old release the same way (its own binary).
@@ -155,6 +156,7 @@ class Activation:
         self.clock = clock
         self.sleep = sleep
         self.replaced = current_release(plan.install_dir)
+        self._healthy_since = 0.0
         self.report = Report(
             release=plan.version,
             release_dir=str(plan.release_dir),
@@ -218,11 +220,19 @@ class Activation:
     def _systemctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.host.run(["systemctl", *args], self.plan.timeout)
 
+    def _signal(self) -> bool:
+        """SIGTERM to the unit's main process; False when it is not running."""
+        argv = ["kill", "--kill-whom=main", "--signal=SIGTERM", self.plan.unit]
+        return self._systemctl(*argv).returncode == 0
+
+    def _draining(self) -> str | None:
+        status, _ = self.host.get(f"{self.plan.url}/ready", 2.0)
+        return None if status != 200 else "the service has not started to drain"
+
     def _restart(self) -> None:
-        if self.plan.skip_drain_delay:
-            # First SIGTERM: the agent starts draining; the restart's SIGTERM is its second,
-            # which closes the listener at once. Not running is fine: restart starts it.
-            self._systemctl("kill", "--kill-whom=main", "--signal=SIGTERM", self.plan.unit)
+        if self.plan.skip_drain_delay and self._signal():
+            self._until("restart", self._draining)  # the first signal was handled
+            self._signal()  # the second: close the listener now, finish what is in flight
         done = self._systemctl("restart", self.plan.unit)
         if done.returncode != 0:
             raise ActivationFailed("restart", done.stderr.strip() or f"exit {done.returncode}")
@@ -247,6 +257,7 @@ class Activation:
 
     def _wait_ready(self) -> None:
         self._until("ready", self._healthy)
+        self._healthy_since = self.clock()
 
     def _listed(self) -> str | None:
         query = urllib.parse.urlencode(
@@ -273,7 +284,7 @@ class Activation:
         if self.plan.soak <= 0:
             return
         pid = self._main_pid()
-        self.sleep(self.plan.soak)
+        self.sleep(max(0.0, self._healthy_since + self.plan.soak - self.clock()))
         if (now := self._main_pid()) != pid:
             raise ActivationFailed(
                 "soak", f"{self.plan.unit} restarted during the soak (pid {pid.strip()} -> "

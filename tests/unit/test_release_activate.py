@@ -24,6 +24,8 @@ class FakeHost:
         self.version = version
         self.commands: list[list[str]] = []
         self.ready_status = 200
+        self.ready_after_kill = 503  # what /ready answers once a SIGTERM was sent
+        self.signalled = False
         self.listed = True
         self.pids = ["101"]  # MainPID answers, one per call (the last repeats)
         self.restart_fails = False
@@ -34,6 +36,10 @@ class FakeHost:
         out, code, err = "", 0, ""
         if argv[:2] == ["systemctl", "restart"] and self.restart_fails:
             code, err = 1, "Job for mcp-mesh-sdk.service failed."
+        elif argv[:2] == ["systemctl", "kill"]:
+            self.signalled = True
+        elif argv[:2] == ["systemctl", "restart"]:
+            self.signalled = False
         elif argv[:2] == ["systemctl", "show"]:
             out = self.pids.pop(0) if len(self.pids) > 1 else self.pids[0]
         elif "migrate" in argv:
@@ -42,7 +48,8 @@ class FakeHost:
 
     def get(self, url: str, timeout: float) -> tuple[int, Any]:
         if url.endswith("/ready"):
-            return self.ready_status, {"ready": self.ready_status == 200}
+            status = self.ready_after_kill if self.signalled else self.ready_status
+            return status, {"ready": status == 200}
         if url.endswith("/health"):
             return 200, {"status": "healthy", "version": self.version}
         if "/agents?" in url:
@@ -106,14 +113,46 @@ def test_activation_migrates_switches_restarts_and_reports_each_step(
     assert report.replaced == str(install / "releases" / "1.0.0")
 
 
-def test_skip_drain_delay_signals_the_service_before_the_restart(
+def test_skip_drain_delay_signals_twice_once_draining_then_restarts(
     install: Path, tmp_path: Path
 ) -> None:
     host = FakeHost()
     activate(plan_for(install, tmp_path, skip_drain_delay=True), host)
 
     systemctl = [argv[1] for argv in host.commands if argv[0] == "systemctl"]
-    assert systemctl.index("kill") < systemctl.index("restart")
+    assert systemctl[:3] == ["kill", "kill", "restart"]
+
+
+def test_skip_drain_delay_gives_up_when_the_service_never_starts_draining(
+    install: Path, tmp_path: Path
+) -> None:
+    host = FakeHost()
+    host.ready_after_kill = 200
+
+    with pytest.raises(ActivationFailed) as failure:
+        activate(plan_for(install, tmp_path, skip_drain_delay=True), host)
+
+    assert failure.value.step == "restart"
+    assert "not started to drain" in failure.value.cause
+
+
+def test_the_soak_counts_from_the_moment_the_service_was_healthy(
+    install: Path, tmp_path: Path
+) -> None:
+    host = FakeHost()
+    host.listed = False
+    clock = FakeClock()
+    real_get = host.get
+
+    def get(url: str, timeout: float) -> tuple[int, Any]:
+        if "/agents?" in url and clock.now >= 1.5:  # listed 1.5 s after becoming healthy
+            host.listed = True
+        return real_get(url, timeout)
+
+    host.get = get  # type: ignore[method-assign]
+    Activation(plan_for(install, tmp_path), host=host, clock=clock, sleep=clock.sleep).run()
+
+    assert clock.now == pytest.approx(2.0)
 
 
 def test_without_skip_drain_delay_the_service_is_only_restarted(
