@@ -1,13 +1,21 @@
-"""Benchmark: a fresh `site.yml` deploy of a new lab, and the idempotent second run.
+"""Benchmark: a fresh `site.yml` deploy of a new lab and the idempotent second run, by size.
 
-For each size (agent hosts), RUNS times: bring up a fresh lab (its own name, so nothing else
-is touched), time `ansible-playbook playbooks/site.yml` from bare hosts to a verified mesh,
-then time a second run and check it changed nothing; take the lab down. The runtime's
-wheelhouse is built once beforehand (it is cached on the controller by version), so the
-figures are the deploy itself. Medians per size; the ratio of the largest size to the
-smallest is the scaling figure (target from issue #9: 12 hosts at most 2x one host).
+For each size (agent hosts; every lab has one more host, lb1, for the registry and the load
+balancer): bring up a fresh lab (`bdep`), time `ansible-playbook playbooks/site.yml` from bare
+hosts to a verified mesh, then time a second run on the same lab and check it changed nothing;
+take the lab down. The runtime is deployed from a snapshot of the source taken at the start,
+with its wheelhouse built beforehand into a private cache, so the figures are the deploy
+itself and a working tree edited meanwhile does not turn a second run into a reinstall.
+The timeline callback records per-task times of the largest size: the tasks that take the
+most are in the results. On the largest lab, before it goes down, bench/tuning.py compares
+Ansible configurations on the same idempotent run (bench/results/tuning.json).
 
-Writes bench/results/deploy.json. Run alone: `.venv/bin/python -m bench.deploy [--sizes 1,3]`.
+Scaling target from issue #9: 12 agent hosts take at most 2x the time of one (fresh deploy).
+The whole of `make bench` has to fit in minutes, so each size gets `runs` fresh labs (default
+one: a single run, not a median; say --runs 3 when running this alone).
+
+Writes bench/results/deploy.json and deploy_scaling.png.
+Run alone: `.venv/bin/python -m bench.deploy [--sizes 1,3,6,12] [--runs 1] [--no-tuning]`.
 """
 
 from __future__ import annotations
@@ -15,106 +23,150 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench import tuning
+from bench.tuning import Workspace, changed_total, hosts_of, inventory_of, lab, site, top_tasks
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "deploy.json"
+PLOT = REPO / "bench" / "results" / "deploy_scaling.png"
 LAB = "bdep"
-INVENTORY = REPO / "inventories" / "lab" / f"{LAB}.yml"
-RUNS = 3
+SIZES = (1, 3, 6, 12)
+RUNS = 1
 SCALING_TARGET = 2.0
-BIN = Path(sys.executable).parent
 
 
-def _run(args: list[str], timeout: float = 1200) -> tuple[float, str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
-    started = time.monotonic()
-    done = subprocess.run(
-        args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    elapsed = time.monotonic() - started
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(args[:3])} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
-        )
-    return elapsed, done.stdout
-
-
-def _lab(*args: str) -> float:
-    return _run([sys.executable, "-m", "lab", *args, "--name", LAB])[0]
-
-
-def _site() -> tuple[float, str]:
-    return _run([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), "playbooks/site.yml"])
-
-
-def changed_total(output: str) -> int:
-    """Sum of changed=N over the play recap."""
-    return sum(int(n) for n in re.findall(r"\bchanged=(\d+)", output.split("PLAY RECAP")[-1]))
-
-
-def measure(agents: int, runs: int) -> dict[str, Any]:
-    fresh, again, lab_up, changed_again = [], [], [], []
-    for _ in range(runs):
-        lab_up.append(_lab("up", "--agents", str(agents)))
-        try:
-            fresh.append(_site()[0])
-            seconds, output = _site()
-            again.append(seconds)
-            changed_again.append(changed_total(output))
-        finally:
-            _lab("down")
+def _summary(values: list[float], digits: int = 1) -> dict[str, Any]:
     return {
-        "agents": agents,
-        "hosts": agents + 1,
-        "fresh_deploy_s": {"median": round(statistics.median(fresh), 1), "runs": fresh},
-        "second_run_s": {"median": round(statistics.median(again), 1), "runs": again},
-        "second_run_changed": changed_again,
-        "lab_up_s": {"median": round(statistics.median(lab_up), 2), "runs": lab_up},
+        "median": round(statistics.median(values), digits),
+        "runs": [round(v, digits) for v in values],
     }
 
 
-def main(sizes: tuple[int, ...] = (3,), runs: int = RUNS) -> dict[str, Any]:
-    _lab("up", "--agents", "1")  # warm the wheelhouse cache so runs time the deploy alone
+def _timeline(directory: Path, name: str, keep: bool) -> Path | None:
+    return directory / f"{name}.jsonl" if keep else None
+
+
+def measure(
+    agents: int, runs: int, workspace: Workspace, last: bool, compare: bool
+) -> dict[str, Any]:
+    """`runs` fresh labs of this size; the last one keeps its timelines (and runs the tuning)."""
+    fresh, again, lab_up, changed_again, hosts = [], [], [], [], 0
+    timelines = Path(tempfile.mkdtemp(prefix="bdep-timeline-", dir=workspace.root))
+    result: dict[str, Any] = {"agents": agents}
+    for attempt in range(runs):
+        keep = last and attempt == runs - 1
+        lab_up.append(lab(LAB, "up", "--agents", str(agents)))
+        try:
+            inventory = inventory_of(LAB)
+            hosts = len(hosts_of(inventory))
+            seconds, _ = site(inventory, workspace, timeline=_timeline(timelines, "fresh", keep))
+            fresh.append(seconds)
+            again_timeline = _timeline(timelines, "again", keep)
+            seconds, output = site(inventory, workspace, timeline=again_timeline)
+            again.append(seconds)
+            changed_again.append(changed_total(output))
+            if keep and compare:
+                result["tuning"] = tuning.compare(inventory, workspace)
+        finally:
+            lab(LAB, "down")
+    result |= {
+        "hosts": hosts,
+        "fresh_deploy_s": _summary(fresh),
+        "second_run_s": _summary(again),
+        "second_run_changed": changed_again,
+        "lab_up_s": _summary(lab_up, 2),
+    }
+    if last:
+        result["top_tasks"] = {
+            "fresh": top_tasks(timelines / "fresh.jsonl"),
+            "second_run": top_tasks(timelines / "again.jsonl"),
+        }
+    return result
+
+
+def plot(by_size: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hosts = [size["hosts"] for size in by_size]
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    lines = (("fresh_deploy_s", "fresh deploy"), ("second_run_s", "idempotent second run"))
+    for key, label in lines:
+        axes.plot(hosts, [size[key]["median"] for size in by_size], marker="o", label=label)
+    budget = SCALING_TARGET * by_size[0]["fresh_deploy_s"]["median"]
+    target = f"target: {SCALING_TARGET:g}x the fresh deploy of {hosts[0]} hosts"
+    axes.axhline(budget, color="grey", linestyle="--", label=target)
+    axes.set_xlabel("hosts in the lab (agents + lb1)")
+    axes.set_ylabel("seconds (site.yml)")
+    axes.set_xticks(hosts)
+    axes.set_ylim(bottom=0)
+    axes.set_title("site.yml wall time against lab size")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def main(sizes: tuple[int, ...] = SIZES, runs: int = RUNS, compare: bool = True) -> dict[str, Any]:
+    workspace = Workspace()
     try:
-        _site()
+        build_s = workspace.build_wheelhouse()
+        by_size = []
+        for agents in sizes:
+            by_size.append(measure(agents, runs, workspace, agents == sizes[-1], compare))
+            print(json.dumps(by_size[-1]), file=sys.stderr, flush=True)  # progress
     finally:
-        _lab("down")
-    by_size = [measure(agents, runs) for agents in sizes]
+        workspace.remove()
+    comparison = by_size[-1].pop("tuning", None)
     document: dict[str, Any] = {
         "benchmark": "deploy",
-        "statistic": f"median of {runs} fresh labs per size; wheelhouse cached",
+        "statistic": (
+            (f"median of {runs} fresh labs" if runs > 1 else "one fresh lab (a single run)")
+            + " per size, then one idempotent second run on each; wheelhouse built beforehand"
+        ),
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg())},
+        "wheelhouse_build_s": round(build_s, 1),
         "sizes": by_size,
     }
     if len(by_size) > 1:
-        ratio = by_size[-1]["fresh_deploy_s"]["median"] / by_size[0]["fresh_deploy_s"]["median"]
+        first, largest = by_size[0], by_size[-1]
+        ratio = largest["fresh_deploy_s"]["median"] / first["fresh_deploy_s"]["median"]
         document["scaling"] = {
-            "smallest_agents": by_size[0]["agents"],
-            "largest_agents": by_size[-1]["agents"],
+            "smallest_hosts": first["hosts"],
+            "largest_hosts": largest["hosts"],
             "ratio": round(ratio, 2),
+            "second_run_ratio": round(
+                largest["second_run_s"]["median"] / first["second_run_s"]["median"], 2
+            ),
             "target": SCALING_TARGET,
             "met": ratio <= SCALING_TARGET,
         }
+        plot(by_size, PLOT)
     document["idempotent"] = {
         "changed_on_second_runs": sum(sum(s["second_run_changed"]) for s in by_size),
         "met": all(c == 0 for s in by_size for c in s["second_run_changed"]),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    if comparison is not None:
+        tuning.write(tuning.describe(comparison, LAB))
     return document
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.deploy")
-    parser.add_argument("--sizes", default="3", help="agent host counts, e.g. 1,3,6,12")
-    parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="agent host counts")
+    parser.add_argument("--runs", type=int, default=RUNS, help="fresh labs per size")
+    parser.add_argument("--no-tuning", action="store_true", help="skip the tuning comparison")
     options = parser.parse_args()
     sizes = tuple(int(size) for size in options.sizes.split(","))
-    print(json.dumps(main(sizes, options.runs), indent=2))
+    print(json.dumps(main(sizes, options.runs, not options.no_tuning), indent=2))
