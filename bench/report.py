@@ -58,7 +58,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     ]
     for name, document in sorted(results.items()):
         lines += [f"## {name}", ""]
-        for key in ("data_set", "statistic", "target"):
+        for key in ("data_set", "statistic", "case", "target"):
             if isinstance(document.get(key), str):
                 lines.append(f"- {key.replace('_', ' ')}: {document[key]}")
         lines.append("")

@@ -1,11 +1,11 @@
 """Benchmark: a rolling upgrade of three agents under load through the load balancer.
 
-One lab (3 agents) is deployed once with `site.yml`; then RUNS upgrades follow, each to a
-release built fresh from a copy of the project's source with a new patch version (v1 -> v2
--> v3 -> v4), so every timed run is the same case: the target release is not installed yet
-and pre-flight builds its wheelhouse (cached on the controller by version and source) and
-installs it beside the running one. The bench versions sit far above the source's own
-(patch + 900) so they never share a wheelhouse cache entry with the test releases.
+One lab (3 agents) is deployed once with `site.yml` (release A, built from a copy of the
+project's source with a new patch version); then RUNS upgrades follow: A -> B (pre-flight
+builds and installs B beside A), then B -> A, A -> B, ... between the two installed releases,
+which keeps the benchmark inside its time budget (see `measure`). The bench versions sit far
+above the source's own (patch + 900) so they never share a wheelhouse cache entry with the
+test releases.
 
 During each run a LoadGenerator sends GET /health through the LB (25 req/s) and the timeline
 callback records every task per host. Per host, the cycle runs from the start of the drain
@@ -492,15 +492,22 @@ def _legend_handles(rates: Any) -> list[Any]:
 
 
 def measure(runs: int, folder: Path) -> tuple[list[Run], list[str], list[str]]:
+    """Deploy A, then upgrade A -> B -> A -> ...: only the first run installs its release.
+
+    The per-host cycle (drain to enabled) is the same work either way; what the first run
+    adds is pre-flight (wheelhouse build and install), which shows in its playbook total.
+    Switching between two installed releases keeps the benchmark inside its time budget.
+    """
     snapshot = _source_snapshot(folder)
-    versions = [bump_patch(__version__, VERSION_OFFSET + index) for index in range(runs + 1)]
+    versions = [bump_patch(__version__, VERSION_OFFSET + index) for index in range(2)]
     sources = [source_with_version(snapshot, folder, version) for version in versions]
     started = time.monotonic()
     _playbook("playbooks/site.yml", "-e", f"mesh_common_source_dir={sources[0]}")
     print(f"deployed {versions[0]} in {time.monotonic() - started:.0f} s", flush=True)
     measured = []
     for index in range(1, runs + 1):
-        run = upgrade(sources[index], versions[index - 1], versions[index], folder)
+        to, came_from = index % 2, (index - 1) % 2
+        run = upgrade(sources[to], versions[came_from], versions[to], folder)
         print(f"upgrade {json.dumps(run_summary(run))}", flush=True)
         measured.append(run)
     return measured, versions, _inventory()[1]["agents"]
@@ -523,10 +530,11 @@ def main(runs: int = RUNS) -> dict[str, Any]:
         "benchmark": "upgrade",
         "statistic": f"median of {runs} rolling upgrades on one lab of {AGENTS} agents",
         "case": (
-            "each run upgrades to a release not installed before "
-            f"({' -> '.join(versions)}: the source with a new patch version), so pre-flight "
-            "builds its wheelhouse (unless the controller cache has it) and installs it beside "
-            "the running release; registry first, then the agents one by one"
+            f"site.yml deploys {versions[0]}; run 1 upgrades to {versions[1]}, which pre-flight "
+            "builds and installs beside the running release; the later runs switch back and "
+            "forth between these two installed releases (pre-flight finds them installed). "
+            "Registry first, then the agents one by one. The per-host cycle is the same work "
+            "in every run; the playbook total of run 1 includes the install"
         ),
         "target": (
             f"per-host cycle (start of drain to enabled and UP in the LB) at most "
