@@ -230,7 +230,9 @@ def slowest_tasks(tasks: list[TaskTime], count: int = 5) -> dict[str, float]:
 def upgrade(source: Path, from_version: str, to_version: str, folder: Path) -> Run:
     hosts, groups = _inventory()
     lb_url = f"http://{hosts[groups['loadbalancer'][0]]}:80/health"
-    timeline = folder / f"timeline-{to_version}.jsonl"
+    timeline = Path(
+        tempfile.mkstemp(prefix=f"timeline-{to_version}-", suffix=".jsonl", dir=folder)[1]
+    )
     env = {
         "ANSIBLE_CALLBACK_PLUGINS": str(REPO / "bench" / "callback_plugins"),
         "ANSIBLE_CALLBACKS_ENABLED": "mesh_timeline",
