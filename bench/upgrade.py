@@ -230,9 +230,9 @@ def slowest_tasks(tasks: list[TaskTime], count: int = 5) -> dict[str, float]:
 def upgrade(source: Path, from_version: str, to_version: str, folder: Path) -> Run:
     hosts, groups = _inventory()
     lb_url = f"http://{hosts[groups['loadbalancer'][0]]}:80/health"
-    timeline = Path(
-        tempfile.mkstemp(prefix=f"timeline-{to_version}-", suffix=".jsonl", dir=folder)[1]
-    )
+    handle, name = tempfile.mkstemp(prefix=f"timeline-{to_version}-", suffix=".jsonl", dir=folder)
+    os.close(handle)  # the callback appends to it by name
+    timeline = Path(name)
     env = {
         "ANSIBLE_CALLBACK_PLUGINS": str(REPO / "bench" / "callback_plugins"),
         "ANSIBLE_CALLBACKS_ENABLED": "mesh_timeline",
