@@ -188,14 +188,20 @@ def test_a_failing_step_is_named_with_its_cause(
     assert cause in failure.value.cause
 
 
+def state_from_a_newer_release(tmp_path: Path) -> tuple[Path, str]:
+    """A state directory with one migration applied that this runtime does not know."""
+    state = tmp_path / "state"
+    state.mkdir()
+    from_the_future = f"{migrate.latest_schema_version() + 1:04d}_from_the_future"
+    (state / migrate.APPLIED_FILE).write_text(json.dumps([from_the_future]))
+    return state, from_the_future
+
+
 def test_state_from_a_newer_release_is_rolled_back_by_that_release_first(
     install: Path, tmp_path: Path
 ) -> None:
-    state = tmp_path / "state"
-    state.mkdir()
+    state, from_the_future = state_from_a_newer_release(tmp_path)
     newest = migrate.latest_schema_version()
-    from_the_future = f"{newest + 1:04d}_from_the_future"
-    (state / migrate.APPLIED_FILE).write_text(json.dumps([from_the_future]))
     (install / "current").unlink()
     (install / "current").symlink_to(install / "releases" / "1.1.0")
     host = FakeHost(version="1.0.0")
@@ -224,10 +230,7 @@ def test_state_from_a_newer_release_is_rolled_back_by_that_release_first(
 def test_newer_state_without_a_newer_release_to_undo_it_is_refused(
     install: Path, tmp_path: Path
 ) -> None:
-    state = tmp_path / "state"
-    state.mkdir()
-    newest = migrate.latest_schema_version()
-    (state / migrate.APPLIED_FILE).write_text(json.dumps([f"{newest + 1:04d}_from_the_future"]))
+    state_from_a_newer_release(tmp_path)
     already_current = plan_for(
         install, tmp_path, release_dir=install / "releases" / "1.0.0", version="1.0.0"
     )
