@@ -13,6 +13,7 @@ A failure leaves no archive and no temporary file behind.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import hashlib
 import os
@@ -21,6 +22,7 @@ import socket
 import sqlite3
 import stat
 import tarfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -317,20 +319,28 @@ def create_backup(
             except BaseException:
                 writer.abort()
                 raise
-            archiver.resolve_digests()
-            manifest = Manifest(
-                created_at=when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                host=host,
-                agent_version=__version__,
-                schema_version=schema_version(sources.state_dir) if "state" in roots else 0,
-                roots={root: str(path) for root, path in roots.items()},
-                entries=archiver.entries,
-                warnings=missing + archiver.warnings,
-            )
-            front = layout.region(manifest, reserved)
+            # Write the body back to disk while the manifest is built and the archive hashed;
+            # the final fsync then only has the front left to flush.
+            flusher = threading.Thread(target=_flush, args=(out.fileno(),), daemon=True)
+            flusher.start()
+            try:
+                archiver.resolve_digests()
+                manifest = Manifest(
+                    created_at=when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    host=host,
+                    agent_version=__version__,
+                    schema_version=schema_version(sources.state_dir) if "state" in roots else 0,
+                    roots={root: str(path) for root, path in roots.items()},
+                    entries=archiver.entries,
+                    warnings=missing + archiver.warnings,
+                )
+                front = layout.region(manifest, reserved)
+                if front is not None:
+                    os.pwrite(out.fileno(), front, 0)
+                    digest, size = _hash_file(out.fileno(), front, reserved, hasher)
+            finally:
+                flusher.join()  # before the file is closed: the thread holds its descriptor
             if front is not None:
-                os.pwrite(out.fileno(), front, 0)
-                digest, size = _hash_file(out.fileno(), front, reserved, hasher)
                 _seal(out.fileno())
         if front is None:  # the tree grew past the estimate: manifest in front, body copied
             first = zlib.compress(layout.manifest_tar(manifest), level, GZIP_WBITS)
@@ -353,6 +363,12 @@ def create_backup(
         "stored_to_keep_pace": writer.stored_for_speed,
     }
     return CreateResult(name, final, size, digest, manifest, archiver.skipped, compression)
+
+
+def _flush(handle: int) -> None:
+    """fdatasync in the background; errors surface in the fsync of `_seal` that follows."""
+    with contextlib.suppress(OSError):
+        os.fdatasync(handle)
 
 
 def _seal(handle: int) -> None:
