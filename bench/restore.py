@@ -1,11 +1,13 @@
-"""Benchmark: `backup create` and `backup restore --mode data` on a lab host.
+"""Benchmark: `backup create` and `backup restore --mode data` on a lab host, beside `tar -x`.
 
-Needs a lab with the fleet deployed (`make demo`, or the `bak` lab of the tests); the lab is
-MESH_LAB_NAME (default "mesh"), the host MESH_BENCH_HOST (default agent1). For each size in
-SIZES, fills a directory of the host's data with that much data (half text, half random
-bytes, 64 files), then three times: stops the agent, times `backup create --json` and
-`backup restore --mode data --json` of that backup on the host itself (no SSH in the timing),
-starts the agent. Reports medians in seconds and MB/s. Writes bench/results/restore.json.
+Brings up its own lab (`brst`, one agent) and deploys it with `site.yml`, unless
+MESH_LAB_NAME names a lab with the fleet already deployed (`make demo`: "mesh"); the host is
+MESH_BENCH_HOST (default agent1). For each size in SIZES, fills a directory of the host's data
+with that much data (half text, half random bytes, 64 files), then three times: stops the
+agent, times `backup create --json`, `backup restore --mode data --json` of that backup and,
+as the baseline, `tar -xzf` of the same archive into an empty directory, all on the host
+itself (no SSH in the timing); starts the agent. Reports medians in seconds and MB/s, and
+restore's throughput as a ratio of tar's. Writes bench/results/restore.json.
 Run alone: `.venv/bin/python -m bench.restore` (MESH_BENCH_SIZES_MB=100,1024 to choose sizes).
 """
 
@@ -27,11 +29,13 @@ from lab.state import inventory_path
 RUNS = 3
 SIZES_MB = [int(s) for s in os.environ.get("MESH_BENCH_SIZES_MB", "100,1024").split(",")]
 HOST = os.environ.get("MESH_BENCH_HOST", "agent1")
-LAB = os.environ.get("MESH_LAB_NAME", "mesh")
+OWN_LAB = "brst"
+LAB = os.environ.get("MESH_LAB_NAME", OWN_LAB)
 RESULTS = Path(__file__).parent / "results" / "restore.json"
 SDK = "/opt/mcp-mesh/current/venv/bin/mcp-mesh-sdk"
 BENCH_DIR = "/var/lib/mcp-mesh/data/bench-restore"
 BACKUP_DIR = "/var/backups/mcp-mesh-bench"
+TAR_DIR = "/var/lib/mcp-mesh/bench-tar-x"
 # What `backup restore` keeps of the replaced data (removed after each run: 1 GB each).
 ROLLBACKS = "/var/lib/mcp-mesh/data.pre-restore-* /var/lib/mcp-mesh.pre-restore-*"
 
@@ -39,7 +43,8 @@ ROLLBACKS = "/var/lib/mcp-mesh/data.pre-restore-* /var/lib/mcp-mesh.pre-restore-
 TIMER = (
     "import json, subprocess, sys, time; s = time.monotonic(); "
     "p = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=True); "
-    "print(json.dumps({'seconds': time.monotonic() - s, 'output': json.loads(p.stdout)}))"
+    "print(json.dumps({'seconds': time.monotonic() - s, "
+    "'output': json.loads(p.stdout) if p.stdout.strip() else None}))"
 )
 
 
@@ -49,6 +54,24 @@ def ssh_command(address: str, key: str) -> list[str]:
 
 
 def main() -> dict[str, Any]:
+    """Measure on LAB; a lab of our own is brought up, deployed and taken down around it."""
+    if LAB != OWN_LAB:
+        return measure()
+    from bench.tuning import Workspace, inventory_of, lab, site
+
+    workspace = Workspace()
+    try:
+        lab(OWN_LAB, "up", "--agents", "1")
+        site(inventory_of(OWN_LAB), workspace)
+        return measure()
+    finally:
+        try:
+            lab(OWN_LAB, "down")
+        finally:
+            workspace.remove()
+
+
+def measure() -> dict[str, Any]:
     inventory = yaml.safe_load(inventory_path(LAB).read_text())["all"]["hosts"]
     if HOST not in inventory:
         sys.exit(f"lab {LAB!r} has no host {HOST!r}: bring it up and deploy the fleet first")
@@ -73,7 +96,7 @@ def main() -> dict[str, Any]:
             f" yes 'text line of an agent data file 0123456789' | head -c {half * 32}K > t$i.txt;"
             f" done && chown -R mcp-mesh:mcp-mesh {BENCH_DIR} && sync"
         )
-        creates, restores = [], []
+        creates, restores, untars = [], [], []
         on_host("systemctl stop mcp-mesh-sdk.service")
         try:
             for _ in range(RUNS):
@@ -83,10 +106,13 @@ def main() -> dict[str, Any]:
                 back = timed(SDK, "backup", "restore", "--mode", "data", "--json",
                              "--output-dir", BACKUP_DIR, made["output"]["path"])  # fmt: skip
                 restores.append(back["seconds"])
-                on_host(f"rm -rf {ROLLBACKS}")
+                on_host(f"rm -rf {ROLLBACKS} {TAR_DIR} && mkdir {TAR_DIR}")
+                untar = timed("tar", "-xzf", made["output"]["path"], "-C", TAR_DIR)
+                untars.append(untar["seconds"])
+                on_host(f"rm -rf {TAR_DIR}")
         finally:
             on_host("systemctl start mcp-mesh-sdk.service")
-            on_host(f"rm -rf {BENCH_DIR} {BACKUP_DIR}")
+            on_host(f"rm -rf {BENCH_DIR} {BACKUP_DIR} {TAR_DIR}")
         size_bytes = size_mb << 20
         rows[f"{size_mb}MB"] = {
             "bytes": size_bytes,
@@ -94,10 +120,17 @@ def main() -> dict[str, Any]:
             "restore_seconds_median": round(statistics.median(restores), 3),
             "create_mb_per_s": round(size_mb / statistics.median(creates), 1),
             "restore_mb_per_s": round(size_mb / statistics.median(restores), 1),
+            "baseline_tar_x_seconds_median": round(statistics.median(untars), 3),
+            "restore_throughput_vs_tar_x": round(
+                statistics.median(untars) / statistics.median(restores), 2
+            ),
+            "tar_x_seconds": [round(s, 3) for s in untars],
             "create_seconds": [round(s, 3) for s in creates],
             "restore_seconds": [round(s, 3) for s in restores],
         }
     result = {"benchmark": "restore", "runs": RUNS, "host": HOST, "lab": LAB,
+              "statistic": f"median of {RUNS} runs per size on the lab host; the baseline is "
+              "tar -xzf of the same archive into an empty directory",
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "sizes": rows}  # fmt: skip
     RESULTS.parent.mkdir(exist_ok=True)
