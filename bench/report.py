@@ -36,6 +36,26 @@ def verdict_rows(node: Any, path: str = "") -> list[tuple[str, dict[str, Any], b
     return rows
 
 
+def figure_rows(node: Any, path: str = "") -> list[tuple[str, Any]]:
+    """(dotted path, value) of every number and short string; lists of plain values (the
+    runs behind a median) are left out, lists of sections are numbered."""
+    if isinstance(node, dict):
+        return [
+            row
+            for key, value in node.items()
+            for row in figure_rows(value, f"{path}.{key}" if path else str(key))
+        ]
+    if isinstance(node, list) and node and all(isinstance(item, dict) for item in node):
+        return [
+            row for index, item in enumerate(node) for row in figure_rows(item, f"{path}[{index}]")
+        ]
+    if isinstance(node, bool) or node is None or isinstance(node, list):
+        return []
+    if isinstance(node, int | float) or (isinstance(node, str) and len(node) <= 60):
+        return [(path, node)]
+    return []
+
+
 def _commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -69,6 +89,13 @@ def render(results: dict[str, dict[str, Any]]) -> str:
                 shown = ", ".join(f"{key} {value}" for key, value in figures.items())
                 lines.append(f"| {section} | {shown} | {'yes' if met else '**no**'} |")
             lines.append("")
+        described = ("benchmark", "data_set", "statistic", "case", "target")
+        figures = [(path, value) for path, value in figure_rows(document) if path not in described]
+        if figures:
+            lines += ["<details><summary>every figure</summary>", "",
+                      "| figure | value |", "| --- | --- |"]  # fmt: skip
+            lines += [f"| {path} | {value} |" for path, value in figures]
+            lines += ["", "</details>", ""]
         for plot in sorted(RESULTS.glob(f"{name}*.png")):
             lines += [f"![{plot.stem}](../bench/results/{plot.name})", ""]
     return "\n".join(lines)

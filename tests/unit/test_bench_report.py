@@ -1,4 +1,4 @@
-from bench.report import render, verdict_rows
+from bench.report import figure_rows, render, verdict_rows
 
 
 def test_every_section_with_a_verdict_becomes_a_row_with_its_numbers() -> None:
@@ -18,3 +18,9 @@ def test_report_shows_unmet_targets_plainly() -> None:
     text = render({"backup": {"results": {"create": {"ratio": 0.5, "target_met": False}}}})
     assert "| results/create | ratio 0.5 | **no** |" in text
     assert "CPUs" in text
+
+
+def test_every_figure_is_listed_even_without_a_verdict() -> None:
+    document = {"second_run_s": {"project": {"median": 107.7, "runs": [107.7]}}, "hosts": 13}
+    assert figure_rows(document) == [("second_run_s.project.median", 107.7), ("hosts", 13)]
+    assert "| second_run_s.project.median | 107.7 |" in render({"tuning": document})
