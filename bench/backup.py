@@ -3,8 +3,9 @@
 Generates about 1 GB once in a temporary directory (many small text files, a few large text
 and binary files: what an agent's data directory holds), warms the page cache, then runs
 each contender five times in interleaved rounds (the gzip pipeline, context only, once) and
-reports medians: throughput (source bytes per second of wall time) and CPU seconds. Target: create and verify each reach at least
-0.7 of the baseline's throughput. Writes bench/results/backup.json.
+reports medians: throughput (source bytes per second of wall time) and CPU seconds.
+Target: create and verify each reach at least 0.7 of the baseline's throughput.
+Writes bench/results/backup.json.
 Run alone: `.venv/bin/python -m bench.backup`.
 """
 
