@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 import time
+from typing import Any
 
 from bench.report import write_report
 
@@ -43,16 +44,38 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no such benchmark: {', '.join(unknown)} (have: {', '.join(available())})")
     failed = []
-    for name in names:
-        started = time.monotonic()
-        print(f"== bench {name}", flush=True)
-        try:
-            importlib.import_module(f"bench.{name}").main()
-        except Exception as exc:  # one broken benchmark must not hide the others' results
-            print(f"== bench {name} FAILED: {exc!r}", file=sys.stderr, flush=True)
-            failed.append(name)
-            continue
-        print(f"== bench {name} done in {time.monotonic() - started:.0f} s", flush=True)
+    # restore runs on the lab upgrade deployed (one deploy less), when both run; restore brings
+    # up a lab of its own when upgrade failed or did not run.
+    share_lab = "upgrade" in names and "restore" in names
+    shared_lab: str | None = None
+    suite_started = time.monotonic()
+    try:
+        for name in names:
+            started = time.monotonic()
+            print(f"== bench {name}", flush=True)
+            module = importlib.import_module(f"bench.{name}")
+            options: dict[str, Any] = {}
+            if name == "upgrade" and share_lab:
+                options["keep_lab"] = True
+            if name == "restore" and shared_lab:
+                options["lab_name"] = shared_lab
+            try:
+                module.main(**options)
+            except Exception as exc:  # one broken benchmark must not hide the others' results
+                print(f"== bench {name} FAILED: {exc!r}", file=sys.stderr, flush=True)
+                failed.append(name)
+                continue
+            finally:
+                if name == "restore" and shared_lab:
+                    importlib.import_module("bench.upgrade").take_down_lab()
+                    shared_lab = None
+            if name == "upgrade" and share_lab:
+                shared_lab = module.LAB
+            print(f"== bench {name} done in {time.monotonic() - started:.0f} s", flush=True)
+    finally:
+        if shared_lab:  # restore never ran (interrupted)
+            importlib.import_module("bench.upgrade").take_down_lab()
+    print(f"== {len(names)} benchmarks in {time.monotonic() - suite_started:.0f} s", flush=True)
     path = write_report()
     print(f"summary written to {path}")
     return 1 if failed else 0

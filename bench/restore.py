@@ -53,17 +53,18 @@ def ssh_command(address: str, key: str) -> list[str]:
     return ["ssh", "-i", key, *(f"-o{option}" for option in options), f"root@{address}"]
 
 
-def main() -> dict[str, Any]:
-    """Measure on LAB; a lab of our own is brought up, deployed and taken down around it."""
-    if LAB != OWN_LAB:
-        return measure()
+def main(lab_name: str | None = None) -> dict[str, Any]:
+    """Measure on `lab_name` (a deployed lab: `make bench` passes the one bench/upgrade.py
+    leaves up) or LAB; a lab of our own is brought up, deployed and taken down around it."""
+    if lab_name is not None or LAB != OWN_LAB:
+        return measure(lab_name or LAB)
     from bench.tuning import Workspace, inventory_of, lab, site
 
     workspace = Workspace()
     try:
         lab(OWN_LAB, "up", "--agents", "1")
         site(inventory_of(OWN_LAB), workspace)
-        return measure()
+        return measure(OWN_LAB)
     finally:
         try:
             lab(OWN_LAB, "down")
@@ -71,10 +72,10 @@ def main() -> dict[str, Any]:
             workspace.remove()
 
 
-def measure() -> dict[str, Any]:
-    inventory = yaml.safe_load(inventory_path(LAB).read_text())["all"]["hosts"]
+def measure(lab_name: str) -> dict[str, Any]:
+    inventory = yaml.safe_load(inventory_path(lab_name).read_text())["all"]["hosts"]
     if HOST not in inventory:
-        sys.exit(f"lab {LAB!r} has no host {HOST!r}: bring it up and deploy the fleet first")
+        sys.exit(f"lab {lab_name!r} has no host {HOST!r}: bring it up and deploy the fleet first")
     ssh = ssh_command(
         inventory[HOST]["lab_address"], inventory[HOST]["ansible_ssh_private_key_file"]
     )
@@ -128,7 +129,7 @@ def measure() -> dict[str, Any]:
             "create_seconds": [round(s, 3) for s in creates],
             "restore_seconds": [round(s, 3) for s in restores],
         }
-    result = {"benchmark": "restore", "runs": RUNS, "host": HOST, "lab": LAB,
+    result = {"benchmark": "restore", "runs": RUNS, "host": HOST, "lab": lab_name,
               "statistic": f"median of {RUNS} runs per size on the lab host; the baseline is "
               "tar -xzf of the same archive into an empty directory",
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

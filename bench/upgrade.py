@@ -515,17 +515,26 @@ def measure(runs: int, folder: Path) -> tuple[list[Run], list[str], list[str]]:
     return measured, versions, _inventory()[1]["agents"]
 
 
-def main(runs: int = RUNS) -> dict[str, Any]:
+def take_down_lab() -> None:
+    _lab("down")
+
+
+def main(runs: int = RUNS, keep_lab: bool = False) -> dict[str, Any]:
+    """`keep_lab`: leave the deployed lab up when the runs succeed (`make bench` measures
+    restore on it next, then calls take_down_lab); it goes down on a failure either way."""
     load_before = [round(value, 2) for value in os.getloadavg()]
     if _lab_is_up():  # left over from an interrupted run of this benchmark
         _lab("down")
     folder = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
+    measured_ok = False
     try:
         _lab("up", "--agents", str(AGENTS))
         measured, versions, agents = measure(runs, folder)
+        measured_ok = True
     finally:
         try:
-            _lab("down")
+            if not (keep_lab and measured_ok):
+                _lab("down")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     document: dict[str, Any] = {
