@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 RUNS = 3
-WRK_SECONDS = 5
+WRK_SECONDS = 3  # per wrk run; RUNS runs of each, alternated with the bare app
 HEALTH_CONNECTIONS = 50
 MCP_CONNECTIONS = (1, 10, 50)
 RSS_REQUESTS = 1000

@@ -12,7 +12,7 @@ another's connections. Also home of the helpers bench/deploy.py shares: a frozen
 the runtime source with a private wheelhouse cache (edits to the working tree during a
 benchmark must not turn a second run into a reinstall), and the timeline summary.
 
-Writes bench/results/tuning.json. bench/deploy.py runs this comparison on its largest lab
+Writes bench/results/tuning.json. bench/deploy.py runs this comparison on its 6-agent lab
 (the fresh deploy it needs is already paid for there); alone it brings up lab `btun`:
 `.venv/bin/python -m bench.tuning [--agents 12] [--rounds 1]`.
 """
@@ -247,7 +247,7 @@ def compare(
 
     `project_run` (seconds, changed): the project configuration's run of the first round,
     when the caller has just timed it the same way (SSH masters closed first); bench/deploy.py
-    passes its second run of the largest lab, which saves `make bench` one run.
+    passes its second run on the same lab, which saves `make bench` one run.
     """
     configs: dict[str, tuple[Path | None, dict[str, str]]] = {
         "project": (None, {}),
