@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.report import write_report
 
 # The order they run in: cheap first, so a failure late costs least.
 BENCHMARKS = ("agent", "backup", "deploy", "upgrade", "restore")
+SUITE = Path(__file__).resolve().parent / "results" / "suite.json"
+SUITE_BOUND_S = 20 * 60
 
 
 def available() -> list[str]:
@@ -30,6 +35,25 @@ def available() -> list[str]:
             continue
         found.append(name)
     return found
+
+
+def record_suite(seconds: dict[str, float], failed: list[str], total: float) -> None:
+    """bench/results/suite.json: how long a full `make bench` took, against issue #9's bound."""
+    document = {
+        "benchmark": "suite",
+        "statistic": "wall time of one full `make bench` (python -m bench), per benchmark",
+        "target": f"the whole suite in under {SUITE_BOUND_S // 60} minutes on this machine kind",
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg())},
+        "seconds": seconds,
+        "failed": ", ".join(failed) or "none",
+        "bound": {
+            "total_s": round(total, 1),
+            "target_s": SUITE_BOUND_S,
+            "met": total < SUITE_BOUND_S and not failed,
+        },
+    }
+    SUITE.parent.mkdir(parents=True, exist_ok=True)
+    SUITE.write_text(json.dumps(document, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     # up a lab of its own when upgrade failed or did not run.
     share_lab = "upgrade" in names and "restore" in names
     shared_lab: str | None = None
+    seconds: dict[str, float] = {}
     suite_started = time.monotonic()
     try:
         for name in names:
@@ -71,11 +96,15 @@ def main(argv: list[str] | None = None) -> int:
                     shared_lab = None
             if name == "upgrade" and share_lab:
                 shared_lab = module.LAB
-            print(f"== bench {name} done in {time.monotonic() - started:.0f} s", flush=True)
+            seconds[name] = round(time.monotonic() - started, 1)
+            print(f"== bench {name} done in {seconds[name]:.0f} s", flush=True)
     finally:
         if shared_lab:  # restore never ran (interrupted)
             importlib.import_module("bench.upgrade").take_down_lab()
-    print(f"== {len(names)} benchmarks in {time.monotonic() - suite_started:.0f} s", flush=True)
+    total = time.monotonic() - suite_started
+    print(f"== {len(names)} benchmarks in {total:.0f} s", flush=True)
+    if names and names == available():  # the whole suite: its time against the bound
+        record_suite(seconds, failed, total)
     path = write_report()
     print(f"summary written to {path}")
     return 1 if failed else 0
