@@ -5,10 +5,11 @@ uvicorn worker each, same HTTP stack):
 - cold start: process spawn to `READY=1` on a NOTIFY_SOCKET the bench binds (target 1.0 s);
   the bare app's spawn-to-first-answer is shown for reference;
 - RSS after 1,000 requests (a mix of /health, /ready, /metrics and MCP read_file; target 80 MB);
-- `/health` requests/s and p99 latency with wrk at 50 connections for a bounded duration,
-  against the bare app's `/health` (target: at least 70 % of its requests/s);
+- `/health` requests/s and p50/p99 latency with wrk at 1, 10 and 50 connections for a
+  bounded duration, against the bare app's `/health` (target at 50 connections: at least
+  70 % of its requests/s);
 - MCP `tools/call read_file` (stateless streamable HTTP, JSON response) at 1, 10 and 50
-  connections.
+  connections, same figures.
 
 Writes bench/results/agent.json. Run alone: `.venv/bin/python -m bench.agent`.
 """
@@ -35,8 +36,8 @@ from typing import Any
 
 RUNS = 3
 WRK_SECONDS = 3  # per wrk run; RUNS runs of each, alternated with the bare app
-HEALTH_CONNECTIONS = 50
-MCP_CONNECTIONS = (1, 10, 50)
+CONNECTIONS = (1, 10, 50)
+HEALTH_TARGET_CONNECTIONS = 50
 RSS_REQUESTS = 1000
 TARGETS = {"cold_start_s": 1.0, "rss_mb": 80.0, "health_rps_ratio": 0.7}
 TOKEN = "bench-token-0123456789abcdef"
@@ -206,6 +207,24 @@ def drive_requests(port: int, count: int) -> int:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests/s, p50/p99 in ms and error counts from `wrk --latency` output."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    if rps is None or p50 is None or p99 is None:
+        raise RuntimeError(f"could not read wrk's output:\n{output}")
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": round(float(p50.group(1)) * _UNITS[p50.group(2)], 3),
+        "p99_ms": round(float(p99.group(1)) * _UNITS[p99.group(2)], 3),
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": 1.0 if socket_errors else 0.0,
+    }
+
+
 def wrk(url: str, connections: int, script: Path | None = None) -> dict[str, float]:
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{WRK_SECONDS}s",
                "--latency", "--timeout", "10s"]  # fmt: skip
@@ -213,18 +232,10 @@ def wrk(url: str, connections: int, script: Path | None = None) -> dict[str, flo
         command += ["-s", str(script)]
     done = subprocess.run([*command, url], capture_output=True, text=True, check=True,
                           timeout=WRK_SECONDS + 60)  # fmt: skip
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", done.stdout)
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", done.stdout)
-    socket_errors = re.search(r"Socket errors: (.*)", done.stdout)
-    if rps is None or p99 is None:
-        raise RuntimeError(f"could not read wrk's output:\n{done.stdout}\n{done.stderr}")
-    return {
-        "rps": float(rps.group(1)),
-        "p99_ms": float(p99.group(1)) * _UNITS[p99.group(2)],
-        "non_2xx": float(errors.group(1)) if errors else 0.0,
-        "socket_errors": 1.0 if socket_errors else 0.0,
-    }
+    try:
+        return parse_wrk(done.stdout)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}\n{done.stderr}") from None
 
 
 def mcp_script(workdir: Path) -> Path:
@@ -239,9 +250,44 @@ def mcp_script(workdir: Path) -> Path:
 def median_of(samples: list[dict[str, float]]) -> dict[str, Any]:
     return {
         "rps_median": statistics.median(s["rps"] for s in samples),
+        "p50_ms_median": statistics.median(s["p50_ms"] for s in samples),
         "p99_ms_median": statistics.median(s["p99_ms"] for s in samples),
         "non_2xx_total": sum(s["non_2xx"] for s in samples),
         "runs": samples,
+    }
+
+
+def health_side_by_side(agent_port: int, bare_port: int, connections: int) -> dict[str, Any]:
+    """`/health` of the agent and of the bare app, runs alternated so that drift in the
+    machine's load hits both alike."""
+    agent_runs, bare_runs = [], []
+    for _ in range(RUNS):
+        agent_runs.append(wrk(f"http://127.0.0.1:{agent_port}/health", connections))
+        bare_runs.append(wrk(f"http://127.0.0.1:{bare_port}/health", connections))
+    agent, bare = median_of(agent_runs), median_of(bare_runs)
+    return {
+        "agent": agent,
+        "bare_uvicorn": bare,
+        "rps_ratio": round(agent["rps_median"] / bare["rps_median"], 3),
+    }
+
+
+def throughput_table(health: dict[str, Any], mcp: dict[str, Any]) -> dict[str, Any]:
+    """One row per endpoint and connection count, for the report."""
+    rows = []
+    for connections in CONNECTIONS:
+        level = health[str(connections)]
+        for name, figures in (
+            ("agent /health", level["agent"]),
+            ("bare uvicorn /health", level["bare_uvicorn"]),
+            ("agent MCP read_file", mcp[str(connections)]),
+        ):
+            rows.append([name, connections, round(figures["rps_median"]),
+                         figures["p50_ms_median"], figures["p99_ms_median"]])  # fmt: skip
+    return {
+        "title": "requests/s and latency (medians)",
+        "columns": ["endpoint", "connections", "requests/s", "p50 ms", "p99 ms"],
+        "rows": rows,
     }
 
 
@@ -269,11 +315,10 @@ def main() -> dict[str, Any]:
             rss_start = rss_mb(agent_pid)
             failed = drive_requests(agent_port, RSS_REQUESTS)
             rss_after = rss_mb(agent_pid)
-            agent_runs, bare_runs = [], []
-            for _ in range(RUNS):  # alternate, so drift in machine load hits both alike
-                agent_runs.append(wrk(f"http://127.0.0.1:{agent_port}/health",
-                                      HEALTH_CONNECTIONS))  # fmt: skip
-                bare_runs.append(wrk(f"http://127.0.0.1:{bare_port}/health", HEALTH_CONNECTIONS))
+            health = {
+                str(connections): health_side_by_side(agent_port, bare_port, connections)
+                for connections in CONNECTIONS
+            }
             script = mcp_script(workdir)
             mcp = {
                 str(connections): median_of(
@@ -282,12 +327,13 @@ def main() -> dict[str, Any]:
                         for _ in range(RUNS)
                     ]
                 )
-                for connections in MCP_CONNECTIONS
+                for connections in CONNECTIONS
             }
             rss_after_load = rss_mb(agent_pid)
 
-    health_agent, health_bare = median_of(agent_runs), median_of(bare_runs)
-    ratio = health_agent["rps_median"] / health_bare["rps_median"]
+    target_level = health[str(HEALTH_TARGET_CONNECTIONS)]
+    target_level["target_ratio"] = TARGETS["health_rps_ratio"]
+    target_level["met"] = target_level["rps_ratio"] >= TARGETS["health_rps_ratio"]
     cold_median = statistics.median(cold)
     result: dict[str, Any] = {
         "benchmark": "agent",
@@ -299,7 +345,8 @@ def main() -> dict[str, Any]:
         "method": {
             "runs": RUNS,
             "wrk_seconds": WRK_SECONDS,
-            "health_connections": HEALTH_CONNECTIONS,
+            "connections": list(CONNECTIONS),
+            "health_target_connections": HEALTH_TARGET_CONNECTIONS,
             "statistic": "median",
         },
         "cold_start_to_ready_s": {
@@ -317,14 +364,9 @@ def main() -> dict[str, Any]:
             "target": TARGETS["rss_mb"],
             "met": rss_after <= TARGETS["rss_mb"],
         },
-        "health_50_connections": {
-            "agent": health_agent,
-            "bare_uvicorn": health_bare,
-            "rps_ratio": round(ratio, 3),
-            "target_ratio": TARGETS["health_rps_ratio"],
-            "met": ratio >= TARGETS["health_rps_ratio"],
-        },
+        "health": health,
         "mcp_read_file": mcp,
+        "tables": [throughput_table(health, mcp)],
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
@@ -333,6 +375,8 @@ def main() -> dict[str, Any]:
 
 if __name__ == "__main__":
     outcome = main()
-    print(json.dumps({k: v for k, v in outcome.items() if k != "mcp_read_file"}, indent=2))
-    print("mcp read_file:", {c: (round(v["rps_median"]), round(v["p99_ms_median"], 1))
-                             for c, v in outcome["mcp_read_file"].items()})  # fmt: skip
+    shown = ("cold_start_to_ready_s", "rss_mb")
+    print(json.dumps({key: outcome[key] for key in shown}, indent=2))
+    table = outcome["tables"][0]
+    for row in table["rows"]:
+        print(dict(zip(table["columns"], row, strict=True)))

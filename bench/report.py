@@ -2,6 +2,7 @@
 
 A result file may hold nested sections; a section that states a `target` and a verdict
 (`met` or `target_met`) becomes a row of the targets table with its numbers beside it.
+A document may also carry `tables`: [{title, columns, rows}], shown as they are.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ def figure_rows(node: Any, path: str = "") -> list[tuple[str, Any]]:
     return []
 
 
+def table_lines(table: dict[str, Any]) -> list[str]:
+    """A result's own table ({title, columns, rows}) as Markdown."""
+    columns = [str(column) for column in table["columns"]]
+    lines = [f"**{table['title']}**", "", f"| {' | '.join(columns)} |",
+             f"|{' --- |' * len(columns)}"]  # fmt: skip
+    lines += [f"| {' | '.join(str(cell) for cell in row)} |" for row in table["rows"]]
+    return [*lines, ""]
+
+
 def _commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -89,8 +99,14 @@ def render(results: dict[str, dict[str, Any]]) -> str:
                 shown = ", ".join(f"{key} {value}" for key, value in figures.items())
                 lines.append(f"| {section} | {shown} | {'yes' if met else '**no**'} |")
             lines.append("")
+        for table in document.get("tables", []):
+            lines += table_lines(table)
         described = ("benchmark", "data_set", "statistic", "case", "target")
-        figures = [(path, value) for path, value in figure_rows(document) if path not in described]
+        figures = [
+            (path, value)
+            for path, value in figure_rows({k: v for k, v in document.items() if k != "tables"})
+            if path not in described
+        ]
         if figures:
             lines += ["<details><summary>every figure</summary>", "",
                       "| figure | value |", "| --- | --- |"]  # fmt: skip

@@ -24,3 +24,11 @@ def test_every_figure_is_listed_even_without_a_verdict() -> None:
     document = {"second_run_s": {"project": {"median": 107.7, "runs": [107.7]}}, "hosts": 13}
     assert figure_rows(document) == [("second_run_s.project.median", 107.7), ("hosts", 13)]
     assert "| second_run_s.project.median | 107.7 |" in render({"tuning": document})
+
+
+def test_a_result_table_is_shown_as_a_table_not_as_loose_figures() -> None:
+    table = {"title": "requests/s", "columns": ["endpoint", "rps"], "rows": [["/health", 4686]]}
+    text = render({"agent": {"tables": [table], "hosts": 1}})
+    assert "| endpoint | rps |\n| --- | --- |\n| /health | 4686 |" in text
+    assert "tables" not in text
+    assert "| hosts | 1 |" in text
