@@ -13,6 +13,8 @@ bench/tuning.py compares Ansible configurations on the same idempotent run
 (bench/results/tuning.json); the second run just timed is the project configuration's figure.
 
 Scaling target from issue #9: 12 agent hosts take at most 2x the time of one (fresh deploy).
+Beside each fresh deploy, the share of the machine's CPU time that was busy (from
+/proc/stat; the lab's hosts share this kernel) tells whether a size is bound by CPU.
 The whole of `make bench` has to fit in minutes, so each size gets `runs` fresh labs (default
 one: a single run, not a median; say --runs 3 when running this alone).
 
@@ -63,6 +65,20 @@ def _summary(values: list[float], digits: int = 1) -> dict[str, Any]:
     }
 
 
+def cpu_times(stat: str | None = None) -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot; idle and iowait count as not busy."""
+    text = stat if stat is not None else Path("/proc/stat").read_text()
+    fields = [int(value) for value in text.splitlines()[0].split()[1:]]
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal; guest is in user
+    return total - fields[3] - fields[4], total
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of the CPU time between two cpu_times() readings that was busy."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total > 0 else 0.0
+
+
 def _timeline(directory: Path, name: str, keep: bool) -> Path | None:
     return directory / f"{name}.jsonl" if keep else None
 
@@ -73,6 +89,7 @@ def measure(
     """`runs` fresh labs of this size; the last one of the largest size keeps its timelines,
     the last one of the tuning size runs the tuning comparison (`compare`)."""
     fresh, again, lab_up, changed_again, hosts = [], [], [], [], 0
+    fresh_busy: list[float] = []
     timelines = Path(tempfile.mkdtemp(prefix="bdep-timeline-", dir=workspace.root))
     result: dict[str, Any] = {"agents": agents}
     for attempt in range(runs):
@@ -82,7 +99,9 @@ def measure(
         try:
             inventory = inventory_of(LAB)
             hosts = len(hosts_of(inventory))
+            before = cpu_times()
             seconds, _ = site(inventory, workspace, timeline=_timeline(timelines, "fresh", keep))
+            fresh_busy.append(busy_share(before, cpu_times()))
             fresh.append(seconds)
             again_timeline = _timeline(timelines, "again", keep)
             close_ssh_masters(inventory)  # a later run, not one riding on the deploy's connections
@@ -97,6 +116,7 @@ def measure(
     result |= {
         "hosts": hosts,
         "fresh_deploy_s": _summary(fresh),
+        "fresh_deploy_cpu_busy": _summary(fresh_busy, 3),
         "second_run_s": _summary(again),
         "second_run_changed": changed_again,
         "lab_up_s": _summary(lab_up, 2),
@@ -174,6 +194,8 @@ def main(
             "second_run_ratio": round(
                 largest["second_run_s"]["median"] / first["second_run_s"]["median"], 2
             ),
+            "smallest_cpu_busy": first["fresh_deploy_cpu_busy"]["median"],
+            "largest_cpu_busy": largest["fresh_deploy_cpu_busy"]["median"],
             "target": SCALING_TARGET,
             "met": ratio <= SCALING_TARGET,
         }
