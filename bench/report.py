@@ -18,6 +18,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 REPORT = REPO / "docs" / "performance.md"
+DESCRIBED = ("data_set", "statistic", "case", "target", "decision")  # sentences, shown first
 
 
 def verdict_rows(node: Any, path: str = "") -> list[tuple[str, dict[str, Any], bool]]:
@@ -88,7 +89,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     ]
     for name, document in sorted(results.items()):
         lines += [f"## {name}", ""]
-        for key in ("data_set", "statistic", "case", "target"):
+        for key in DESCRIBED:
             if isinstance(document.get(key), str):
                 lines.append(f"- {key.replace('_', ' ')}: {document[key]}")
         lines.append("")
@@ -101,7 +102,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
             lines.append("")
         for table in document.get("tables", []):
             lines += table_lines(table)
-        described = ("benchmark", "data_set", "statistic", "case", "target")
+        described = ("benchmark", *DESCRIBED)
         figures = [
             (path, value)
             for path, value in figure_rows({k: v for k, v in document.items() if k != "tables"})

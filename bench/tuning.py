@@ -44,6 +44,11 @@ AGENTS = 12
 ROUNDS = 1
 MITOGEN_REQUIREMENT = "mitogen>=0.3,<0.4"
 PLAYBOOK_TIMEOUT_S = 1500
+MITOGEN_DECISION = (
+    "mitogen is measured, not adopted: it replaces Ansible's connection and module execution "
+    "layer, and each of its releases supports a bounded range of ansible-core versions, so an "
+    "ansible-core upgrade could break deploys and rollbacks; operators keep stock Ansible"
+)
 # The defaults run: Ansible's own forks (5), no pipelining, its own ssh_args plus only the
 # host-key options a throw-away lab needs (its hosts' keys change with every `lab up`).
 MINIMAL_CONFIG = """\
@@ -307,6 +312,29 @@ def write(document: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
 
 
+def configurations_table(comparison: dict[str, Any]) -> dict[str, Any]:
+    """One row per configuration: its time, its ratio to the project's, whether adopted."""
+    medians = {name: figures["median"] for name, figures in comparison["second_run_s"].items()}
+    mitogen_status = comparison.get("mitogen", {}).get("status", "not tried")
+    rows: list[list[Any]] = [
+        [
+            name,
+            seconds,
+            round(seconds / medians["project"], 2),
+            sum(comparison["changed"][name]),
+            "yes" if name == "project" else "no",
+        ]
+        for name, seconds in medians.items()
+    ]
+    if "mitogen" not in medians:
+        rows.append(["mitogen", "-", "-", "-", f"no ({mitogen_status})"])
+    return {
+        "title": f"idempotent site.yml on {comparison['hosts']} hosts",
+        "columns": ["configuration", "seconds", "vs project", "changed", "adopted"],
+        "rows": rows,
+    }
+
+
 def describe(comparison: dict[str, Any], lab_name: str) -> dict[str, Any]:
     return {
         "benchmark": "tuning",
@@ -321,8 +349,10 @@ def describe(comparison: dict[str, Any], lab_name: str) -> dict[str, Any]:
                 else ""
             )
         ),
+        "decision": MITOGEN_DECISION,
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg())},
         **comparison,
+        "tables": [configurations_table(comparison)],
     }
 
 

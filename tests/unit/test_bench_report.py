@@ -32,3 +32,8 @@ def test_a_result_table_is_shown_as_a_table_not_as_loose_figures() -> None:
     assert "| endpoint | rps |\n| --- | --- |\n| /health | 4686 |" in text
     assert "tables" not in text
     assert "| hosts | 1 |" in text
+
+
+def test_a_decision_is_shown_as_a_sentence() -> None:
+    text = render({"tuning": {"decision": "mitogen is measured, not adopted: reasons"}})
+    assert "- decision: mitogen is measured, not adopted: reasons" in text
