@@ -135,6 +135,19 @@ class LoadBalancer:
         if answer:
             raise OpsError(f"HAProxy refused 'set server {server.name} state {state}': {answer}")
 
+    def set_weight(self, server: ServerState, weight: str) -> None:
+        """`weight`: 0-256, or a percentage of the configured weight such as "25%"."""
+        answer = self.admin.command(f"set server {server.name} weight {weight}").strip()
+        if answer:
+            raise OpsError(f"HAProxy refused 'set server {server.name} weight {weight}': {answer}")
+
+    def weigh(self, name: str, weight: str) -> dict[str, Any]:
+        """Set a server's weight (a canary under analysis gets a share of the traffic)."""
+        server = self.find(name)
+        self.set_weight(server, weight)
+        current = self.find(server.name)
+        return {"server": server.name, "status": current.status, "weight": current.weight}
+
     def drain(self, name: str, wait: float) -> dict[str, Any]:
         """Stop new sessions, wait (at most `wait` s) for current ones to end, then MAINT."""
         server = self.find(name)
@@ -154,15 +167,21 @@ class LoadBalancer:
         }
 
     def enable(
-        self, name: str, wait_up: float | None = None, healthy: bool = False
+        self,
+        name: str,
+        wait_up: float | None = None,
+        healthy: bool = False,
+        weight: str | None = None,
     ) -> dict[str, Any]:
         """Back to READY; with `wait_up`, wait (bounded) until health checks report it UP.
 
         `healthy`: the caller has just checked the server itself, so mark it UP at once
         instead of waiting for `rise` checks; HAProxy's own checks still take it DOWN again
-        after `fall` failures.
+        after `fall` failures. `weight` is set before the server takes traffic (see `weigh`).
         """
         server = self.find(name)
+        if weight is not None:
+            self.set_weight(server, weight)
         self.set_state(server, "ready")
         if healthy:
             answer = self.admin.command(f"set server {server.name} health up").strip()
@@ -182,5 +201,6 @@ class LoadBalancer:
         return {
             "server": server.name,
             "status": current.status,
+            "weight": current.weight,
             "waited_seconds": round(self.clock() - started, 3),
         }

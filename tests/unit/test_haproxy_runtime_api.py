@@ -27,6 +27,9 @@ class FakeHAProxy:
             "mcp_mesh_agents/agent1": {"status": "UP", "scur": 0, "addr": "10.0.0.11:8080"},
             "mcp_mesh_agents/agent2": {"status": "UP", "scur": 2, "addr": "10.0.0.12:8080"},
         }
+        for server in self.servers.values():
+            server.update(weight=100, initial_weight=100)
+        self.servers |= {}
         self.commands: list[str] = []
         # Sessions of a draining server end one per `show stat`; None: they never end.
         self.sessions_end = True
@@ -57,6 +60,14 @@ class FakeHAProxy:
         if line == "show stat":
             return self._show_stat()
         words = line.split()
+        if words[:2] == ["set", "server"] and len(words) == 5 and words[3] == "weight":
+            if words[2] not in self.servers:
+                return "No such server.\n"
+            server, value = self.servers[words[2]], words[4]
+            percent = value.endswith("%")
+            number = int(value.rstrip("%"))
+            server["weight"] = server["initial_weight"] * number // 100 if percent else number
+            return "\n"
         if words[:2] == ["set", "server"] and words[3:] == ["health", "up"]:
             if words[2] not in self.servers:
                 return "No such server.\n"
@@ -85,7 +96,7 @@ class FakeHAProxy:
                     server["status"], server["checks_to_up"] = "UP", None
             backend, svname = name.split("/")
             rows.append(
-                f"{backend},{svname},0,0,{server['scur']},3,,9,1,{server['status']},L7OK,"
+                f"{backend},{svname},0,0,{server['scur']},3,,9,{server['weight']},{server['status']},L7OK,"
                 f"{server['addr']},\n"
             )
         rows.append("mcp_mesh_agents,BACKEND,0,0,2,3,,9,2,UP,,,\n")
@@ -229,3 +240,35 @@ def test_missing_socket_is_a_clear_error(tmp_path: Path, capsys) -> None:
 def test_negative_wait_is_a_config_error(haproxy: FakeHAProxy, capsys) -> None:
     assert main(["lb", "--socket", str(haproxy.path), "drain", "agent1", "--wait", "-1"]) == 78
     assert "--wait: must be 0 to 3600 seconds" in capsys.readouterr().err
+
+
+def test_enable_with_a_weight_sets_it_before_the_server_takes_traffic(
+    haproxy: FakeHAProxy, capsys
+) -> None:
+    haproxy.servers["mcp_mesh_agents/agent1"]["status"] = "MAINT"
+    code = main(["lb", "--socket", str(haproxy.path), "enable", "agent1", "--healthy",
+                 "--weight", "25%", "--json"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["weight"] == 25
+    sets = [c for c in haproxy.commands if c.startswith("set")]
+    assert sets[0] == "set server mcp_mesh_agents/agent1 weight 25%"
+    assert sets[1] == "set server mcp_mesh_agents/agent1 state ready"
+
+
+def test_weight_puts_a_server_back_to_its_configured_weight(haproxy: FakeHAProxy, capsys) -> None:
+    haproxy.servers["mcp_mesh_agents/agent2"]["weight"] = 25
+    assert main(["lb", "--socket", str(haproxy.path), "weight", "agent2", "100%", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "server": "mcp_mesh_agents/agent2", "status": "UP", "weight": 100,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("weight", ["101%", "257", "-1", "half", "%"])
+def test_a_weight_haproxy_would_refuse_is_a_usage_error(
+    haproxy: FakeHAProxy, capsys, weight: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["lb", "--socket", str(haproxy.path), "weight", "agent1", weight])
+    assert exited.value.code == 2
+    assert "is not a weight" in capsys.readouterr().err
+    assert not [c for c in haproxy.commands if c.startswith("set")]

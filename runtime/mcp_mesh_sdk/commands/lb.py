@@ -53,7 +53,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="you have just checked the server is healthy: mark it UP now, not after rise checks",
     )
+    enable.add_argument(
+        "--weight",
+        type=_weight,
+        metavar="WEIGHT",
+        help="weight to take traffic with: 0-256, or a percentage of the configured one (25%%)",
+    )
     enable.add_argument("--json", action="store_true", help="print JSON")
+    weigh = actions.add_parser(
+        "weight", help="set a server's weight (0-256, or a percentage of its configured weight)"
+    )
+    weigh.add_argument("server", metavar="SERVER", help="server name or backend/server")
+    weigh.add_argument("weight", type=_weight, metavar="WEIGHT", help="e.g. 100%% or 25%%")
+    weigh.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _weight(value: str) -> str:
+    """A weight HAProxy takes: an integer 0-256, or a percentage 0-100 followed by %."""
+    number = value[:-1] if value.endswith("%") else value
+    limit = 100 if value.endswith("%") else 256
+    if not number.isdigit() or not 0 <= int(number) <= limit:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a weight: give 0-256 or a percentage such as 25%"
+        )
+    return f"{int(number)}%" if value.endswith("%") else str(int(number))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
         result = balancer.drain(args.server, args.wait)
         _report(args.json, result, _drain_line(result))
         return 0 if result["drained"] else EXIT_NOT_DRAINED
-    result = balancer.enable(args.server, args.wait_up, healthy=args.healthy)
+    if args.action == "weight":
+        result = balancer.weigh(args.server, args.weight)
+        _report(args.json, result, f"{result['server']}: weight {result['weight']}")
+        return 0
+    result = balancer.enable(args.server, args.wait_up, healthy=args.healthy, weight=args.weight)
     _report(args.json, result, f"{result['server']}: {result['status']}")
     return 0
 
