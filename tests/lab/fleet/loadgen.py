@@ -1,16 +1,24 @@
-"""A bounded load generator: GET requests through the lab's load balancer from a few threads.
+"""Bounded load generators through the lab's load balancer, from a few threads.
 
-Hard limits on time and on the number of requests; it only ever talks to the one URL it is
+`LoadGenerator` sends GET requests to one URL; `McpLoad` makes MCP tool calls to one /mcp URL,
+as clients of the mesh do: it writes a new file and reads a file every agent holds, in turn
+(a read of its own write would land on another agent's BASE_DIRECTORY most of the time: each
+agent has its own, issue 18). A tool call that comes back with `isError` is a failed call.
+
+Hard limits on time and on the number of requests; each only ever talks to the one URL it is
 given (the lab LB). Each request is recorded with its start time, so a run can be plotted.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class LoadGenerator:
             self._record(self._one())
 
     def _one(self) -> Sample:
+        """One request; subclasses change what a request is."""
         started = time.monotonic()
         try:
             with urllib.request.urlopen(self.url, timeout=10) as response:
@@ -90,3 +99,75 @@ class LoadGenerator:
     def rate_achieved(self) -> float:
         seconds = (self.stopped or time.monotonic()) - self.started
         return len(self.samples) / seconds if seconds > 0 else 0.0
+
+
+SEED_PATH = "load/seed.txt"  # written to every agent before a run: reads of it always succeed
+SEED_TEXT = "seed file of the lab's MCP load, the same on every agent\n"
+
+
+def tool_call(url: str, token: str, name: str, arguments: dict[str, Any]) -> tuple[bool, str]:
+    """One stateless MCP `tools/call` POST -> (succeeded, detail)."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": "2025-06-18",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.loads(response.read())
+            server = response.headers.get("X-Mesh-Server", "?")
+    except urllib.error.HTTPError as exc:
+        return False, f"{name}: HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        return False, f"{name}: {exc!r}"
+    result = answer.get("result") if isinstance(answer, dict) else None
+    if not isinstance(result, dict):
+        return False, f"{name} on {server}: {str(answer)[:200]}"
+    if result.get("isError"):
+        text = " ".join(str(part.get("text", "")) for part in result.get("content", []))
+        return False, f"{name} on {server}: {text[:200]}"
+    return True, f"{name} on {server}"
+
+
+def seed_agents(agent_urls: list[str], token: str) -> None:
+    """Write the seed file to each agent directly (not through the load balancer)."""
+    for url in agent_urls:
+        ok, detail = tool_call(url, token, "write_file", {"path": SEED_PATH, "content": SEED_TEXT})
+        if not ok:
+            raise RuntimeError(f"could not seed {url}: {detail}")
+
+
+@dataclass
+class McpLoad(LoadGenerator):
+    """MCP tool calls through `url` (the LB's /mcp): write_file and read_file in turn."""
+
+    token: str = ""
+    run_id: str = field(default_factory=lambda: f"{time.time_ns():x}")
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def _one(self) -> Sample:
+        number = next(self._counter)
+        if number % 2:
+            name, arguments = "read_file", {"path": SEED_PATH}
+        else:
+            path = f"load/{self.run_id}/{number:06d}.txt"
+            name, arguments = "write_file", {"path": path, "content": f"call {number}\n"}
+        started = time.monotonic()
+        ok, detail = tool_call(self.url, self.token, name, arguments)
+        return Sample(started, time.monotonic() - started, ok, detail)
+
+    @property
+    def failure_ratio(self) -> float:
+        return len(self.failures) / len(self.samples) if self.samples else 0.0

@@ -3,7 +3,9 @@
 `source_with_version(snapshot, folder, version)` copies a source tree (pyproject.toml, README.md,
 runtime/) and changes `__version__`; the other helpers change the copy further:
 `add_migration` drops one more migration module in, `break_serve` makes `serve` exit at once
-(the release never becomes ready).
+(the release never becomes ready), `break_tool` makes one tool raise on every call,
+`slow_tools` adds a delay to every tool call and `drop_tool` leaves a tool out of tools/list.
+Each change is appended to a module of the copy, so it survives edits of the code it patches.
 """
 
 from __future__ import annotations
@@ -80,4 +82,76 @@ def run(args: argparse.Namespace) -> int:  # noqa: F811 - the broken test releas
 
     raise OpsError("broken test release: serve refuses to start")
 """
+    )
+
+
+def _append(source: Path, module: str, code: str) -> None:
+    path = source / PACKAGE / module
+    marker = "\n\n# --- changed by tests/lab/fleet/releases.py ---\n"
+    path.write_text(path.read_text() + marker + code)
+
+
+def break_tool(source: Path, tool: str) -> None:
+    """Make `tool` of the copy raise an unexpected exception on every call (a server error)."""
+    _append(
+        source,
+        "agent/tools.py",
+        f"""
+def _broken_tool(self: FileTools, *args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("broken test release: {tool} fails on every call")
+
+
+setattr(FileTools, "{tool}", _broken_tool)
+""",
+    )
+
+
+def slow_tools(source: Path, seconds: float) -> None:
+    """Make every tool call of the copy take `seconds` longer."""
+    _append(
+        source,
+        "agent/tools.py",
+        f"""
+def _slowed(method: Any) -> Any:
+    import functools
+    import time
+
+    @functools.wraps(method)
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep({seconds!r})
+        return method(*args, **kwargs)
+
+    return slow
+
+
+for _name in TOOL_NAMES:
+    setattr(FileTools, _name, _slowed(getattr(FileTools, _name)))
+""",
+    )
+
+
+def drop_tool(source: Path, tool: str) -> None:
+    """Leave `tool` out of the copy's MCP server: tools/list no longer lists it."""
+    _append(
+        source,
+        "agent/mcp_engine.py",
+        f"""
+_build_every_tool = build_engine
+
+
+def build_engine(config: AgentConfig, tools: FileTools, runner: OperationRunner) -> McpEngine:
+    from mcp.server.mcpserver import MCPServer
+
+    register = MCPServer.tool
+
+    def tool_but_one(self: Any, *args: Any, **kwargs: Any) -> Any:
+        decorator = register(self, *args, **kwargs)
+        return lambda function: function if function.__name__ == "{tool}" else decorator(function)
+
+    MCPServer.tool = tool_but_one  # type: ignore[method-assign]
+    try:
+        return _build_every_tool(config, tools, runner)
+    finally:
+        MCPServer.tool = register  # type: ignore[method-assign]
+""",
     )
