@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
-from mcp_mesh_sdk.agent.paths import OperationFailed, PathGuard, Refusal, is_suspicious
+from mcp_mesh_sdk.agent.paths import (
+    ClientError,
+    OperationFailed,
+    Outcome,
+    PathGuard,
+    Refusal,
+    ServerError,
+    ToolCallError,
+    is_suspicious,
+)
 from mcp_mesh_sdk.agent.security import SecurityEventType
 from mcp_mesh_sdk.agent.tools import FileTools
 
@@ -171,3 +181,106 @@ def test_suspicious_names_are_recognised() -> None:
     assert is_suspicious("config/.env")
     assert is_suspicious("db_password.txt")
     assert not is_suspicious("notes.txt")
+
+
+def failure(action, *args) -> ToolCallError:
+    with pytest.raises(ToolCallError) as caught:
+        action(*args)
+    return caught.value
+
+
+def test_each_mistake_of_the_caller_is_a_client_error(tools: FileTools, base: Path) -> None:
+    (base / "bin.txt").write_bytes(b"\xff\xfe\x00")
+    (base / "big.txt").write_text("x" * 101)
+    (base / "folder.txt").mkdir()
+    (base / "plain.txt").write_text("a file")
+    cases = {
+        "missing file": (tools.read_file, "absent.txt", ClientError, "not_found"),
+        "missing info": (tools.file_info, "absent.txt", ClientError, "not_found"),
+        "missing folder": (tools.list_directory, "nowhere", ClientError, "not_found"),
+        "traversal": (tools.read_file, "../secret.txt", Refusal, "refused"),
+        "extension": (tools.read_file, "run.sh", Refusal, "refused"),
+        "size": (tools.read_file, "big.txt", Refusal, "refused"),
+        "not UTF-8": (tools.read_file, "bin.txt", ClientError, "not_text"),
+        "a directory": (tools.read_file, "folder.txt", ClientError, None),
+        "list a file": (tools.list_directory, "plain.txt", ClientError, "not_a_directory"),
+        "path through a file": (tools.read_file, "plain.txt/x.txt", ClientError,
+                                "not_a_directory"),
+    }  # fmt: skip
+    for name, (action, path, kind, detail) in cases.items():
+        failed = failure(action, path)
+        assert type(failed) is kind, name
+        assert failed.outcome is Outcome.CLIENT_ERROR, name
+        if detail is not None:
+            assert failed.detail == detail, (name, failed.detail)
+    written = failure(tools.write_file, "plain.txt/x.txt", "x")
+    assert written.outcome is Outcome.CLIENT_ERROR and written.detail == "not_a_directory"
+    oversize = failure(tools.write_file, "big2.txt", "x" * 101)
+    assert oversize.outcome is Outcome.CLIENT_ERROR
+
+
+def failing_os_call(monkeypatch: pytest.MonkeyPatch, name: str, code: int, when: str) -> None:
+    """Make os.<name> fail with errno `code` for paths containing `when` (or for every call
+    when the first argument is a descriptor)."""
+    real = getattr(os, name)
+
+    def broken(first, *args, **kwargs):
+        if isinstance(first, int) or when in str(first):
+            raise OSError(code, os.strerror(code))
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(os, name, broken)
+
+
+@pytest.mark.parametrize(
+    ("code", "detail"),
+    [(errno.EIO, "io_error"), (errno.EACCES, "permission_denied"), (errno.ENOSPC, "no_space")],
+)
+def test_os_errors_on_the_base_directory_are_server_errors(
+    tools: FileTools, base: Path, monkeypatch: pytest.MonkeyPatch, code: int, detail: str
+) -> None:
+    (base / "plain.txt").write_text("a file")
+    failing_os_call(monkeypatch, "open", code, "plain.txt")
+    failed = failure(tools.read_file, "plain.txt")
+    assert type(failed) is ServerError and failed.outcome is Outcome.SERVER_ERROR
+    assert failed.detail == detail
+    assert os.strerror(code) in str(failed) or "permission denied" in str(failed)
+
+
+def test_a_read_that_fails_half_way_is_a_server_error(
+    tools: FileTools, base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (base / "plain.txt").write_text("a file")
+
+    class BrokenStream:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self, size: int) -> bytes:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: BrokenStream())
+    failed = failure(tools.read_file, "plain.txt")
+    assert failed.outcome is Outcome.SERVER_ERROR and failed.detail == "io_error"
+
+
+def test_a_full_disk_during_a_write_is_a_server_error_and_leaves_no_temporary(
+    tools: FileTools, base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing_os_call(monkeypatch, "fsync", errno.ENOSPC, "")
+    failed = failure(tools.write_file, "new.txt", "content")
+    assert type(failed) is ServerError and failed.detail == "no_space"
+    assert "No space left on device" in str(failed)
+    assert list(base.iterdir()) == []
+
+
+def test_a_symlink_swapped_in_after_the_check_is_still_a_refusal(
+    tools: FileTools, base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (base / "plain.txt").write_text("a file")
+    failing_os_call(monkeypatch, "open", errno.ELOOP, "plain.txt")
+    failed = failure(tools.read_file, "plain.txt")
+    assert isinstance(failed, Refusal) and failed.event is TRAVERSAL

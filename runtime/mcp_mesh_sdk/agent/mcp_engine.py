@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.agent.operations import OperationRunner
-from mcp_mesh_sdk.agent.paths import OperationFailed, Refusal
-from mcp_mesh_sdk.agent.tools import FileTools
+from mcp_mesh_sdk.agent.paths import ToolCallError
+from mcp_mesh_sdk.agent.tools import TOOL_NAMES, FileTools
 from mcp_mesh_sdk.config import AgentConfig
 
 if TYPE_CHECKING:
@@ -117,6 +117,8 @@ def _add_fqdn_later(settings: TransportSecuritySettings) -> None:
 
 
 def build_engine(config: AgentConfig, tools: FileTools, runner: OperationRunner) -> McpEngine:
+    import time
+
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
@@ -124,8 +126,22 @@ def build_engine(config: AgentConfig, tools: FileTools, runner: OperationRunner)
         DEFAULT_MAX_REQUEST_BODY_SIZE,
         TransportSecuritySettings,
     )
+    from pydantic import ValidationError
 
-    server: MCPServer[Any] = MCPServer(
+    class CountingServer(MCPServer[Any]):
+        """Counts calls whose arguments the SDK rejects before our function runs (wrong or
+        missing arguments): a client error, `error_type="bad_arguments"`."""
+
+        async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+            started = time.perf_counter()
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as exc:
+                if name in TOOL_NAMES and isinstance(exc.__cause__, ValidationError):
+                    runner.record_rejected(name, time.perf_counter() - started, "bad_arguments")
+                raise
+
+    server = CountingServer(
         name=config.agent_name,
         version=__version__,
         instructions=(
@@ -140,7 +156,7 @@ def build_engine(config: AgentConfig, tools: FileTools, runner: OperationRunner)
     async def call(operation: str, path: str, work: Any) -> Any:
         try:
             return await runner.run(operation, path, work)
-        except (Refusal, OperationFailed) as exc:
+        except ToolCallError as exc:
             raise ToolError(str(exc)) from None
 
     @server.tool(description=f"Read a UTF-8 text file (extensions {extensions}; at most {limit}).")

@@ -3,6 +3,11 @@
 `render_text()` is the Prometheus exposition; `render_json()` is the spec's JSON shape
 (counters, gauges, histograms) plus `operations` (performance stats) and `system`, which is
 what an incident detector reads.
+
+Tool calls: `mcp_mesh_agent_operations_total{operation,outcome}` with outcome exactly one of
+`ok`, `client_error`, `server_error` (see `paths.Outcome`; every tool starts with all three at
+0), `mcp_mesh_agent_operation_errors_total{operation,error_type}` with the finer kind of each
+error, and `mcp_mesh_agent_operation_duration_seconds{operation}` for every outcome.
 """
 
 from __future__ import annotations
@@ -57,11 +62,14 @@ class AgentMetrics:
             registry=reg,
         )
         self.operations = Counter(
-            f"{PREFIX}_operations", "Tool operations run", ["operation", "outcome"], registry=reg
+            f"{PREFIX}_operations",
+            "Tool operations run, by outcome: ok, client_error, server_error",
+            ["operation", "outcome"],
+            registry=reg,
         )
         self.operation_errors = Counter(
             f"{PREFIX}_operation_errors",
-            "Tool operations that failed or were refused",
+            "Tool operations that did not succeed, by finer kind (refused, not_found, io_error...)",
             ["operation", "error_type"],
             registry=reg,
         )

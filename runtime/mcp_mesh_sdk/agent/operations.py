@@ -1,8 +1,17 @@
 """Runs one file operation with everything around it: the concurrency limit, the timeout,
 security events, Prometheus metrics, performance statistics and alerts.
 
-A refused call (traversal, extension, size) is a security event, not a performance error: the
-agent did its job. A failed call (missing file, not text, timeout, crash) is an error.
+Every call ends in one outcome class (`paths.Outcome`), the `outcome` label of
+`mcp_mesh_agent_operations_total`: `ok`, `client_error` (refused by policy, not found, bad
+arguments, too large, wrong extension, not a directory, not UTF-8) or `server_error` (an
+unexpected exception, an I/O error on the agent's own base directory, a timeout). The finer
+kind is the `error_type` label of `mcp_mesh_agent_operation_errors_total` (refused, not_found,
+not_a_directory, is_a_directory, not_a_file, not_text, bad_path, bad_arguments, cancelled;
+io_error, permission_denied, no_space, timeout, internal).
+
+A client error is not a performance error: the agent did its job. Refusals are security
+events (the SecurityMonitor counts them per source and blocks); only server errors count in
+the error rate the alerts, the incident detector and /health/detailed look at.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import TypeVar
 
 from mcp_mesh_sdk.agent.metrics import AgentMetrics
 from mcp_mesh_sdk.agent.monitoring import PerformanceAlerting, PerformanceMonitor
-from mcp_mesh_sdk.agent.paths import OperationFailed, Refusal, is_suspicious
+from mcp_mesh_sdk.agent.paths import Outcome, Refusal, ServerError, ToolCallError, is_suspicious
 from mcp_mesh_sdk.agent.security import SecurityEventType, SecurityMonitor
 from mcp_mesh_sdk.logs import operation_var
 
@@ -54,42 +63,57 @@ class OperationRunner:
         self._executor: ThreadPoolExecutor | None = None
 
     async def run(self, operation: str, path: str, work: Callable[[], T]) -> T:
-        """Run blocking `work` in a worker thread; Refusal/OperationFailed tell the caller why."""
+        """Run blocking `work` in a worker thread.
+
+        A `ToolCallError` from `work` (Refusal, ClientError, ServerError) passes through and
+        is counted in its class; a timeout or any other exception becomes a ServerError.
+        """
         source = client_address_var.get()
         operation_token = operation_var.set(operation)
         in_progress = self.metrics.operations_in_progress.labels(operation=operation)
         in_progress.inc()
         started = time.perf_counter()
-        outcome = "ok"
+        outcome, detail = Outcome.OK, ""
         try:
             if is_suspicious(path):
                 self.security.record(
                     SecurityEventType.SUSPICIOUS_FILE_ACCESS, source, path, {"operation": operation}
                 )
             return await self._run_limited(work)
-        except Refusal as refusal:
-            outcome = "refused"
-            if refusal.event is not None:
+        except ToolCallError as failure:
+            outcome, detail = failure.outcome, failure.detail
+            if isinstance(failure, Refusal) and failure.event is not None:
                 self.security.record(
-                    refusal.event, source, path, {"operation": operation, "reason": str(refusal)}
+                    failure.event, source, path, {"operation": operation, "reason": str(failure)}
                 )
-            raise
-        except OperationFailed:
-            outcome = "failed"
+            if outcome is Outcome.SERVER_ERROR:
+                logger.error("%s on %r failed: %s", operation, path, failure,
+                             extra={"fields": {"error_type": detail}})  # fmt: skip
             raise
         except TimeoutError as exc:
-            outcome = "timeout"
-            raise OperationFailed(f"{operation} timed out after {self.timeout:g} s") from exc
+            outcome, detail = Outcome.SERVER_ERROR, "timeout"
+            logger.error("%s on %r timed out after %g s", operation, path, self.timeout)
+            raise ServerError(f"{operation} timed out after {self.timeout:g} s", "timeout") from exc
+        except asyncio.CancelledError:
+            # The caller went away (or the agent is stopping) before the answer: not a
+            # failure of the file operation.
+            outcome, detail = Outcome.CLIENT_ERROR, "cancelled"
+            raise
         except Exception as exc:
-            outcome = "error"
+            outcome, detail = Outcome.SERVER_ERROR, "internal"
             logger.exception("%s on %r failed unexpectedly", operation, path)
-            raise OperationFailed(
-                f"{operation} failed: internal error ({type(exc).__name__})"
+            raise ServerError(
+                f"{operation} failed: internal error ({type(exc).__name__})", "internal"
             ) from exc
         finally:
             in_progress.dec()
-            self._account(operation, time.perf_counter() - started, outcome)
+            self._account(operation, time.perf_counter() - started, outcome, detail)
             operation_var.reset(operation_token)
+
+    def record_rejected(self, operation: str, seconds: float, detail: str) -> None:
+        """Count a call of `operation` that never reached it, e.g. arguments the MCP layer
+        rejected (`bad_arguments`): a client error."""
+        self._account(operation, seconds, Outcome.CLIENT_ERROR, detail)
 
     async def _run_limited(self, work: Callable[[], T]) -> T:
         if self._slots is None:
@@ -104,21 +128,22 @@ class OperationRunner:
             context = contextvars.copy_context()
             return await loop.run_in_executor(self._executor, context.run, work)
 
-    def _account(self, operation: str, seconds: float, outcome: str) -> None:
+    def _account(self, operation: str, seconds: float, outcome: Outcome, detail: str) -> None:
         metrics = self.metrics
-        metrics.operations.labels(operation=operation, outcome=outcome).inc()
+        metrics.operations.labels(operation=operation, outcome=outcome.value).inc()
         metrics.operation_latency.labels(operation=operation).observe(seconds)
-        if outcome != "ok":
-            metrics.operation_errors.labels(operation=operation, error_type=outcome).inc()
-        self.performance.record(operation, seconds, success=outcome in ("ok", "refused"))
+        if outcome is not Outcome.OK:
+            metrics.operation_errors.labels(operation=operation, error_type=detail).inc()
+        self.performance.record(operation, seconds, outcome=outcome)
         self.alerting.check(operation, self.performance.stats(operation))
         logger.debug(
             "%s %s in %.1f ms",
             operation,
-            outcome,
+            outcome.value,
             seconds * 1000,
-            extra={"fields": {"outcome": outcome, "duration_ms": seconds * 1000}},
-        )
+            extra={"fields": {"outcome": outcome.value, "error_type": detail or None,
+                              "duration_ms": seconds * 1000}},
+        )  # fmt: skip
 
     def close(self) -> None:
         if self._executor is not None:

@@ -7,25 +7,77 @@ a symlink swapped in between the check and the open cannot lead out either.
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 from mcp_mesh_sdk.agent.security import SecurityEventType
 
 SUSPICIOUS_NAME_PARTS = (".env", "password", "secret", "key")
 
 
-class Refusal(Exception):
-    """A tool call refused on purpose; `event` is the security event it counts as (if any)."""
+class Outcome(enum.StrEnum):
+    """Whose fault a tool call's end was: the `outcome` label of `operations_total`.
+
+    `client_error`: the call was wrong or not allowed (refused by policy, not found, bad
+    arguments, too large, wrong type or extension, not a directory, not UTF-8). The agent did
+    its job; a surge of these is a security signal, never a performance alert or an incident.
+    `server_error`: the agent could not do a valid call (unexpected exception, an I/O error
+    such as EIO, ENOSPC or EACCES on its own base directory, a timeout). These count in the
+    error rate that alerts, incidents and /health/detailed look at.
+    """
+
+    OK = "ok"
+    CLIENT_ERROR = "client_error"
+    SERVER_ERROR = "server_error"
+
+
+class ToolCallError(Exception):
+    """A tool call that did not succeed; `outcome` says whose fault, `detail` the finer kind
+    (the `error_type` label of `operation_errors_total`)."""
+
+    outcome: ClassVar[Outcome] = Outcome.SERVER_ERROR
+    default_detail: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or self.default_detail
+
+
+class Refusal(ToolCallError):
+    """A tool call refused on purpose (a client error); `event` is the security event it
+    counts as (if any)."""
+
+    outcome = Outcome.CLIENT_ERROR
+    default_detail = "refused"
 
     def __init__(self, message: str, event: SecurityEventType | None = None) -> None:
         super().__init__(message)
         self.event = event
 
 
-class OperationFailed(Exception):
-    """A tool call that could not be done (missing file, not text...): the caller's problem."""
+class OperationFailed(ToolCallError):
+    """A tool call that could not be done. Raise `ClientError` or `ServerError`, which say
+    whose fault it was; a bare OperationFailed counts as a server error."""
+
+
+class ClientError(OperationFailed):
+    """The caller asked for something that cannot be (missing file, not a directory, not
+    UTF-8 text...): `detail` is e.g. not_found, not_a_directory, is_a_directory, not_a_file,
+    not_text, bad_path, bad_arguments."""
+
+    outcome = Outcome.CLIENT_ERROR
+    default_detail = "bad_request"
+
+
+class ServerError(OperationFailed):
+    """The agent failed a valid call: `detail` is io_error, permission_denied, no_space,
+    timeout or internal."""
+
+    outcome = Outcome.SERVER_ERROR
+    default_detail = "internal"
 
 
 class PathGuard:

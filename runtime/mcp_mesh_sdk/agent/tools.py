@@ -3,6 +3,12 @@
 Plain blocking functions with JSON-able results, no MCP in sight: the MCP layer runs them in
 worker threads and turns `Refusal` / `OperationFailed` into tool errors. Writes are atomic
 (temporary file, fsync, rename), so a reader never sees half a file.
+
+Every failure says whose fault it is (see `paths.Outcome`): a refusal, a missing file, a path
+through a file, a directory where a file is wanted, a file that is not UTF-8 are client
+errors (`Refusal`, `ClientError`); any other OS error (EIO, ENOSPC, EACCES/EPERM on the
+agent's own base directory, EFBIG...) is a server error (`ServerError`): the call was valid
+and the agent could not do it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mcp_mesh_sdk.agent.paths import OperationFailed, PathGuard, Refusal
+from mcp_mesh_sdk.agent.paths import ClientError, PathGuard, Refusal, ServerError
+from mcp_mesh_sdk.agent.security import SecurityEventType
 
 TOOL_NAMES = ("read_file", "write_file", "list_directory", "file_info")
 MAX_LISTED_ENTRIES = 1000
@@ -41,17 +48,20 @@ class FileTools:
             guard.verify_open_file(fd, path)
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise OperationFailed(f"{path!r} is not a regular file")
+                raise ClientError(f"{path!r} is not a regular file", "not_a_file")
             guard.check_size(path, info.st_size)
-            with os.fdopen(fd, "rb", closefd=False) as stream:
-                data = stream.read(guard.max_file_size + 1)
+            try:
+                with os.fdopen(fd, "rb", closefd=False) as stream:
+                    data = stream.read(guard.max_file_size + 1)
+            except OSError as exc:
+                raise os_failure(exc, path) from exc
         finally:
             os.close(fd)
         guard.check_size(path, len(data))  # grew since fstat
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise OperationFailed(f"{path!r} is not UTF-8 text") from exc
+            raise ClientError(f"{path!r} is not UTF-8 text", "not_text") from exc
 
     def write_file(self, path: str, content: str) -> dict[str, Any]:
         guard = self._guard()
@@ -60,14 +70,19 @@ class FileTools:
         data = content.encode("utf-8")
         guard.check_size(path, len(data))
         if real == guard.real_base or real.is_dir():
-            raise OperationFailed(f"{path!r} is a directory")
-        mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
+            raise ClientError(f"{path!r} is a directory", "is_a_directory")
+        try:
+            mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
+        except OSError as exc:
+            raise os_failure(exc, path) from exc
         try:
             real.parent.mkdir(parents=True, exist_ok=True)
-        except FileExistsError as exc:
-            raise OperationFailed(f"a parent of {path!r} is not a directory") from exc
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ClientError(
+                f"a parent of {path!r} is not a directory", "not_a_directory"
+            ) from exc
         except OSError as exc:
-            raise OperationFailed(f"cannot create the folder for {path!r}: {exc.strerror}") from exc
+            raise os_failure(exc, path, f"cannot create the folder for {path!r}") from exc
         parent = guard.resolve(str(real.parent))  # the folders just made stay inside too
         temp = parent / f"{_TEMP_PREFIX}{uuid.uuid4().hex}.tmp"
         fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, path, mode=0o644)
@@ -82,10 +97,12 @@ class FileTools:
             os.close(fd)
             fd = -1
             temp.replace(parent / real.name)
-        except BaseException:
+        except BaseException as exc:
             if fd >= 0:
                 os.close(fd)
             temp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise os_failure(exc, path) from exc
             raise
         return {"path": guard.display(real), "bytes_written": len(data), "created": mode is None}
 
@@ -103,12 +120,10 @@ class FileTools:
                         truncated = True
                         break
                     entries.append(_describe_entry(entry))
-        except FileNotFoundError as exc:
-            raise OperationFailed(f"{path!r} does not exist") from exc
         except NotADirectoryError as exc:
-            raise OperationFailed(f"{path!r} is not a directory") from exc
-        except PermissionError as exc:
-            raise OperationFailed(f"{path!r} cannot be read: permission denied") from exc
+            raise ClientError(f"{path!r} is not a directory", "not_a_directory") from exc
+        except OSError as exc:
+            raise os_failure(exc, path) from exc
         return {"path": guard.display(real), "entries": entries, "truncated": truncated}
 
     def file_info(self, path: str) -> dict[str, Any]:
@@ -116,10 +131,8 @@ class FileTools:
         real = guard.resolve(path)
         try:
             info = real.stat()
-        except FileNotFoundError as exc:
-            raise OperationFailed(f"{path!r} does not exist") from exc
-        except PermissionError as exc:
-            raise OperationFailed(f"{path!r} cannot be read: permission denied") from exc
+        except OSError as exc:
+            raise os_failure(exc, path) from exc
         name = real.name.lower()
         return {
             "path": guard.display(real),
@@ -136,20 +149,49 @@ class FileTools:
 def _open(real: Path, flags: int, shown: str, mode: int = 0o644) -> int:
     try:
         return os.open(real, flags | _OPEN_FLAGS, mode)
-    except FileNotFoundError as exc:
-        raise OperationFailed(f"{shown!r} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise OperationFailed(f"{shown!r} is a directory") from exc
-    except PermissionError as exc:
-        raise OperationFailed(f"{shown!r}: permission denied") from exc
     except OSError as exc:
-        if exc.errno == errno.ELOOP:  # a symlink appeared after the path was checked
-            from mcp_mesh_sdk.agent.security import SecurityEventType
+        raise os_failure(exc, shown) from exc
 
-            raise Refusal(
-                f"refused: {shown!r} is a symlink", SecurityEventType.PATH_TRAVERSAL_ATTEMPT
-            ) from exc
-        raise OperationFailed(f"{shown!r}: {exc.strerror}") from exc
+
+# errno -> (detail, what the caller is told): the caller's mistake, not the agent's.
+_CLIENT_ERRNOS = {
+    errno.ENOENT: ("not_found", "does not exist"),
+    errno.ENOTDIR: ("not_a_directory", "is not a directory (or a part of it is a file)"),
+    errno.EISDIR: ("is_a_directory", "is a directory"),
+    errno.ENAMETOOLONG: ("bad_path", "has a name that is too long"),
+    errno.ENXIO: ("not_a_file", "is not a regular file"),  # a socket or a device node
+    errno.ENODEV: ("not_a_file", "is not a regular file"),
+}
+# errno -> detail for the agent's own failures; every errno not named is an `io_error`.
+_SERVER_DETAILS = {
+    errno.EACCES: "permission_denied",
+    errno.EPERM: "permission_denied",
+    errno.EROFS: "permission_denied",
+    errno.ENOSPC: "no_space",
+    errno.EDQUOT: "no_space",
+    errno.EFBIG: "no_space",
+}
+
+
+def os_failure(
+    exc: OSError, shown: str, context: str | None = None
+) -> Refusal | ClientError | ServerError:
+    """What an OSError met on `shown` means for the caller: a refusal (a symlink appeared
+    after the check: ELOOP from O_NOFOLLOW), a client error (ENOENT, ENOTDIR, EISDIR,
+    ENAMETOOLONG, ENXIO) or a server error (anything else: the base directory is the agent's own,
+    so EACCES, EIO, ENOSPC there are the agent's failures)."""
+    if exc.errno == errno.ELOOP:
+        return Refusal(f"refused: {shown!r} is a symlink", SecurityEventType.PATH_TRAVERSAL_ATTEMPT)
+    client = _CLIENT_ERRNOS.get(exc.errno or 0)
+    if client is not None:
+        detail, text = client
+        return ClientError(f"{shown!r} {text}", detail)
+    why = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        why = "permission denied"
+    return ServerError(
+        f"{context or repr(shown)}: {why}", _SERVER_DETAILS.get(exc.errno or 0, "io_error")
+    )
 
 
 def _kind(mode: int) -> str:
