@@ -135,3 +135,25 @@ def test_live_sqlite_database_is_archived_as_a_consistent_snapshot(tmp_path) -> 
         ("a2",),
     ]
     restored.close()
+
+
+def test_the_agents_own_entries_in_the_data_directory_are_left_out(tmp_path) -> None:
+    from mcp_mesh_sdk.agent.tools import _TEMP_PREFIX
+    from mcp_mesh_sdk.backup.create import AGENT_OWN_PREFIX
+    from mcp_mesh_sdk.smoke import SMOKE_PREFIX
+
+    host = make_host(tmp_path)
+    smoke = host.data / f"{SMOKE_PREFIX}0123abcd"  # a smoke test's folder, left behind
+    smoke.mkdir()
+    (smoke / "smoke.txt").write_text("mcp-mesh smoke ✓\n")
+    (host.data / "docs" / f"{AGENT_OWN_PREFIX}5f3a.tmp").write_text("half a write")
+    (host.data / "docs" / "x.mcp-mesh-kept.txt").write_text("a client's file")
+    (host.state / f"{AGENT_OWN_PREFIX}state-file").write_text("state is kept whole")
+
+    paths = {entry.path for entry in read_manifest(create_backup(host.sources()).path).entries}
+
+    assert AGENT_OWN_PREFIX == _TEMP_PREFIX and SMOKE_PREFIX.startswith(AGENT_OWN_PREFIX)
+    own = [p for p in paths if any(part.startswith(AGENT_OWN_PREFIX) for part in p.split("/"))]
+    assert own == [f"state/{AGENT_OWN_PREFIX}state-file"]
+    assert {"data/docs/a.txt", "data/docs/x.mcp-mesh-kept.txt"} <= paths
+    assert f"state/{AGENT_OWN_PREFIX}state-file" in paths

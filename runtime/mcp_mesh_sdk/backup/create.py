@@ -9,6 +9,10 @@ archive's sha256 is computed by reading the body back from the page cache, then 
 fsynced and renamed into place. Should the manifest outgrow its space (a tree that grew
 during the backup), the archive is rewritten with the manifest in front instead.
 A failure leaves no archive and no temporary file behind.
+
+In the data directory (BASE_DIRECTORY), names starting with `.mcp-mesh-` belong to the agent
+itself, not to its clients: temporary files of writes in flight and the folders of the release
+smoke test. list_directory hides them, and the backup leaves them (and all below them) out.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from mcp_mesh_sdk.backup.tarstream import TarStream
 from mcp_mesh_sdk.errors import OpsError
 
 COPY_SIZE = 4 << 20
+AGENT_OWN_PREFIX = ".mcp-mesh-"  # agent/tools.py `_TEMP_PREFIX`; smoke.py `SMOKE_PREFIX`
 Progress = Callable[[int, int, int], None]  # (bytes archived, bytes in all, members)
 
 
@@ -90,8 +95,11 @@ def archive_name(host: str, when: datetime) -> str:
     return f"{ARCHIVE_PREFIX}{host}-{stamp}{ARCHIVE_SUFFIX}"
 
 
-def _walk(root: Path, excluded: set[tuple[int, int]]) -> Iterator[tuple[Path, os.stat_result]]:
-    """`root` and everything below it, parents before children, sorted, never following links."""
+def _walk(
+    root: Path, excluded: set[tuple[int, int]], hidden: str | None = None
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """`root` and everything below it, parents before children, sorted, never following links;
+    without entries whose name starts with `hidden` (nor anything below them)."""
     stack = [root]
     while stack:
         path = stack.pop()
@@ -101,8 +109,10 @@ def _walk(root: Path, excluded: set[tuple[int, int]]) -> Iterator[tuple[Path, os
         yield path, info
         if stat.S_ISDIR(info.st_mode):
             with os.scandir(path) as listing:
-                children = sorted((entry.name for entry in listing), reverse=True)
-            stack.extend(path / name for name in children)
+                names = [entry.name for entry in listing]
+            if hidden:
+                names = [name for name in names if not name.startswith(hidden)]
+            stack.extend(path / name for name in sorted(names, reverse=True))
 
 
 def _entry(name: str, info: os.stat_result, kind: str, **extra: Any) -> Entry:
@@ -146,7 +156,8 @@ def _scan(roots: dict[str, Path], out_dir: Path) -> list[_Item]:
     for root, path in roots.items():
         others = [p for r, p in roots.items() if r != root and p != path]
         excluded = _excluded_identities([out_dir, *others])
-        for found, info in _walk(path, excluded):
+        hidden = AGENT_OWN_PREFIX if root == "data" else None
+        for found, info in _walk(path, excluded, hidden):
             if stat.S_ISREG(info.st_mode) and sqlitesnap.is_companion(found):
                 continue  # the database is archived as a consistent snapshot instead
             relative = found.relative_to(path).as_posix()
