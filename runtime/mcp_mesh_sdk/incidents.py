@@ -5,6 +5,12 @@ One JSON object a line: id, severity, title, description, components, actions, s
 (`error_rate:<operation>`, `response_time:<operation>`, `memory`, `disk`): while an incident
 for a cause is open, the same cause opens no other.
 
+The error rate is the **server-error** rate (the agent failed a valid call: an I/O error, a
+timeout, a crash). Client errors (refusals, missing files, bad arguments) are the caller's
+problem and a security signal, counted by the SecurityMonitor: they never open an incident,
+however many there are. The disk percentage is the one `df` shows (see
+`agent.monitoring.SystemSampler`).
+
 Every update rewrites the file under an exclusive `flock` on `incidents.jsonl.lock` (so two
 writers, e.g. the agent's loop and `mcp-mesh-sdk incidents resolve`, never lose each other's
 change) through a temporary file that is fsynced and renamed into place (so a reader or a
@@ -44,7 +50,7 @@ class Severity(StrEnum):
 
 
 # The spec's IncidentDetector thresholds.
-ERROR_RATE_THRESHOLD = 0.10  # fraction of failed calls
+ERROR_RATE_THRESHOLD = 0.10  # fraction of calls that ended in a server error
 RESPONSE_TIME_THRESHOLD_MS = 5000.0
 MEMORY_THRESHOLD_PERCENT = 90.0
 DISK_THRESHOLD_PERCENT = 95.0
@@ -198,6 +204,15 @@ _RUNBOOK = {
 }
 
 
+def server_error_rate(stats: Mapping[str, float]) -> float:
+    """The share of calls the agent failed: `server_error_rate` when the stats carry it, else
+    the spec's `error_rate` (which the agent's PerformanceMonitor computes from server errors
+    only). Client errors are never part of it."""
+    if "server_error_rate" in stats:
+        return float(stats["server_error_rate"])
+    return float(stats.get("error_rate", 0.0))
+
+
 class IncidentDetector:
     """The spec's detector: opens incidents when metrics cross its thresholds."""
 
@@ -225,9 +240,9 @@ class IncidentDetector:
             )
 
         for operation, stats in sorted(operations.items()):
-            error_rate = float(stats.get("error_rate", 0.0))
+            error_rate = server_error_rate(stats)
             if error_rate > ERROR_RATE_THRESHOLD:
-                text = f"Error rate for {operation} is {error_rate:.1%}"
+                text = f"Error rate for {operation} is {error_rate:.1%} (server errors)"
                 add("error_rate", Severity.P2, f"High Error Rate: {operation}", text, operation)
             average = float(stats.get("avg_duration_ms", 0.0))
             if average > RESPONSE_TIME_THRESHOLD_MS:

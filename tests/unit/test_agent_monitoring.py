@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+from collections import namedtuple
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from mcp_mesh_sdk.agent.monitoring import (
     SystemHealth,
     SystemSampler,
     percentile,
+    performance_problems,
     system_issues,
 )
 
@@ -152,3 +155,101 @@ def test_system_issues_follow_the_spec_limits() -> None:
         "High memory usage: 91.0%",
         "High disk usage: 86.0% (/)",
     ]
+
+
+def test_client_errors_are_reported_but_not_in_the_error_rate() -> None:
+    monitor = PerformanceMonitor()
+    for _ in range(6):
+        monitor.record("read_file", 0.001, outcome="client_error")
+    monitor.record("read_file", 0.001, outcome="server_error")
+    monitor.record("read_file", 0.001, outcome="ok")
+    stats = monitor.stats("read_file")
+    assert stats["count"] == 8
+    assert stats["error_rate"] == stats["server_error_rate"] == pytest.approx(1 / 8)
+    assert stats["server_error_count"] == 1 and stats["client_error_count"] == 6
+    assert stats["client_error_rate"] == pytest.approx(6 / 8)
+    assert stats["error_count"] == 1 and stats["total_client_errors"] == 6
+
+
+def test_alerting_ignores_a_surge_of_client_errors() -> None:
+    monitor = PerformanceMonitor()
+    check, manager = alerting(Clock())
+    for _ in range(50):
+        monitor.record("read_file", 0.001, outcome="client_error")
+        check.check("read_file", monitor.stats("read_file"))
+    assert list(manager.history) == []
+    for _ in range(3):
+        monitor.record("read_file", 0.001, outcome="server_error")
+        check.check("read_file", monitor.stats("read_file"))
+    assert [alert.name for alert in manager.history] == ["high_error_rate"]  # 3 of 53: 5.7 %
+
+
+def record_calls(monitor: PerformanceMonitor, count: int, seconds: float = 0.01,
+                 outcome: str = "ok", operation: str = "read_file") -> None:  # fmt: skip
+    for _ in range(count):
+        monitor.record(operation, seconds, outcome=outcome)
+
+
+def test_health_is_degraded_by_20_percent_server_errors_until_the_window_passes() -> None:
+    clock = Clock()
+    monitor = PerformanceMonitor(clock=clock)
+    record_calls(monitor, 8)
+    record_calls(monitor, 2, outcome="server_error")
+    health = performance_problems(monitor, window_seconds=60, min_samples=10)
+    assert health.describe()["status"] == "degraded"
+    assert health.reasons == [
+        "High error rate for read_file: 20.0% (threshold 5.0%) over the last 60 s"
+    ]
+    assert health.operations["read_file"]["server_error_rate"] == 0.2
+    clock.now += 61
+    record_calls(monitor, 3)  # a few calls since: too few to judge, the burst is gone
+    later = performance_problems(monitor, window_seconds=60, min_samples=10)
+    assert later.reasons == [] and later.describe()["status"] == "ok"
+    assert later.operations["read_file"] == {
+        "count": 3, "judged": False, "server_error_rate": 0.0, "client_error_rate": 0.0,
+        "avg_duration_ms": 10.0, "p95_duration_ms": 10.0,
+    }  # fmt: skip
+
+
+def test_health_ignores_client_errors_and_too_few_calls() -> None:
+    monitor = PerformanceMonitor(clock=Clock())
+    record_calls(monitor, 50, outcome="client_error")
+    record_calls(monitor, 9, outcome="server_error", operation="write_file")
+    assert performance_problems(monitor, min_samples=10).reasons == []
+
+
+def test_health_names_slow_average_and_slow_p95() -> None:
+    monitor = PerformanceMonitor(clock=Clock())
+    record_calls(monitor, 10, seconds=1.2)  # average 1200 ms
+    record_calls(monitor, 18, seconds=0.01, operation="file_info")
+    record_calls(monitor, 2, seconds=2.5, operation="file_info")  # p95 2500 ms, average 259 ms
+    reasons = performance_problems(monitor, min_samples=10).reasons
+    assert reasons == [
+        "High p95 response time for file_info: 2500.0 ms (threshold 2000.0 ms) over the last 60 s",
+        "High average response time for read_file: 1200.0 ms (threshold 1000.0 ms) "
+        "over the last 60 s",
+    ]
+
+
+DiskUsage = namedtuple("DiskUsage", "total used free percent")
+
+
+def test_disk_percentage_counts_the_reserved_blocks_like_df(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psutil
+
+    # 100 blocks: 80 used, 15 available, 5 reserved for root. df says 80 / 95 = 84.2 %.
+    monkeypatch.setattr(psutil, "disk_usage", lambda path: DiskUsage(100, 80, 15, 84.2))
+    assert SystemSampler(tmp_path).sample().disk_usage_percent == 84.2
+
+
+def df_percent(path: Path) -> int:
+    done = subprocess.run(["df", "--output=pcent", str(path)], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    return int(done.stdout.splitlines()[-1].strip().rstrip("%"))
+
+
+def test_disk_percentage_is_what_df_shows(tmp_path: Path) -> None:
+    reported = SystemSampler(tmp_path).sample().disk_usage_percent
+    assert abs(reported - df_percent(tmp_path)) <= 1, (reported, df_percent(tmp_path))

@@ -39,6 +39,21 @@ def test_each_threshold_opens_its_incident(tmp_path, operations, system, severit
     assert set(json.loads(line)) == FIELDS
 
 
+def test_client_errors_never_open_an_incident(tmp_path) -> None:
+    from mcp_mesh_sdk.agent.monitoring import PerformanceMonitor
+
+    monitor = PerformanceMonitor()
+    for _ in range(30):  # every call a refusal or a missing file
+        monitor.record("read_file", 0.001, outcome="client_error")
+    for _ in range(8):
+        monitor.record("write_file", 0.001)
+    for _ in range(2):  # 20 % of write_file calls failed in the agent
+        monitor.record("write_file", 0.001, outcome="server_error")
+    opened = detect(tmp_path, monitor.all_stats(), HEALTHY_SYSTEM)
+    assert [(i.cause, i.severity) for i in opened] == [("error_rate:write_file", "P2_High")]
+    assert opened[0].description == "Error rate for write_file is 20.0% (server errors)"
+
+
 def test_thresholds_are_exclusive(tmp_path) -> None:
     at_threshold = {"op": {"error_rate": 0.10, "avg_duration_ms": 5000.0}}
     assert detect(tmp_path, at_threshold, {"memory_percent": 90, "disk_usage_percent": 95}) == []

@@ -1,10 +1,15 @@
 """Performance statistics, threshold alerts and the system health snapshot (spec shapes).
 
 `PerformanceMonitor` keeps a window of recent samples per operation and reports count, error
-rate and avg/min/max/p50/p95/p99. `PerformanceAlerting` compares those with the spec's
-thresholds and raises alerts through `AlertManager`, at most once per operation and alert name
-per cool-down. `SystemSampler` reads psutil without blocking (the spec's 1 s CPU sample would
-stall the event loop) and keeps the last snapshot for the endpoints and the incident detector.
+rate and avg/min/max/p50/p95/p99. The spec's `error_rate` counts **server errors only** (see
+`paths.Outcome`): a refused or mistaken call is the caller's problem and a security signal,
+never a performance alert or an incident. Client errors are reported beside it
+(`client_error_count`, `client_error_rate`). `PerformanceAlerting` compares the stats with the
+spec's thresholds and raises alerts through `AlertManager`, at most once per operation and
+alert name per cool-down; `performance_problems()` applies the same thresholds to a recent time
+window for /health/detailed. `SystemSampler` reads psutil without blocking (the spec's 1 s CPU
+sample would stall the event loop) and keeps the last snapshot for the endpoints and the
+incident detector; its disk percentage is the one `df` shows (see `SystemSampler.sample`).
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from typing import Any
 logger = logging.getLogger("mcp_mesh_sdk.agent.alerts")
 
 
+OK, CLIENT_ERROR, SERVER_ERROR = "ok", "client_error", "server_error"  # paths.Outcome values
+
+
 @dataclass
 class _Operation:
-    samples: deque[tuple[float, float, bool]]  # (timestamp, seconds, succeeded)
+    samples: deque[tuple[float, float, str]]  # (timestamp, seconds, outcome)
     total: int = 0
-    errors: int = 0
+    server_errors: int = 0
+    client_errors: int = 0
 
 
 class PerformanceMonitor:
@@ -38,29 +47,50 @@ class PerformanceMonitor:
         self._clock = clock
         self._operations: dict[str, _Operation] = {}
 
-    def record(self, operation: str, seconds: float, success: bool = True) -> None:
+    def record(
+        self, operation: str, seconds: float, success: bool = True, outcome: str | None = None
+    ) -> None:
+        """One call: `outcome` is ok, client_error or server_error (without it, `success`
+        False means a server error)."""
+        if outcome is None:
+            outcome = OK if success else SERVER_ERROR
+        outcome = str(outcome)
         entry = self._operations.get(operation)
         if entry is None:
             entry = _Operation(deque(maxlen=self.window_size))
             self._operations[operation] = entry
-        entry.samples.append((self._clock(), seconds, success))
+        entry.samples.append((self._clock(), seconds, outcome))
         entry.total += 1
-        if not success:
-            entry.errors += 1
+        if outcome == SERVER_ERROR:
+            entry.server_errors += 1
+        elif outcome == CLIENT_ERROR:
+            entry.client_errors += 1
 
-    def stats(self, operation: str) -> dict[str, Any]:
-        """The spec's per-operation statistics; the error rate is over the window."""
+    def stats(self, operation: str, since: float | None = None) -> dict[str, Any]:
+        """The spec's per-operation statistics over the window (only samples taken at or
+        after `since` when given). `error_rate` is the server-error rate; `error_count` and
+        `total_operations` count since start."""
         entry = self._operations.get(operation)
-        if entry is None or not entry.samples:
+        if entry is None:
             return {}
-        times = sorted(seconds for _, seconds, _ in entry.samples)
-        window_errors = sum(1 for _, _, ok in entry.samples if not ok)
+        samples = [s for s in entry.samples if since is None or s[0] >= since]
+        if not samples:
+            return {}
+        times = sorted(seconds for _, seconds, _ in samples)
+        server = sum(1 for _, _, outcome in samples if outcome == SERVER_ERROR)
+        client = sum(1 for _, _, outcome in samples if outcome == CLIENT_ERROR)
         return {
             "count": len(times),
             "total_operations": entry.total,
-            "error_count": entry.errors,
-            "window_error_count": window_errors,
-            "error_rate": window_errors / len(times),
+            "error_count": entry.server_errors,
+            "window_error_count": server,
+            "error_rate": server / len(times),
+            "server_error_count": server,
+            "server_error_rate": server / len(times),
+            "client_error_count": client,
+            "client_error_rate": client / len(times),
+            "total_server_errors": entry.server_errors,
+            "total_client_errors": entry.client_errors,
             "avg_duration_ms": sum(times) / len(times) * 1000,
             "min_duration_ms": times[0] * 1000,
             "max_duration_ms": times[-1] * 1000,
@@ -69,15 +99,19 @@ class PerformanceMonitor:
             "p99_duration_ms": percentile(times, 0.99) * 1000,
         }
 
-    def all_stats(self) -> dict[str, dict[str, Any]]:
-        return {operation: self.stats(operation) for operation in sorted(self._operations)}
+    def all_stats(self, since: float | None = None) -> dict[str, dict[str, Any]]:
+        found = {operation: self.stats(operation, since) for operation in sorted(self._operations)}
+        return {operation: stats for operation, stats in found.items() if stats}
 
-    def recent_samples(self, operation: str) -> list[tuple[float, float, bool]]:
+    def recent_samples(self, operation: str) -> list[tuple[float, float, str]]:
         entry = self._operations.get(operation)
         return list(entry.samples) if entry else []
 
     def operations(self) -> list[str]:
         return sorted(self._operations)
+
+    def now(self) -> float:
+        return self._clock()
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -141,9 +175,49 @@ class AlertManager:
 
 THRESHOLDS = {
     "avg_response_time_ms": 1000.0,
-    "error_rate": 0.05,
+    "error_rate": 0.05,  # server errors only
     "p95_response_time_ms": 2000.0,
 }
+
+# (alert name, severity, stats key, threshold key, what it is called, how a value is shown)
+_CHECKS = (
+    ("high_avg_response_time", AlertSeverity.WARNING, "avg_duration_ms",
+     "avg_response_time_ms", "average response time", "{:.1f} ms"),
+    ("high_error_rate", AlertSeverity.CRITICAL, "error_rate", "error_rate",
+     "error rate", "{:.1%}"),
+    ("high_p95_response_time", AlertSeverity.WARNING, "p95_duration_ms",
+     "p95_response_time_ms", "p95 response time", "{:.1f} ms"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Breach:
+    """One threshold crossed by one operation's stats."""
+
+    name: str
+    severity: AlertSeverity
+    operation: str
+    value: float
+    threshold: float
+    message: str
+
+
+def threshold_breaches(
+    operation: str, stats: dict[str, Any], thresholds: dict[str, float] | None = None
+) -> list[Breach]:
+    """The spec's PerformanceAlerting checks: each threshold `stats` is over (not at)."""
+    limits = THRESHOLDS if thresholds is None else thresholds
+    found = []
+    for name, severity, stat_key, threshold_key, label, shown in _CHECKS:
+        value = float(stats.get(stat_key, 0.0))
+        threshold = limits[threshold_key]
+        if value > threshold:
+            message = (
+                f"High {label} for {operation}: {shown.format(value)} "
+                f"(threshold {shown.format(threshold)})"
+            )
+            found.append(Breach(name, severity, operation, value, threshold, message))
+    return found
 
 
 class PerformanceAlerting:
@@ -166,31 +240,24 @@ class PerformanceAlerting:
         self._last_raised: dict[tuple[str, str], float] = {}
 
     def check(self, operation: str, stats: dict[str, Any]) -> list[Alert]:
-        """Raise what `stats` of one operation call for; returns the alerts raised now."""
+        """Raise what `stats` of one operation call for; returns the alerts raised now.
+
+        The error rate is `stats["error_rate"]`, which PerformanceMonitor computes from server
+        errors only: client errors never raise an alert."""
         if stats.get("count", 0) < self.min_samples:
             return []
         raised = []
-        checks = (
-            ("high_avg_response_time", AlertSeverity.WARNING, "avg_duration_ms",
-             "avg_response_time_ms", "average response time", "{:.1f} ms"),
-            ("high_error_rate", AlertSeverity.CRITICAL, "error_rate", "error_rate",
-             "error rate", "{:.1%}"),
-            ("high_p95_response_time", AlertSeverity.WARNING, "p95_duration_ms",
-             "p95_response_time_ms", "p95 response time", "{:.1f} ms"),
-        )  # fmt: skip
-        for name, severity, stat_key, threshold_key, label, shown in checks:
-            value = float(stats.get(stat_key, 0.0))
-            threshold = self.thresholds[threshold_key]
-            if value <= threshold or not self._due(operation, name):
+        for breach in threshold_breaches(operation, stats, self.thresholds):
+            if not self._due(operation, breach.name):
                 continue
             alert = Alert(
-                name=name,
-                severity=severity,
-                message=f"High {label} for {operation}: {shown.format(value)} "
-                f"(threshold {shown.format(threshold)})",
+                name=breach.name,
+                severity=breach.severity,
+                message=breach.message,
                 timestamp=self._clock(),
-                metadata={"operation": operation, "value": value, "threshold": threshold},
-            )
+                metadata={"operation": operation, "value": breach.value,
+                          "threshold": breach.threshold},
+            )  # fmt: skip
             self.manager.trigger(alert)
             raised.append(alert)
         return raised
@@ -202,6 +269,64 @@ class PerformanceAlerting:
             return False
         self._last_raised[(operation, name)] = now
         return True
+
+
+HEALTH_WINDOW_SECONDS = 60.0
+HEALTH_MIN_SAMPLES = 10
+
+
+@dataclass(frozen=True)
+class PerformanceHealth:
+    """The alert thresholds applied to the recent window (see `performance_problems`)."""
+
+    reasons: list[str]
+    operations: dict[str, dict[str, Any]]
+    window_seconds: float
+    min_samples: int
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "status": "degraded" if self.reasons else "ok",
+            "window_seconds": self.window_seconds,
+            "min_samples": self.min_samples,
+            "thresholds": dict(THRESHOLDS),
+            "operations": self.operations,
+            "reasons": list(self.reasons),
+        }
+
+
+def performance_problems(
+    monitor: PerformanceMonitor,
+    *,
+    window_seconds: float = HEALTH_WINDOW_SECONDS,
+    min_samples: int = HEALTH_MIN_SAMPLES,
+    thresholds: dict[str, float] | None = None,
+) -> PerformanceHealth:
+    """Which of the spec's PerformanceAlerting thresholds (server-error rate > 5 %, average
+    latency > 1000 ms, p95 > 2000 ms) an operation crosses over the last `window_seconds`.
+
+    Only calls made in the window count (and at most the monitor's last `window_size` calls of
+    each operation), and an operation with fewer than `min_samples` calls in the window is not
+    judged: an old burst stops counting once it is `window_seconds` old, and one slow or failed
+    call among a handful does not make the agent degraded.
+    """
+    since = monitor.now() - window_seconds
+    reasons: list[str] = []
+    shown: dict[str, dict[str, Any]] = {}
+    for operation, stats in monitor.all_stats(since=since).items():
+        judged = stats["count"] >= min_samples
+        shown[operation] = {
+            "count": stats["count"],
+            "judged": judged,
+            "server_error_rate": round(stats["server_error_rate"], 4),
+            "client_error_rate": round(stats["client_error_rate"], 4),
+            "avg_duration_ms": round(stats["avg_duration_ms"], 3),
+            "p95_duration_ms": round(stats["p95_duration_ms"], 3),
+        }
+        if judged:
+            breaches = threshold_breaches(operation, stats, thresholds)
+            reasons += [f"{b.message} over the last {window_seconds:g} s" for b in breaches]
+    return PerformanceHealth(reasons, shown, window_seconds, min_samples)
 
 
 @dataclass(frozen=True)
@@ -245,7 +370,9 @@ class SystemSampler:
         self.last = SystemHealth(
             cpu_percent=psutil.cpu_percent(interval=None),
             memory_percent=memory.percent,
-            disk_usage_percent=disk.used / disk.total * 100 if disk.total else 0.0,
+            # used / (used + available to unprivileged users), as `df` computes it: the blocks
+            # ext4 reserves for root are not free for the agent (used / total would hide them).
+            disk_usage_percent=float(disk.percent),
             load_average=[round(value, 2) for value in os.getloadavg()],
             available_memory_mb=memory.available / 1024 / 1024,
             free_disk_space_gb=disk.free / 1024**3,

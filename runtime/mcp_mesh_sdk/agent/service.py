@@ -24,12 +24,14 @@ from mcp_mesh_sdk.agent.monitoring import (
     Alert,
     AlertManager,
     PerformanceAlerting,
+    PerformanceHealth,
     PerformanceMonitor,
     SystemSampler,
+    performance_problems,
     system_issues,
 )
 from mcp_mesh_sdk.agent.operations import OperationRunner
-from mcp_mesh_sdk.agent.paths import PathGuard
+from mcp_mesh_sdk.agent.paths import Outcome, PathGuard
 from mcp_mesh_sdk.agent.registry_client import RegistryClient
 from mcp_mesh_sdk.agent.security import SecurityMonitor
 from mcp_mesh_sdk.agent.tools import TOOL_NAMES, FileTools
@@ -39,6 +41,7 @@ logger = logging.getLogger("mcp_mesh_sdk.agent")
 
 SYSTEM_SAMPLE_SECONDS = 5.0
 FILE_CHECK_SECONDS = 1.0
+PERFORMANCE_CHECK_SECONDS = 1.0  # /health reuses the window's verdict this long
 
 
 class Agent:
@@ -46,6 +49,9 @@ class Agent:
         self.config = config
         self.version = __version__
         self.metrics = AgentMetrics(config.agent_name, __version__)
+        for tool in TOOL_NAMES:  # every series exists from the start: rate() sees the first one
+            for outcome in Outcome:
+                self.metrics.operations.labels(operation=tool, outcome=outcome.value)
         self.security = SecurityMonitor()
         self.security.event_listeners.append(self._count_security_event)
         self.performance = PerformanceMonitor()
@@ -90,6 +96,10 @@ class Agent:
         self._registry_task: asyncio.Task[None] | None = None
         self._deregistered = False
         self._file_check: tuple[float, list[str]] = (-FILE_CHECK_SECONDS, [])
+        self._performance_check: tuple[float, PerformanceHealth | None] = (
+            -PERFORMANCE_CHECK_SECONDS,
+            None,
+        )
 
     # -- wiring hooks ----------------------------------------------------------------------------
     def add_periodic_task(
@@ -190,6 +200,9 @@ class Agent:
         return []
 
     def health(self) -> tuple[int, dict[str, Any]]:
+        """/health: 503 only when the file operations cannot work; the body says `degraded`
+        too while the registry is lost or a performance threshold is crossed (see
+        `detailed_health`), without changing the status code."""
         errors = self.file_operation_errors()
         status = "unhealthy" if errors else self._degraded_or_healthy()
         body = {
@@ -205,26 +218,58 @@ class Agent:
         registry = self.registry.status
         if not registry.registered or registry.last_error is not None:
             return "degraded"
+        if self.performance_health().reasons:
+            return "degraded"
         return "healthy"
 
+    def performance_health(self, fresh: bool = False) -> PerformanceHealth:
+        """The seed's alert thresholds over the recent window (`performance_problems`:
+        server-error rate > 5 %, average > 1000 ms, p95 > 2000 ms, over the last 60 s with at
+        least 10 calls of an operation). Reused for PERFORMANCE_CHECK_SECONDS unless `fresh`."""
+        now = time.monotonic()
+        checked_at, known = self._performance_check
+        if known is None or fresh or now - checked_at >= PERFORMANCE_CHECK_SECONDS:
+            known = performance_problems(self.performance)
+            self._performance_check = (now, known)
+        return known
+
     def readiness(self) -> tuple[int, dict[str, object]]:
+        """/ready, the load balancer's check: "this process can serve" (started, registered
+        or in fallback, not draining, base directory usable).
+
+        Performance is deliberately not part of it. Slow calls or server errors usually come
+        from load or a shared dependency, and then every agent crosses the thresholds at the
+        same moment: if /ready followed them, the load balancer would take the whole fleet out
+        at once and turn a slow service into no service, and an agent taken out gets no calls,
+        so its window never shows it recovered. Performance shows in /health/detailed
+        (`degraded`, with the reasons), in the alerts and in the incidents instead.
+        """
         readiness = self.lifecycle.readiness()
         return (200 if readiness.ready else 503), readiness.describe()
 
     def detailed_health(self) -> tuple[int, dict[str, Any]]:
+        """/health/detailed: `unhealthy` (503) when the file operations cannot work;
+        `degraded` (200) while the MCP engine is not loaded, the registry is lost, a system
+        limit is crossed, or a seed alert threshold is crossed over the recent window
+        (server-error rate > 5 %, average latency > 1000 ms, p95 > 2000 ms over the last
+        60 s, judged only for an operation with at least 10 calls in it: an old burst ages
+        out after a minute). Each reason is in `errors`; `checks.performance` has the figures.
+        """
         file_errors = self.file_operation_errors(probe=True)
         base = self.config.base_directory
         system = self.system.snapshot()
         issues = system_issues(system)
+        performance = self.performance_health(fresh=True)
         registry = self.registry.status.describe()
         registry.update(url=self.config.mesh_registry_url, fallback_mode=self.config.fallback_mode)
-        errors = [*file_errors, *issues]
+        errors = [*file_errors, *issues, *performance.reasons]
         if registry["error"]:
             errors.append(f"registry: {registry['error']}")
         if file_errors:
             status = "unhealthy"
         elif (
             issues
+            or performance.reasons
             or not self.lifecycle.engine_loaded
             or registry["error"]
             or (not registry["registered"])
@@ -242,6 +287,7 @@ class Agent:
             },
             "registry": registry,
             "system": {**system.as_dict(), "issues": issues},
+            "performance": performance.describe(),
             "mcp": {"loaded": self.lifecycle.engine_loaded, "transport": "streamable-http",
                     "stateless": True},
             "security": {"events_in_window": self.security.summary()["total_events"],
@@ -267,7 +313,9 @@ class Agent:
         return (503 if file_errors else 200), body
 
     def performance_stats(self) -> dict[str, dict[str, Any]]:
-        """operation -> {count, error_rate, avg_duration_ms, p95_duration_ms, ...} (spec)."""
+        """operation -> {count, error_rate, avg_duration_ms, p95_duration_ms, ...} (spec), over
+        the last 100 calls; `error_rate` (= `server_error_rate`) counts server errors only,
+        `client_error_count` / `client_error_rate` the callers' mistakes and refusals."""
         return self.performance.all_stats()
 
     def system_health(self) -> dict[str, Any]:
