@@ -12,8 +12,12 @@ costs one remote call instead of a dozen. Steps, each named in the error when it
    "skip the rest of the drain delay": nothing is left to drain. (systemd itself sends no
    second signal: the agent's STOPPING=1 makes it just wait.)
 4. `ready`: /ready answers 200 and /health reports this release's version.
-5. `registry`: the registry lists the agent healthy on this version (agents only).
-6. `soak`: stays healthy, on the same process, until `soak` seconds after step 4 passed.
+5. `smoke` (agents, unless turned off): the agent's own /mcp, driven by the official MCP client
+   with the agent's token, passes the checks of `smoke.py` (initialize, tools/list, a hidden
+   file written, read back, listed, stat'ed and removed) within min(timeout, 30 s). Its time
+   counts towards the soak, which runs from step 4 on.
+6. `registry`: the registry lists the agent healthy on this version (agents only).
+7. `soak`: stays healthy, on the same process, until `soak` seconds after step 4 passed.
 
 The caller drains and enables the host in the load balancer around this, and on failure
 activates the old release the same way (its own binary).
@@ -37,6 +41,7 @@ from typing import Any, Protocol
 from mcp_mesh_sdk import __version__, migrate
 from mcp_mesh_sdk.atomicfile import fsync_directory
 from mcp_mesh_sdk.errors import OpsError
+from mcp_mesh_sdk.smoke import SMOKE_TIMEOUT, SmokeResult, SmokeRunner, SmokeTarget, run_smoke
 
 UNITS = {"agent": "mcp-mesh-sdk.service", "registry": "mcp-mesh-registry.service"}
 POLL_SECONDS = 0.1
@@ -98,6 +103,13 @@ class Plan:
     timeout: float = 60.0
     skip_drain_delay: bool = False
     undo_with: Path | None = None  # the release that rolls back newer state (default: current)
+    smoke: bool = False  # agents: smoke-test /mcp once ready (`release activate --smoke`)
+    smoke_target: SmokeTarget | None = None  # the agent's /mcp, token and BASE_DIRECTORY
+
+    @property
+    def smokes(self) -> bool:
+        """Whether the smoke step runs: asked for, and an agent (a registry has none)."""
+        return self.smoke and self.service == "agent"
 
     @property
     def unit(self) -> str:
@@ -113,6 +125,7 @@ class Report:
     replaced: str | None
     migrations: list[dict[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    smoke: dict[str, Any] | None = None  # SmokeResult.to_json(); None when no smoke ran
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +134,7 @@ class Report:
             "replaced": self.replaced,
             "migrations": self.migrations,
             "seconds": self.seconds,
+            "smoke": self.smoke,
         }
 
 
@@ -150,11 +164,13 @@ class Activation:
         host: Host | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        smoke: SmokeRunner | None = None,
     ) -> None:
         self.plan = plan
         self.host = host or SystemHost()
         self.clock = clock
         self.sleep = sleep
+        self.smoke = smoke or self._smoke_the_target
         self.replaced = current_release(plan.install_dir)
         self._healthy_since = 0.0
         self.report = Report(
@@ -163,15 +179,19 @@ class Activation:
             replaced=str(self.replaced) if self.replaced else None,
         )
 
-    def run(self) -> Report:
-        for step, action in (
+    def steps(self) -> list[tuple[str, Callable[[], None]]]:
+        steps = [
             ("migrate", self._migrate),
             ("switch", self._switch),
             ("restart", self._restart),
             ("ready", self._wait_ready),
-            ("registry", self._wait_listed),
-            ("soak", self._soak),
-        ):
+        ]
+        if self.plan.smokes:
+            steps.append(("smoke", self._smoke))
+        return [*steps, ("registry", self._wait_listed), ("soak", self._soak)]
+
+    def run(self) -> Report:
+        for step, action in self.steps():
             started = self.clock()
             try:
                 action()
@@ -258,6 +278,19 @@ class Activation:
     def _wait_ready(self) -> None:
         self._until("ready", self._healthy)
         self._healthy_since = self.clock()
+
+    def _smoke_the_target(self, timeout: float) -> SmokeResult:
+        if self.plan.smoke_target is None:
+            raise ActivationFailed("smoke", "the plan names no agent to smoke-test")
+        return run_smoke(self.plan.smoke_target, timeout)
+
+    def _smoke(self) -> None:
+        """The agent's /mcp does its job; the soak's time runs on meanwhile."""
+        limit = min(self.plan.timeout, SMOKE_TIMEOUT) if self.plan.timeout > 0 else SMOKE_TIMEOUT
+        result = self.smoke(limit)
+        self.report.smoke = result.to_json()
+        if not result.passed:
+            raise ActivationFailed("smoke", result.cause)
 
     def _listed(self) -> str | None:
         query = urllib.parse.urlencode(

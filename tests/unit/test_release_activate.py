@@ -11,7 +11,9 @@ import pytest
 
 from mcp_mesh_sdk import migrate
 from mcp_mesh_sdk.cli import main
+from mcp_mesh_sdk.commands import release as release_command
 from mcp_mesh_sdk.release import Activation, ActivationFailed, Plan
+from mcp_mesh_sdk.smoke import SmokeResult
 
 URL = "http://127.0.0.1:8080"
 REGISTRY = "http://registry:8000"
@@ -92,9 +94,31 @@ def plan_for(install: Path, tmp_path: Path, **changes: Any) -> Plan:
     return Plan(**(settings | changes))
 
 
-def activate(plan: Plan, host: FakeHost) -> tuple[Activation, Any]:
-    clock = FakeClock()
-    activation = Activation(plan, host=host, clock=clock, sleep=clock.sleep)
+class FakeSmoke:
+    """Stands in for the MCP smoke test: records each call, takes `takes` seconds of the clock."""
+
+    CHECKS = ("initialize", "tools/list", "write_file", "read_file", "list_directory",
+              "file_info", "cleanup")  # fmt: skip
+
+    def __init__(self, clock: FakeClock, takes: float = 0.4, fails: str | None = None) -> None:
+        self.clock = clock
+        self.takes = takes
+        self.fails = fails  # "<check>: <what>"
+        self.calls: list[tuple[float, float]] = []  # (clock when called, timeout given)
+
+    def __call__(self, timeout: float) -> SmokeResult:
+        self.calls.append((self.clock.now, timeout))
+        self.clock.sleep(self.takes)
+        if self.fails is None:
+            return SmokeResult(passed=True, checks=list(self.CHECKS), seconds=self.takes)
+        check, error = self.fails.split(": ", 1)
+        passed = list(self.CHECKS[: self.CHECKS.index(check)])
+        return SmokeResult(False, passed, self.takes, failed_check=check, error=error)
+
+
+def activate(plan: Plan, host: FakeHost, smoke: FakeSmoke | None = None) -> tuple[Activation, Any]:
+    clock = smoke.clock if smoke else FakeClock()
+    activation = Activation(plan, host=host, clock=clock, sleep=clock.sleep, smoke=smoke)
     return activation, activation.run()
 
 
@@ -253,3 +277,186 @@ def test_the_command_refuses_a_release_dir_outside_a_releases_directory(
 
     assert code == 78
     assert "not inside a releases directory" in capsys.readouterr().err
+
+
+# -- the smoke step ------------------------------------------------------------------------------
+
+
+def test_the_smoke_runs_after_ready_and_before_the_registry_and_is_reported(
+    install: Path, tmp_path: Path
+) -> None:
+    host = FakeHost()
+    smoke = FakeSmoke(FakeClock())
+    events: list[str] = []
+    real_get = host.get
+
+    def get(url: str, timeout: float) -> tuple[int, Any]:
+        events.append(url.rsplit("/", 1)[1].split("?")[0])
+        return real_get(url, timeout)
+
+    def smoke_it(timeout: float) -> SmokeResult:
+        events.append("smoke")
+        return smoke(timeout)
+
+    host.get = get  # type: ignore[method-assign]
+    activation = Activation(plan_for(install, tmp_path, smoke=True), host=host,
+                            clock=smoke.clock, sleep=smoke.clock.sleep, smoke=smoke_it)  # fmt: skip
+    report = activation.run()
+
+    steps = ["migrate", "switch", "restart", "ready", "smoke", "registry", "soak"]
+    assert list(report.seconds) == steps
+    assert events[:4] == ["ready", "health", "smoke", "agents"]
+    assert report.seconds["smoke"] == pytest.approx(0.4)
+    assert [timeout for _, timeout in smoke.calls] == [5.0]  # the plan's timeout, under 30 s
+    assert report.to_json()["smoke"] == {
+        "passed": True, "checks": list(FakeSmoke.CHECKS), "seconds": 0.4,
+    }  # fmt: skip
+
+
+def test_the_smoke_has_its_own_limit_of_30_seconds(install: Path, tmp_path: Path) -> None:
+    smoke = FakeSmoke(FakeClock())
+    activate(plan_for(install, tmp_path, smoke=True, timeout=60.0), FakeHost(), smoke)
+
+    assert [timeout for _, timeout in smoke.calls] == [30.0]
+
+
+def test_a_failed_smoke_fails_the_step_naming_the_check_and_stops_there(
+    install: Path, tmp_path: Path
+) -> None:
+    host = FakeHost()
+    smoke = FakeSmoke(FakeClock(), fails="tools/list: the agent does not list the tool file_info")
+    activation = Activation(plan_for(install, tmp_path, smoke=True), host=host,
+                            clock=smoke.clock, sleep=smoke.clock.sleep, smoke=smoke)  # fmt: skip
+
+    with pytest.raises(ActivationFailed) as failure:
+        activation.run()
+
+    assert failure.value.step == "smoke"
+    assert failure.value.cause == "tools/list: the agent does not list the tool file_info"
+    assert str(failure.value) == (
+        "step 'smoke' failed: tools/list: the agent does not list the tool file_info"
+    )
+    assert activation.report.to_json()["smoke"] == {
+        "passed": False, "checks": ["initialize"], "seconds": 0.4,
+        "failed_check": "tools/list", "error": "the agent does not list the tool file_info",
+    }  # fmt: skip
+    assert "smoke" not in activation.report.seconds  # a failed step has no time of its own
+    assert not [argv for argv in host.commands if argv[:2] == ["systemctl", "show"]]  # no soak
+
+
+@pytest.mark.parametrize(
+    "changes", [{"service": "registry", "smoke": True}, {"smoke": False}], ids=["registry", "off"]
+)
+def test_no_smoke_for_a_registry_or_when_turned_off(
+    install: Path, tmp_path: Path, changes: dict[str, Any]
+) -> None:
+    smoke = FakeSmoke(FakeClock())
+    _, report = activate(plan_for(install, tmp_path, **changes), FakeHost(), smoke)
+
+    assert smoke.calls == []
+    assert "smoke" not in report.seconds
+    assert report.to_json()["smoke"] is None
+
+
+@pytest.mark.parametrize(("takes", "ends"), [(1.5, 2.0), (3.0, 3.0)])
+def test_the_smoke_overlaps_the_soak_which_counts_from_ready(
+    install: Path, tmp_path: Path, takes: float, ends: float
+) -> None:
+    smoke = FakeSmoke(FakeClock(), takes=takes)
+    _, report = activate(plan_for(install, tmp_path, smoke=True, soak=2.0), FakeHost(), smoke)
+
+    assert smoke.calls[0][0] == 0.0  # healthy at 0, smoked right away
+    assert smoke.clock.now == pytest.approx(ends)  # soak: 2 s from ready, or the smoke's end
+    assert report.seconds["soak"] == pytest.approx(ends - takes)
+
+
+def test_a_smoke_without_a_runner_or_target_fails_the_step(install: Path, tmp_path: Path) -> None:
+    clock = FakeClock()
+    activation = Activation(plan_for(install, tmp_path, smoke=True), host=FakeHost(),
+                            clock=clock, sleep=clock.sleep)  # fmt: skip
+
+    with pytest.raises(ActivationFailed) as failure:
+        activation.run()
+
+    assert failure.value.step == "smoke"
+    assert "no agent to smoke-test" in failure.value.cause
+
+
+def agent_env_file(tmp_path: Path) -> Path:
+    env = tmp_path / "agent.env"
+    env.write_text(
+        "MCP_MESH_TOKEN=0123456789abcdef0123456789abcdef\nMCP_MESH_PORT=8123\n"
+        f"BASE_DIRECTORY={tmp_path / 'data'}\nALLOWED_EXTENSIONS=.yaml,.md\n"
+    )
+    return env
+
+
+@pytest.mark.parametrize(("flags", "smokes"), [([], True), (["--smoke"], True),
+                                               (["--no-smoke"], False)])  # fmt: skip
+def test_activate_smokes_an_agent_by_default(
+    install: Path, tmp_path: Path, flags: list[str], smokes: bool
+) -> None:
+    from mcp_mesh_sdk.cli import build_parser
+
+    argv = ["release", "activate", "--release-dir", str(install / "releases" / "1.1.0"),
+            "--env-file", str(agent_env_file(tmp_path)), *flags]  # fmt: skip
+    plan = release_command._plan(build_parser(argv).parse_args(argv))
+
+    assert plan.smoke is smokes and plan.smokes is smokes
+    assert plan.smoke_target is not None
+    assert plan.smoke_target.mcp_url == "http://127.0.0.1:8123/mcp"
+    assert plan.smoke_target.base_directory == tmp_path / "data"
+    assert plan.smoke_target.extension == ".md"  # the first allowed one
+
+
+def test_a_registry_plan_has_no_smoke(install: Path, tmp_path: Path) -> None:
+    from mcp_mesh_sdk.cli import build_parser
+
+    env = tmp_path / "registry.env"
+    env.write_text(f"MCP_MESH_REGISTRY_TOKEN={'r' * 32}\n")
+    argv = ["release", "activate", "--service", "registry", "--smoke", "--env-file", str(env),
+            "--release-dir", str(install / "releases" / "1.1.0")]  # fmt: skip
+    plan = release_command._plan(build_parser(argv).parse_args(argv))
+
+    assert not plan.smokes and plan.smoke_target is None
+
+
+@pytest.mark.parametrize("passes", [True, False])
+def test_release_smoke_runs_only_the_smoke_and_prints_its_result(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    passes: bool,
+) -> None:
+    import mcp_mesh_sdk.smoke
+
+    smoke = FakeSmoke(FakeClock(), fails=None if passes else "read_file: read back 'x'")
+    seen: list[tuple[str, float]] = []
+
+    def fake(env_file: str, timeout: float) -> SmokeResult:
+        seen.append((env_file, timeout))
+        return smoke(timeout)
+
+    monkeypatch.setattr(mcp_mesh_sdk.smoke, "smoke_agent", fake)
+    env = str(agent_env_file(tmp_path))
+
+    code = main(["release", "smoke", "--env-file", env, "--json"])
+
+    out, err = capsys.readouterr()
+    assert seen == [(env, 30.0)]
+    assert code == (0 if passes else 1)
+    assert json.loads(out)["passed"] is passes
+    if not passes:
+        assert "smoke failed: read_file: read back 'x'" in err
+    assert main(["release", "smoke", "--env-file", env, "--timeout", "0"]) == 78
+
+
+def test_smoke_result_json_names_the_failed_check_only_on_failure() -> None:
+    passed = SmokeResult(True, ["initialize", "tools/list"], 0.05)
+    failed = SmokeResult(False, ["initialize"], 0.05, "tools/list", "no read_file")
+
+    assert passed.to_json() == {"passed": True, "checks": ["initialize", "tools/list"],
+                                "seconds": 0.05}  # fmt: skip
+    assert failed.to_json()["failed_check"] == "tools/list" and failed.cause == (
+        "tools/list: no read_file"
+    )

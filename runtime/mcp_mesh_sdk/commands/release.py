@@ -1,4 +1,8 @@
-"""`mcp-mesh-sdk release activate`: make the release this command belongs to the running one."""
+"""`mcp-mesh-sdk release activate|smoke`: make this release the running one; smoke-test the agent.
+
+`activate` makes the release this command belongs to the running one (see `release.py`);
+`smoke` runs only the smoke test of the local agent's MCP endpoint (see `smoke.py`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ from typing import TYPE_CHECKING
 
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
 
-HELP = "activate this installed release: migrate, switch current, restart, wait healthy, soak"
+HELP = (
+    "activate this installed release: migrate, switch current, restart, wait healthy, smoke, "
+    "soak; or smoke-test the local agent"
+)
 if TYPE_CHECKING:
     from mcp_mesh_sdk.release import Plan
 
@@ -24,7 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="make this release current and running",
         description="Run from <install>/releases/<version>/venv/bin: migrate the state, point "
         "current at this release (the old one becomes previous), restart the service, wait until "
-        "it is healthy on this version (and listed by the registry), then soak.",
+        "it is healthy on this version, smoke-test an agent's MCP endpoint, wait until it is "
+        "listed by the registry, then soak.",
     )
     activate.add_argument("--service", choices=("agent", "registry"), default="agent")
     activate.add_argument(
@@ -54,7 +62,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the host is already out of the load balancer: stop without the drain delay",
     )
+    activate.add_argument(
+        "--smoke",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="smoke-test the agent's /mcp once it is ready (initialize, tools/list, write, read, "
+        "list, info of a hidden file, removed again); default: on for --service agent, a "
+        "registry has none",
+    )
     activate.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    smoke = actions.add_parser(
+        "smoke",
+        help="smoke-test the local agent's MCP endpoint",
+        description="Drive the local agent's /mcp with the official MCP client and its token: "
+        "initialize, tools/list (every tool with its input schema) and, with BASE_DIRECTORY, "
+        "write, read back, list and stat a file in a hidden .mcp-mesh-smoke-* folder, removed "
+        "afterwards (run as root, or as a user who may remove the agent's files).",
+    )
+    smoke.add_argument(
+        "--env-file", metavar="PATH", help=f"the agent's env file (default {DEFAULT_ENV['agent']})"
+    )
+    smoke.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS",
+        help="limit of the whole smoke (default 30)",
+    )  # fmt: skip
+    smoke.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
 
 def _check_seconds(flag: str, value: float, limit: float) -> None:
@@ -65,6 +97,7 @@ def _check_seconds(flag: str, value: float, limit: float) -> None:
 def _plan(args: argparse.Namespace) -> Plan:
     from mcp_mesh_sdk.envfile import read_env_file
     from mcp_mesh_sdk.release import Plan, release_dir_of_running_binary
+    from mcp_mesh_sdk.smoke import SmokeTarget, local_url
 
     _check_seconds("--soak", args.soak, 3600)
     _check_seconds("--timeout", args.timeout, 3600)
@@ -88,7 +121,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         registry = load_registry_config(env)
         state_dir = args.state_dir or registry.db_path.parent
         return Plan(
-            service="registry", state_dir=state_dir, url=_local_url(registry.host, registry.port),
+            service="registry", state_dir=state_dir, url=local_url(registry.host, registry.port),
             **common,
         )  # fmt: skip
     from mcp_mesh_sdk.config import load_agent_config
@@ -97,21 +130,18 @@ def _plan(args: argparse.Namespace) -> Plan:
     return Plan(
         service="agent",
         state_dir=args.state_dir or agent.state_dir,
-        url=_local_url(agent.host, agent.port),
+        url=local_url(agent.host, agent.port),
         registry_url=agent.mesh_registry_url,
         agent_name=agent.agent_name,
+        smoke=args.smoke is not False,
+        smoke_target=SmokeTarget.of_agent(agent, local_url(agent.host, agent.port)),
         **common,
     )
 
 
-def _local_url(host: str, port: int) -> str:
-    """Where this host reaches its own service: loopback unless bound to one address."""
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def run(args: argparse.Namespace) -> int:
+    if args.action == "smoke":
+        return _run_smoke(args)
     from mcp_mesh_sdk.release import Activation, ActivationFailed
 
     activation = Activation(_plan(args))
@@ -127,5 +157,24 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2))
     else:
         took = sum(report.seconds.values())
-        print(f"release {report.release} is current and healthy ({took:.1f} s)")
+        smoked = ", smoke passed" if report.smoke else ""
+        print(f"release {report.release} is current and healthy{smoked} ({took:.1f} s)")
+    return 0
+
+
+def _run_smoke(args: argparse.Namespace) -> int:
+    from mcp_mesh_sdk.smoke import SMOKE_TIMEOUT, smoke_agent
+
+    timeout = SMOKE_TIMEOUT if args.timeout is None else args.timeout
+    if not 0 < timeout <= 3600:
+        reason = f"must be over 0 and at most 3600 seconds, got {timeout:g}"
+        raise ConfigError([ConfigProblem("--timeout", reason)])
+    result = smoke_agent(args.env_file or DEFAULT_ENV["agent"], timeout)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    elif result.passed:
+        print(f"smoke passed: {', '.join(result.checks)} ({result.seconds:.2f} s)")
+    if not result.passed:
+        print(f"mcp-mesh-sdk release: smoke failed: {result.cause}", file=sys.stderr)
+        return 1
     return 0
