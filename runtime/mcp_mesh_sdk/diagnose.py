@@ -3,13 +3,15 @@
 `mcp-mesh-sdk diagnose --json` prints one object (exit 0: healthy, 1: issues, 2: could not run):
 
     {
+      "overall_status": "healthy" | "unhealthy",
       "status": "healthy" | "issues",
       "timestamp": "2026-01-01T00:00:00Z",
       "host": "agent-1",
       "env_file": "/etc/mcp-mesh/agent.env" | null,
       "thresholds": {"cpu_percent": 80, "memory_percent": 90, "disk_percent": 85},
       "system": {"cpu_percent": 3.1, "memory_percent": 41.0, "available_memory_mb": 1234.5,
-                 "load_average": [0.1, 0.2, 0.3], "cpu_count": 2},
+                 "disk_usage_percent": 22.0, "load_average": [0.1, 0.2, 0.3], "cpu_count": 2,
+                 "issues": ["High CPU usage: 93.0%"]},
       "disks": [{"paths": ["/", "/var/lib/mcp-mesh"], "usage_percent": 22.0,
                  "free_gb": 80.1, "total_gb": 252.0}],
       "paths": [{"path": "/tmp", "role": "critical", "exists": true, "readable": true,
@@ -20,8 +22,19 @@
       "issues": ["High CPU usage: 93.0%", "Cannot access critical path: /var/log"]
     }
 
+`overall_status`, `system.cpu_percent`, `system.memory_percent`, `system.disk_usage_percent`,
+`system.load_average`, `system.issues` and `issues` are the spec's `comprehensive_health_check`
+fields, so tools written against the document read this report too: `overall_status` is
+"unhealthy" exactly when `issues` is not empty (`status` says the same as "issues"), and
+`system.issues` holds the CPU, memory and disk issues among them.
+
 `disks` has one entry per filesystem holding `/`, the state directory or BASE_DIRECTORY (a path
-not created yet is measured at its nearest existing parent). Roles in `paths`: `critical` (the
+not created yet is measured at its nearest existing parent). Each `usage_percent` is what `df`
+shows: used / (used + available), so the blocks ext4 reserves for root count as used (the
+spec's used / total would show a disk that refuses the agent's writes as 95 % full).
+`system.disk_usage_percent` is the highest of them: the spec measures only `/`, but on these
+hosts the state and data directories usually sit on their own disk, and the disk that fills
+first is the one that stops the agent. Roles in `paths`: `critical` (the
 spec's /tmp and /var/log), `state`, `data`. A stopped agent is an issue only when this host has
 an agent env file.
 """
@@ -72,8 +85,8 @@ class PsutilProbe:
         import psutil
 
         usage = psutil.disk_usage(str(path))
-        percent = usage.used / usage.total * 100 if usage.total else 0.0
-        return percent, usage.free / 1024**3, usage.total / 1024**3
+        # psutil's percent is df's: used / (used + available to unprivileged users).
+        return float(usage.percent), usage.free / 1024**3, usage.total / 1024**3
 
     def load_average(self) -> list[float]:
         return [round(value, 2) for value in os.getloadavg()]
@@ -139,24 +152,25 @@ def diagnose(
     issues: list[str] = []
     cpu = probe.cpu_percent()
     memory_percent, available_mb = probe.memory()
-    system = {
+    system: dict[str, Any] = {
         "cpu_percent": round(cpu, 1),
         "memory_percent": round(memory_percent, 1),
         "available_memory_mb": round(available_mb, 1),
         "load_average": probe.load_average(),
         "cpu_count": os.cpu_count() or 1,
     }
+    system_issues: list[str] = []
     if cpu > CPU_THRESHOLD_PERCENT:
-        issues.append(f"High CPU usage: {cpu:.1f}%")
+        system_issues.append(f"High CPU usage: {cpu:.1f}%")
     if memory_percent > MEMORY_THRESHOLD_PERCENT:
-        issues.append(f"High memory usage: {memory_percent:.1f}%")
+        system_issues.append(f"High memory usage: {memory_percent:.1f}%")
 
     watched = [Path("/"), state_dir] + ([base_directory] if base_directory else [])
     by_device: dict[int, list[Path]] = {}
     for path in watched:
         measured = existing_ancestor(path)
         by_device.setdefault(measured.stat().st_dev, []).append(path)
-    disks = []
+    disks: list[dict[str, Any]] = []
     for paths in by_device.values():
         percent, free_gb, total_gb = probe.disk(existing_ancestor(paths[-1]))
         names = sorted({str(p) for p in paths})
@@ -169,7 +183,12 @@ def diagnose(
             }
         )
         if percent > DISK_THRESHOLD_PERCENT:
-            issues.append(f"High disk usage: {percent:.1f}% on the disk holding {', '.join(names)}")
+            system_issues.append(
+                f"High disk usage: {percent:.1f}% on the disk holding {', '.join(names)}"
+            )
+    system["disk_usage_percent"] = max(disk["usage_percent"] for disk in disks)
+    system["issues"] = system_issues
+    issues += system_issues
 
     checked = [path_access(p, "critical") for p in CRITICAL_PATHS]
     checked.append(path_access(state_dir, "state"))
@@ -187,6 +206,7 @@ def diagnose(
             issues.append(f"Agent reports status {agent.get('status')!r} ({agent['url']})")
 
     return {
+        "overall_status": "unhealthy" if issues else "healthy",
         "status": "issues" if issues else "healthy",
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "host": socket.gethostname(),

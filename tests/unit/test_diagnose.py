@@ -131,3 +131,56 @@ def test_cli_could_not_run_exits_2(tmp_path, capsys) -> None:
     code = main(["diagnose", "--json", "--env-file", str(tmp_path / "absent.env")])
     assert code == 2
     assert "absent.env" in capsys.readouterr().err
+
+
+def test_report_carries_the_spec_fields(tmp_path) -> None:
+    healthy = run_diagnose(tmp_path, FakeProbe(cpu=12.5, memory=41.0, disk=30.0))
+    assert healthy["overall_status"] == "healthy"
+    assert healthy["system"]["cpu_percent"] == 12.5
+    assert healthy["system"]["memory_percent"] == 41.0
+    assert healthy["system"]["disk_usage_percent"] == 30.0
+    assert healthy["system"]["load_average"] == [0.1, 0.2, 0.3]
+    assert healthy["system"]["issues"] == []
+    hot = run_diagnose(tmp_path, FakeProbe(cpu=95.0, disk=90.0))
+    assert hot["overall_status"] == "unhealthy" and hot["status"] == "issues"
+    assert hot["system"]["issues"] == [
+        "High CPU usage: 95.0%",
+        f"High disk usage: 90.0% on the disk holding {hot['disks'][0]['paths'][0]}"
+        + "".join(f", {p}" for p in hot["disks"][0]["paths"][1:]),
+    ]
+    assert hot["system"]["issues"] == hot["issues"][:2]
+
+
+@pytest.mark.parametrize(("root", "other"), [(91.0, 40.0), (40.0, 91.0)])
+def test_system_disk_percentage_is_the_fullest_watched_disk(tmp_path, root, other) -> None:
+    class TwoDisks(FakeProbe):
+        def disk(self, path: Path) -> tuple[float, float, float]:
+            return (root if path == Path("/") else other), 1.0, 100.0
+
+    # /proc is always a filesystem of its own: it stands in for a separate data disk.
+    report = diagnose(Path("/"), Path("/proc"), agent_port=None, agent_expected=False,
+                      probe=TwoDisks())  # fmt: skip
+    assert sorted(d["usage_percent"] for d in report["disks"]) == [40.0, 91.0]
+    assert report["system"]["disk_usage_percent"] == 91.0
+
+
+def df_percent(path: Path) -> int:
+    import subprocess
+
+    done = subprocess.run(["df", "--output=pcent", str(path)], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    return int(done.stdout.splitlines()[-1].strip().rstrip("%"))
+
+
+def test_disk_percentages_are_what_df_shows(tmp_path) -> None:
+    from mcp_mesh_sdk.diagnose import PsutilProbe
+
+    state = tmp_path / "state"
+    state.mkdir()
+    report = diagnose(state, None, agent_port=None, agent_expected=False,
+                      probe=PsutilProbe(cpu_interval=0))  # fmt: skip
+    shown_by_df = []
+    for disk in report["disks"]:
+        shown_by_df.append(df_percent(Path(disk["paths"][-1])))
+        assert abs(disk["usage_percent"] - shown_by_df[-1]) <= 1, (disk, shown_by_df)
+    assert abs(report["system"]["disk_usage_percent"] - max(shown_by_df)) <= 1
