@@ -1,0 +1,31 @@
+"""Filters the playbooks use to address mesh hosts (kept in Python, tested in tests/unit)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+DEFAULT_AGENT_PORT = 8080
+
+
+def mesh_agent_urls(
+    hosts: Iterable[str], hostvars: Mapping[str, Any], default_port: int = DEFAULT_AGENT_PORT
+) -> list[str]:
+    """`http://ADDRESS:PORT` of each agent host, as the load balancer reaches it.
+
+    ADDRESS is the host's `ansible_host` (its inventory name without one), PORT its
+    `mesh_agent_port`; an IPv6 address is put in brackets.
+    """
+    urls = []
+    for host in hosts:
+        variables = hostvars[host]
+        address = str(variables.get("ansible_host") or host)
+        port = int(variables.get("mesh_agent_port") or default_port)
+        shown = f"[{address}]" if ":" in address else address
+        urls.append(f"http://{shown}:{port}")
+    return urls
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"mesh_agent_urls": mesh_agent_urls}

@@ -1,0 +1,31 @@
+"""The playbooks' filter plugins (playbooks/filter_plugins)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+PLUGIN = Path(__file__).resolve().parents[2] / "playbooks" / "filter_plugins" / "mesh_hosts.py"
+spec = importlib.util.spec_from_file_location("mesh_hosts", PLUGIN)
+assert spec and spec.loader
+mesh_hosts = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mesh_hosts)
+
+
+def test_agent_urls_use_each_hosts_address_and_port() -> None:
+    hostvars = {
+        "agent1": {"ansible_host": "10.0.0.11"},
+        "agent2": {"ansible_host": "10.0.0.12", "mesh_agent_port": 9090},
+        "agent3": {},
+        "agent4": {"ansible_host": "fd00::4"},
+    }
+    assert mesh_hosts.mesh_agent_urls(["agent1", "agent2", "agent3", "agent4"], hostvars) == [
+        "http://10.0.0.11:8080",
+        "http://10.0.0.12:9090",
+        "http://agent3:8080",
+        "http://[fd00::4]:8080",
+    ]
+
+
+def test_the_filter_is_registered_under_its_name() -> None:
+    assert "mesh_agent_urls" in mesh_hosts.FilterModule().filters()
