@@ -29,18 +29,20 @@ ANALYSIS = {
 }  # fmt: skip
 
 
+ACTIVATION = {
+    "release": "1.0.1",
+    "replaced": "/opt/mcp-mesh/releases/1.0.0",
+    "seconds": {"restart": 0.8},
+    "smoke": {"passed": True, "checks": ["initialize"], "seconds": 0.9},
+}
+
+
 def record(host: str = "agent1", **overrides: Any) -> dict[str, Any]:
     base = {
         "host": host,
         "verb": "upgrade",
         "drain": {"results": [command("10:00:00.000000", "10:00:00.500000")]},
-        "activate": command(
-            "10:00:00.600000",
-            "10:00:03.600000",
-            {"release": "1.0.1", "replaced": "/opt/mcp-mesh/releases/1.0.0",
-             "seconds": {"restart": 0.8}, "smoke": {"passed": True, "checks": ["initialize"],
-                                                     "seconds": 0.9}},
-        ),  # fmt: skip
+        "activate": command("10:00:00.600000", "10:00:03.600000", ACTIVATION),
         "enable": {"results": [command("10:00:03.700000", "10:00:04.000000")]},
         "analysis": command("10:00:04.100000", "10:00:14.200000", ANALYSIS),
     }
