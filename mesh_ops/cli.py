@@ -12,16 +12,16 @@ reason, the others are still shown, and the exit status is 1. Hosts print JSON o
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from mesh_ops.inventory import DEFAULT_INVENTORY, Host, InventoryError, load_inventory
 from mesh_ops.remote import CLI, SERVICE, HostFailed, connect, on_each, run, run_json, status_probe
 
-READY_TIMEOUT = 60
-DRAIN_WAIT = 30
+RESTART = Path(__file__).resolve().parents[1] / "playbooks" / "restart.yml"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -140,27 +140,19 @@ def cmd_logs(host: Host, lines: int, follow: bool) -> int:
     return 0
 
 
-def cmd_restart(host: Host, balancers: list[Host]) -> int:
-    """Drain `host` in every load balancer, restart its agent, wait until ready, enable it."""
-
-    def on_balancers(verb: str, *options: str) -> None:
-        command = " ".join([CLI, "lb", verb, host.name, *options, "--json"])
-        for balancer in balancers:
-            with connect(balancer) as connection:
-                run_json(connection, balancer, command)
-
-    print(f"{host.name}: draining")
-    on_balancers("drain", "--wait", str(DRAIN_WAIT))
-    with connect(host) as connection:
-        print(f"{host.name}: restarting {SERVICE}")
-        run(connection, host, f"systemctl restart {SERVICE}")
-        deadline = time.monotonic() + READY_TIMEOUT
-        while status_probe(connection, host).get("ready") != 200:
-            if time.monotonic() > deadline:
-                raise HostFailed(f"{host.name}: not ready {READY_TIMEOUT} s after the restart")
-            time.sleep(1)
-    print(f"{host.name}: ready; enabling in the load balancer")
-    on_balancers("enable", "--wait-up", str(READY_TIMEOUT))
+def cmd_restart(inventory_path: Path, host: Host) -> int:
+    """Run `host` through the host cycle (playbooks/restart.yml), the one the rollouts use:
+    drain, restart, wait until ready, smoke test, enable, judge it by its traffic."""
+    if "agents" not in host.groups:
+        raise InventoryError(f"{host.name} is not in group agents: only agents are restarted")
+    ansible_playbook = shutil.which("ansible-playbook") or str(
+        Path(sys.executable).parent / "ansible-playbook"
+    )
+    argv = [ansible_playbook, "-i", str(inventory_path), "--limit", host.name, str(RESTART)]
+    print(f"{host.name}: restarting through the host cycle ({RESTART.name})", flush=True)
+    done = subprocess.run(argv, cwd=RESTART.parent.parent, check=False)
+    if done.returncode != 0:
+        raise HostFailed(f"{host.name}: restart failed (ansible-playbook exit {done.returncode})")
     print(f"{host.name}: restarted")
     return 0
 
@@ -183,7 +175,9 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("host")
     logs.add_argument("-n", "--lines", type=int, default=50, help="lines (default 50)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    restart = sub.add_parser("restart", help="drain, restart, wait until ready, enable")
+    restart = sub.add_parser(
+        "restart", help="drain, restart, smoke-test, enable and judge one agent (restart.yml)"
+    )
     restart.add_argument("host")
     return top
 
@@ -203,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.lines < 1:
                 raise InventoryError("-n must be at least 1")
             return cmd_logs(host, args.lines, args.follow)
-        balancers = inventory.group("loadbalancer") if any(
-            "loadbalancer" in h.groups for h in inventory.hosts.values()
-        ) else []  # fmt: skip
-        return cmd_restart(host, balancers)
+        return cmd_restart(args.inventory, host)
     except (InventoryError, HostFailed) as exc:
         print(f"mesh-ops: {exc}", file=sys.stderr)
         return 1

@@ -85,3 +85,49 @@ def test_missing_inventory_and_unknown_host_exit_1_with_a_message(
     assert "cannot read inventory" in capsys.readouterr().err
     assert main(["-i", str(write(tmp_path, INVENTORY)), "logs", "agent9"]) == 1
     assert "no host 'agent9'" in capsys.readouterr().err
+
+
+def test_restart_runs_the_host_cycle_playbook_limited_to_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+
+    from mesh_ops import cli
+
+    calls: list[list[str]] = []
+
+    def fake_run(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    inventory = write(tmp_path, INVENTORY)
+    assert main(["-i", str(inventory), "restart", "agent2"]) == 0
+    [argv] = calls
+    assert argv[1:5] == ["-i", str(inventory), "--limit", "agent2"]
+    assert argv[-1].endswith("playbooks/restart.yml")
+    assert "agent2: restarted" in capsys.readouterr().out
+
+
+def test_restart_of_a_host_that_is_no_agent_is_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mesh_ops import cli
+
+    monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: pytest.fail("ran a playbook"))
+    assert main(["-i", str(write(tmp_path, INVENTORY)), "restart", "lb1"]) == 1
+    assert "lb1 is not in group agents" in capsys.readouterr().err
+
+
+def test_a_failed_restart_says_so_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+
+    from mesh_ops import cli
+
+    monkeypatch.setattr(
+        cli.subprocess, "run", lambda argv, **_: subprocess.CompletedProcess(argv, 2)
+    )
+    assert main(["-i", str(write(tmp_path, INVENTORY)), "restart", "agent1"]) == 1
+    assert "agent1: restart failed (ansible-playbook exit 2)" in capsys.readouterr().err

@@ -1,7 +1,9 @@
-"""`mcp-mesh-sdk release activate|smoke`: make this release the running one; smoke-test the agent.
+"""`mcp-mesh-sdk release activate|smoke|analyse|summary`: the host cycle's commands.
 
 `activate` makes the release this command belongs to the running one (see `release.py`);
-`smoke` runs only the smoke test of the local agent's MCP endpoint (see `smoke.py`).
+`smoke` runs only the smoke test of the local agent's MCP endpoint (see `smoke.py`);
+`analyse` judges an agent by its real traffic against a baseline (see `canary.py`);
+`summary` turns what a rollout's host cycles returned into one table (`rollout_summary.py`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mcp_mesh_sdk.commands.release_analyse import configure_analyse, run_analyse
+from mcp_mesh_sdk.commands.release_summary import configure_summary, run_summary
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
 
 HELP = (
-    "activate this installed release: migrate, switch current, restart, wait healthy, smoke, "
-    "soak; or smoke-test the local agent"
+    "activate this installed release (migrate, switch current, restart, wait healthy, smoke, "
+    "soak); smoke-test the local agent; judge an agent by its traffic; summarise a rollout"
 )
 if TYPE_CHECKING:
     from mcp_mesh_sdk.release import Plan
@@ -87,6 +91,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="limit of the whole smoke (default 30)",
     )  # fmt: skip
     smoke.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    configure_analyse(
+        actions.add_parser(
+            "analyse",
+            help="judge an agent (the canary) by its traffic against the old release's agents",
+            description="Watch the canary's /metrics for a window and compare its server-error "
+            "ratio and latency with the seed's thresholds and with the baseline agents; stop at "
+            "once when a failure is conclusive. Exit 0: pass, 1: fail.",
+        )
+    )
+    configure_summary(
+        actions.add_parser(
+            "summary",
+            help="one row per host of a rollout, from the host cycles' results (JSON on stdin)",
+        )
+    )
 
 
 def _check_seconds(flag: str, value: float, limit: float) -> None:
@@ -142,6 +161,10 @@ def _plan(args: argparse.Namespace) -> Plan:
 def run(args: argparse.Namespace) -> int:
     if args.action == "smoke":
         return _run_smoke(args)
+    if args.action == "analyse":
+        return run_analyse(args)
+    if args.action == "summary":
+        return run_summary(args)
     from mcp_mesh_sdk.release import Activation, ActivationFailed
 
     activation = Activation(_plan(args))
