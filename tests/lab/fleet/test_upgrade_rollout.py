@@ -1,9 +1,15 @@
-"""Rolling upgrade and rollback on the session's fleet, under load through the load balancer.
+"""Rolling upgrades that judge the release, and rollback, on the session's fleet.
 
-In order, on one deployed fleet: v1 -> v2 (same code, one more migration) while requests flow,
-rollback.yml back to v1 under the same load, then an upgrade to a release whose agent never
-becomes ready: the first agent is rolled back, the others are never touched. The fleet ends
-on the session's version.
+MCP clients write and read through the load balancer (at least 20 tool calls/s) for the whole
+of each run. In order, on one deployed fleet:
+- v1 -> v2 (same code, one more migration): every host passes its smoke test and its traffic
+  analysis, no client call fails, and the summary names each host;
+- rollback.yml back to v1: the same cycle, no client call fails;
+- bad releases, each stopped on the first host, rolled back there, the others never touched:
+  a `write_file` that raises (caught by the analysis, failed calls at most 2 %), 0.5 s more on
+  every tool call (caught by latency), a `tools/list` without `file_info` (caught by the smoke
+  test before any client call reaches it), and an agent that never becomes ready.
+The fleet ends on the session's version.
 """
 
 from __future__ import annotations
@@ -17,13 +23,22 @@ from typing import Any
 
 import pytest
 
-from tests.lab.fleet.loadgen import LoadGenerator
-from tests.lab.fleet.releases import add_migration, break_serve, bump_patch, source_with_version
+from tests.lab.fleet.loadgen import McpLoad, seed_agents
+from tests.lab.fleet.releases import (
+    add_migration,
+    break_serve,
+    break_tool,
+    bump_patch,
+    drop_tool,
+    slow_tools,
+    source_with_version,
+)
 
 UPGRADE = "playbooks/upgrade.yml"
 ROLLBACK = "playbooks/rollback.yml"
 MARKER = "upgrade-test-marker"
-MIN_RATE = 20.0  # requests per second the load must reach
+MIN_RATE = 20.0  # tool calls per second the load must reach
+MAX_FAILED_RATIO = 0.02  # failed client calls of all calls while a bad release is stopped
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,7 @@ class Releases:
     v2_migration: str
     broken: str
     broken_source: Path
+    folder: Path
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +60,19 @@ def releases(fleet: Any, tmp_path_factory: pytest.TempPathFactory) -> Releases:
     migration = add_migration(v2_source, MARKER)
     broken_source = source_with_version(fleet.source, folder, broken)
     break_serve(broken_source)
-    return Releases(fleet.version, v2, v2_source, migration, broken, broken_source)
+    return Releases(fleet.version, v2, v2_source, migration, broken, broken_source, folder)
 
 
 @pytest.fixture
-def load(fleet: Any) -> Iterator[LoadGenerator]:
-    lb = fleet.lab.groups["loadbalancer"][0]
-    url = f"http://{fleet.lab.hosts[lb]}:80/health"
-    with LoadGenerator(url, rate=25.0, threads=4, max_seconds=400, max_requests=12_000) as gen:
+def load(fleet: Any) -> Iterator[McpLoad]:
+    """MCP tool calls through the load balancer for the whole test (bounded)."""
+    agents = [f"http://{fleet.lab.hosts[name]}:8080/mcp" for name in fleet.lab.groups["agents"]]
+    seed_agents(agents, fleet.tokens["agent"])
+    lb = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
+    with McpLoad(
+        f"http://{lb}:80/mcp", token=fleet.tokens["agent"], rate=25.0, threads=4,
+        max_seconds=400, max_requests=12_000,
+    ) as gen:  # fmt: skip
         yield gen
 
 
@@ -83,15 +104,68 @@ def agent_started_at(host: Any) -> str:
     )
 
 
-def assert_no_dropped_requests(load: LoadGenerator) -> None:
+def stop(load: McpLoad) -> None:
     load.__exit__()
     assert load.samples, "the load generator sent nothing"
-    assert not load.failures, f"{len(load.failures)} failed requests, e.g. {load.failures[:3]}"
-    assert load.rate_achieved >= MIN_RATE, f"load reached only {load.rate_achieved:.1f} req/s"
+    assert load.rate_achieved >= MIN_RATE, f"load reached only {load.rate_achieved:.1f} calls/s"
 
 
-def test_upgrade_to_the_next_version_under_load_drops_no_request(
-    fleet: Any, releases: Releases, load: LoadGenerator, group_hosts: Any
+def assert_no_failed_calls(load: McpLoad) -> None:
+    stop(load)
+    assert not load.failures, f"{len(load.failures)} failed calls, e.g. {load.failures[:3]}"
+
+
+def summary_rows(run: Any) -> dict[str, str]:
+    """The rows of the per-host summary the playbook printed last, by host."""
+    lines = [line.strip().removeprefix("- ").strip("'\",") for line in run.stdout.splitlines()]
+    header = max(i for i, line in enumerate(lines) if line.startswith("HOST ") and "SMOKE" in line)
+    rows = []
+    for line in lines[header + 1 :]:
+        if not line or line.startswith(("PLAY", "TASK", "]", "}")):
+            break
+        rows.append(line)
+    return {row.split()[0]: row for row in rows}
+
+
+def assert_every_agent_passed(fleet: Any, run: Any) -> None:
+    """Each agent's summary row: smoke test passed, analysis passed."""
+    rows = summary_rows(run)
+    for name in fleet.lab.groups["agents"]:
+        assert name in rows, run.stdout[-3000:]
+        assert "passed" in rows[name] and " pass " in rows[name], rows[name]
+
+
+def upgrade_agents_to(fleet: Any, folder: Path, version: str, change: Any) -> Any:
+    """Upgrade the agents (not the registry) to a release made from the session's source."""
+    source = source_with_version(fleet.source, folder, version)
+    change(source)
+    return fleet.playbook(
+        "--limit", "agents", "-e", f"mesh_common_source_dir={source}",
+        "-e", f"mesh_agent_version={version}", playbook=UPGRADE,
+    )  # fmt: skip
+
+
+def assert_stopped_on_the_first_host(
+    fleet: Any, run: Any, version: str, v1: str, lab_host: Any, before: dict[str, str]
+) -> str:
+    """The run failed on the first agent, which is back on v1 and healthy; the others were
+    never restarted. Returns the failure message line."""
+    first, *others = fleet.lab.groups["agents"]
+    assert run.returncode != 0
+    lines = [line for line in run.stdout.splitlines() if f"{first}: upgrade to {version}" in line]
+    assert lines, run.stdout[-6000:]
+    assert f"back on {v1}, healthy and enabled again" in lines[0]
+    assert served_versions(fleet) == dict.fromkeys(fleet.lab.groups["agents"], v1)
+    assert get_json(f"http://{fleet.lab.hosts[first]}:8080/ready")["ready"] is True
+    assert current_release(lab_host(first)) == v1
+    for name in others:
+        assert current_release(lab_host(name)) == v1
+        assert agent_started_at(lab_host(name)) == before[name], f"{name} was restarted"
+    return lines[0]
+
+
+def test_upgrade_to_a_healthy_release_passes_every_host_with_no_failed_call(
+    fleet: Any, releases: Releases, load: McpLoad, group_hosts: Any
 ) -> None:
     run = fleet.playbook(
         "-e",
@@ -101,8 +175,9 @@ def test_upgrade_to_the_next_version_under_load_drops_no_request(
         playbook=UPGRADE,
     )
     assert run.returncode == 0, run.stdout[-6000:]
-    assert_no_dropped_requests(load)
+    assert_no_failed_calls(load)
     agents = fleet.lab.groups["agents"]
+    assert_every_agent_passed(fleet, run)
     assert served_versions(fleet) == dict.fromkeys(agents, releases.v2)
     assert {name: registry_versions(fleet).get(name) for name in agents} == dict.fromkeys(
         agents, releases.v2
@@ -113,12 +188,13 @@ def test_upgrade_to_the_next_version_under_load_drops_no_request(
         assert host.file(f"/var/lib/mcp-mesh/{MARKER}").exists
 
 
-def test_rollback_to_the_previous_release_under_load_drops_no_request(
-    fleet: Any, releases: Releases, load: LoadGenerator, group_hosts: Any
+def test_rollback_runs_the_same_cycle_with_no_failed_call(
+    fleet: Any, releases: Releases, load: McpLoad, group_hosts: Any
 ) -> None:
     run = fleet.playbook(playbook=ROLLBACK)
     assert run.returncode == 0, run.stdout[-6000:]
-    assert_no_dropped_requests(load)
+    assert_no_failed_calls(load)
+    assert_every_agent_passed(fleet, run)
     agents = fleet.lab.groups["agents"]
     assert served_versions(fleet) == dict.fromkeys(agents, releases.v1)
     assert {name: registry_versions(fleet).get(name) for name in agents} == dict.fromkeys(
@@ -130,10 +206,53 @@ def test_rollback_to_the_previous_release_under_load_drops_no_request(
         assert not host.file(f"/var/lib/mcp-mesh/{MARKER}").exists
 
 
-def test_upgrade_to_a_release_that_never_gets_ready_rolls_back_the_first_host_only(
-    fleet: Any, releases: Releases, load: LoadGenerator, lab_host: Any
+def test_a_release_whose_write_file_raises_is_stopped_by_its_traffic_on_the_first_host(
+    fleet: Any, releases: Releases, load: McpLoad, lab_host: Any
 ) -> None:
-    first, *others = fleet.lab.groups["agents"]
+    others = fleet.lab.groups["agents"][1:]
+    before = {name: agent_started_at(lab_host(name)) for name in others}
+    version = bump_patch(fleet.version, 3)
+    run = upgrade_agents_to(
+        fleet, releases.folder, version, lambda source: break_tool(source, "write_file")
+    )
+    stop(load)
+    message = assert_stopped_on_the_first_host(fleet, run, version, releases.v1, lab_host, before)
+    assert "server-error ratio" in message and "on the baseline" in message, message
+    assert load.failure_ratio <= MAX_FAILED_RATIO, (
+        f"{len(load.failures)} of {len(load.samples)} calls failed: {load.failures[:3]}"
+    )
+
+
+def test_a_release_that_adds_half_a_second_to_every_call_is_caught_by_latency(
+    fleet: Any, releases: Releases, load: McpLoad, lab_host: Any
+) -> None:
+    others = fleet.lab.groups["agents"][1:]
+    before = {name: agent_started_at(lab_host(name)) for name in others}
+    version = bump_patch(fleet.version, 4)
+    run = upgrade_agents_to(fleet, releases.folder, version, lambda source: slow_tools(source, 0.5))
+    assert_no_failed_calls(load)  # slow, not failing
+    message = assert_stopped_on_the_first_host(fleet, run, version, releases.v1, lab_host, before)
+    assert "p95 latency" in message and "on the baseline" in message, message
+
+
+def test_a_release_whose_tools_list_lacks_a_tool_is_caught_by_the_smoke_test(
+    fleet: Any, releases: Releases, load: McpLoad, lab_host: Any
+) -> None:
+    others = fleet.lab.groups["agents"][1:]
+    before = {name: agent_started_at(lab_host(name)) for name in others}
+    version = bump_patch(fleet.version, 5)
+    run = upgrade_agents_to(
+        fleet, releases.folder, version, lambda source: drop_tool(source, "file_info")
+    )
+    assert_no_failed_calls(load)
+    message = assert_stopped_on_the_first_host(fleet, run, version, releases.v1, lab_host, before)
+    assert "step 'smoke' failed" in message and "file_info" in message, message
+
+
+def test_upgrade_to_a_release_that_never_gets_ready_rolls_back_the_first_host_only(
+    fleet: Any, releases: Releases, load: McpLoad, lab_host: Any
+) -> None:
+    others = fleet.lab.groups["agents"][1:]
     before = {name: agent_started_at(lab_host(name)) for name in others}
     run = fleet.playbook(
         "-e",
@@ -142,16 +261,8 @@ def test_upgrade_to_a_release_that_never_gets_ready_rolls_back_the_first_host_on
         f"mesh_agent_version={releases.broken}",
         playbook=UPGRADE,
     )
-    assert run.returncode != 0
-    message = f"{first}: upgrade to {releases.broken} failed at step"
-    assert message in run.stdout, run.stdout[-6000:]
-    assert f"rolled back to {releases.v1}" in run.stdout
-    assert_no_dropped_requests(load)
-    assert served_versions(fleet) == dict.fromkeys(fleet.lab.groups["agents"], releases.v1)
-    assert current_release(lab_host(first)) == releases.v1
-    for name in others:
-        assert current_release(lab_host(name)) == releases.v1
-        assert agent_started_at(lab_host(name)) == before[name], f"{name} was restarted"
+    assert_no_failed_calls(load)
+    assert_stopped_on_the_first_host(fleet, run, releases.broken, releases.v1, lab_host, before)
     # The registry took the new release (only the agent's serve is broken): put it back.
     registry = fleet.playbook(
         "--limit", "registry", "-e", f"mesh_agent_version={releases.v1}", playbook=ROLLBACK
