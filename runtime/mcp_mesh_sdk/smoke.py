@@ -11,7 +11,9 @@ Run on the agent's host (by `release activate` right after the agent became read
    with `list_directory`, `file_info` its size, then `cleanup`: the MCP tools have no delete,
    so the folder is removed from the file system (this runs as root on the host), also when an
    earlier check failed. Names starting with `.mcp-mesh-` are the agent's own: list_directory
-   hides them and backups leave them out, so clients never see the smoke's file.
+   hides them and backups leave them out, so clients never see the smoke's file. A write that
+   timed out may still land after the cleanup: smoke folders over an hour old are removed by
+   the next smoke.
 
 The whole smoke is bounded by one timeout. The `mcp` SDK is imported only when a smoke runs
 (it costs about a second), so importing this module keeps other commands fast.
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 SMOKE_TIMEOUT = 30.0  # seconds for the whole smoke, at most
 SMOKE_PREFIX = ".mcp-mesh-smoke-"  # `.mcp-mesh-`: hidden from list_directory, not backed up
+STALE_SECONDS = 3600.0  # an older smoke folder is a leftover (a write that landed too late)
 # The arguments the smoke passes to each tool: each must be in the tool's input schema
 # (and, where the tool cannot do without it, among its required ones).
 ARGUMENTS: dict[str, tuple[str, ...]] = {
@@ -139,6 +142,7 @@ def run_smoke(
             run.result.error += f" ({target.mcp_url} answered {run.refused})"
     if target.base_directory is not None:
         _clean_up(run)
+        _remove_stale(target.base_directory)
     run.result.passed = run.result.failed_check is None
     run.result.seconds = round(clock() - started, 3)
     return run.result
@@ -283,7 +287,8 @@ async def _call(session: ClientSession, tool: str, arguments: dict[str, Any]) ->
     result = await session.call_tool(tool, arguments)
     if result.is_error:
         text = " ".join(item.text for item in result.content if isinstance(item, TextContent))
-        raise CheckFailed(f"{tool} answered an error: {text.strip() or '(no message)'}")
+        text = text.strip().removeprefix(f"Error executing tool {tool}: ")  # the SDK's wording
+        raise CheckFailed(f"{tool} answered an error: {text or '(no message)'}")
     return result
 
 
@@ -315,6 +320,24 @@ def _clean_up(run: _Run) -> None:
             run.result.failed_check, run.result.error = "cleanup", problem
     elif problem is not None and run.wrote:  # a failure already; say what was left too
         run.result.error = f"{run.result.error} (and the smoke folder: {problem})"
+
+
+def _remove_stale(base_directory: Path, now: float | None = None) -> None:
+    """Remove the folders of earlier smokes that are over an hour old (best effort)."""
+    cutoff = (time.time() if now is None else now) - STALE_SECONDS
+    try:
+        with os.scandir(base_directory) as listing:
+            stale = [
+                Path(entry.path)
+                for entry in listing
+                if entry.name.startswith(SMOKE_PREFIX)
+                and entry.is_dir(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_mtime < cutoff
+            ]
+    except OSError:
+        return
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
