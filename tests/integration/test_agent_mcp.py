@@ -126,6 +126,10 @@ def test_traversal_is_refused_and_counted(agent: RunningAgent, tmp_path) -> None
                   event_type="path_traversal_attempt") == 3  # fmt: skip
     assert metric(agent, "mcp_mesh_agent_operation_errors_total", operation="read_file",
                   error_type="refused") == 3  # fmt: skip
+    assert metric(agent, "mcp_mesh_agent_operations_total", operation="read_file",
+                  outcome="client_error") == 3  # fmt: skip
+    assert metric(agent, "mcp_mesh_agent_operations_total", operation="read_file",
+                  outcome="server_error") == 0  # fmt: skip
     summary = agent.get("/security/summary", headers={"Authorization": f"Bearer {AGENT_TOKEN}"})
     assert summary.json()["events_by_type"]["path_traversal_attempt"] == 3
     assert summary.json()["top_sources"] == {"127.0.0.1": 4}
