@@ -3,6 +3,10 @@
 Every refused request is recorded with its source address. Within a sliding window (60 min
 by default) a source is blocked when it makes more than 5 path traversal attempts or causes
 more than 100 events of any kind; a block lasts one window from the offence that caused it.
+
+This is where a surge of refusals shows: refused calls are client errors (`paths.Outcome`), so
+they never count in the error rate behind the performance alerts, the incidents or a degraded
+/health/detailed.
 """
 
 from __future__ import annotations
