@@ -1,63 +1,45 @@
-"""playbooks/debug_mode.yml: DEBUG lines in the journal only while on, no failed request meanwhile.
+"""playbooks/debug_mode.yml: DEBUG lines in the journal only while on, no failed call meanwhile.
 
-A bounded load generator sends GET /health through the lab's load balancer while the agents
-restart one at a time (drained first); every answer must be a 200.
+Bounded MCP clients write and read through the lab's load balancer while the agents go through
+the host cycle one at a time (drained, restarted, smoke-tested, judged by their traffic); no
+tool call may fail, and the summary shows each agent's smoke test and analysis passed.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from typing import Any
 
 from tests.lab.fleet.conftest import recap
+from tests.lab.fleet.loadgen import McpLoad, seed_agents
 
 PLAYBOOK = "playbooks/debug_mode.yml"
 LOAD_MAX_REQUESTS = 20000
 LOAD_MAX_SECONDS = 300
 
 
-class LoadThroughBalancer(threading.Thread):
-    """GET /health through the load balancer until stopped (or bounded out); counts failures."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url, self.stopping = url, threading.Event()
-        self.sent = 0
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        deadline = time.monotonic() + LOAD_MAX_SECONDS
-        while not self.stopping.is_set() and self.sent < LOAD_MAX_REQUESTS:
-            if time.monotonic() > deadline:
-                break
-            self.sent += 1
-            try:
-                with urllib.request.urlopen(self.url, timeout=10) as answer:
-                    if answer.status != 200:
-                        self.failures.append(f"status {answer.status}")
-            except OSError as exc:
-                self.failures.append(str(exc))
-            time.sleep(0.02)
-
-    def __enter__(self) -> LoadThroughBalancer:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stopping.set()
-        self.join(timeout=30)
+def mcp_load(fleet: Any) -> McpLoad:
+    """MCP clients writing and reading through the load balancer (bounded)."""
+    agents = [f"http://{fleet.lab.hosts[name]}:8080/mcp" for name in fleet.lab.groups["agents"]]
+    seed_agents(agents, fleet.tokens["agent"])
+    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
+    return McpLoad(
+        f"http://{balancer}/mcp", token=fleet.tokens["agent"], rate=25.0, threads=4,
+        max_seconds=LOAD_MAX_SECONDS, max_requests=LOAD_MAX_REQUESTS,
+    )  # fmt: skip
 
 
 def switch(fleet: Any, on: bool) -> Any:
-    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
-    with LoadThroughBalancer(f"http://{balancer}/health") as load:
+    with mcp_load(fleet) as load:
         done = fleet.playbook("-e", f"mesh_debug={str(on).lower()}", playbook=PLAYBOOK)
     assert done.returncode == 0, f"{done.stdout[-5000:]}\n{done.stderr[-2000:]}"
-    assert load.sent > 0
-    assert load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
+    assert load.samples
+    failed = load.failures
+    assert failed == [], f"{len(failed)} of {len(load.samples)} calls failed: {failed[:5]}"
+    smoked = [line for line in done.stdout.splitlines() if "passed" in line and " pass " in line]
+    assert len(smoked) == len(fleet.lab.groups["agents"]), done.stdout[-3000:]  # the summary
     return done
 
 

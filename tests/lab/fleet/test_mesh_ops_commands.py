@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from tests.lab.conftest import REPO
-from tests.lab.fleet.test_debug_mode_playbook import LoadThroughBalancer
+from tests.lab.fleet.test_debug_mode_playbook import mcp_load
 
 SSH_BACK_AFTER_SECONDS = 25  # the host starts its sshd again by itself, even if this test dies
 
@@ -65,16 +65,17 @@ def test_status_names_the_host_whose_sshd_is_stopped_and_shows_the_others(fleet:
 
 def test_restart_drains_and_loses_no_request_then_logs_and_health_answer(fleet: Any) -> None:
     agent = fleet.lab.groups["agents"][-1]
-    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
     before = fleet.lab.testinfra_host(agent).run("systemctl show -p MainPID --value mcp-mesh-sdk")
-    with LoadThroughBalancer(f"http://{balancer}/health") as load:
+    with mcp_load(fleet) as load:
         restarted = mesh_ops(fleet, "restart", agent)
     assert restarted.returncode == 0, restarted.stderr
     assert f"{agent}: restarted" in restarted.stdout
+    assert "Judge the release by its traffic" in restarted.stdout  # the host cycle ran
     after = fleet.lab.testinfra_host(agent).run("systemctl show -p MainPID --value mcp-mesh-sdk")
     assert after.stdout != before.stdout  # a new process
-    assert load.sent > 0
-    assert load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
+    assert load.samples
+    failed = load.failures
+    assert failed == [], f"{len(failed)} of {len(load.samples)} calls failed: {failed[:5]}"
 
     logs = mesh_ops(fleet, "logs", agent, "-n", "20")
     assert logs.returncode == 0, logs.stderr
