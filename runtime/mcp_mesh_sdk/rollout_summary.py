@@ -118,32 +118,41 @@ def _smoke_cell(smoke: dict[str, Any] | None) -> str:
     if smoke is None:
         return "-"
     shown = "passed" if smoke.get("passed") else "FAILED"
-    return f"{shown} {_figure(smoke.get('seconds'), ' s')}"
+    return f"{shown} {_figure(smoke.get('seconds'), 's')}"
+
+
+INCONCLUSIVE_NOTE = "* inconclusive: too few calls; passed or failed by mesh_upgrade_inconclusive"
 
 
 def render_table(summary: dict[str, Any]) -> str:
-    headers = ["HOST", "CYCLE", "SMOKE", "ANALYSIS", "CALLS", "SERVER ERR", "P95 CANARY/BASE"]
+    """Narrow enough for Ansible's output (it folds lines of over 80 characters)."""
+    headers = ["HOST", "CYCLE", "SMOKE", "ANALYSIS", "CALLS", "SERVER ERR", "P95 MS (BASE)"]
     rows = []
     for host in summary["hosts"]:
         analysis = host["analysis"] or {}
         canary = analysis.get("canary") or {}
         baseline = analysis.get("baseline") or {}
         verdict = analysis.get("verdict") or "-"
-        if analysis.get("verdict") == "inconclusive":
-            verdict = f"inconclusive ({analysis.get('outcome')} by policy)"
+        if verdict == "inconclusive":
+            verdict = f"{analysis.get('outcome')}*"
         ratio = canary.get("server_error_ratio")
         rows.append([
             str(host["host"]),
-            _figure(host["cycle_seconds"], " s"),
+            _figure(host["cycle_seconds"], "s"),
             _smoke_cell(host["smoke"]),
             verdict,
             str(canary.get("calls", "-")),
-            "-" if ratio is None else f"{canary.get('server_errors')} ({ratio:.1%})",
-            f"{_figure(canary.get('p95_ms'), ' ms')} / {_figure(baseline.get('p95_ms'), ' ms')}",
+            "-" if ratio is None else f"{canary.get('server_errors')} ({ratio:.0%})",
+            "-" if not canary else
+            f"{_figure(canary.get('p95_ms'))} ({_figure(baseline.get('p95_ms'))})",
         ])  # fmt: skip
     lines = [headers, *rows]
     widths = [max(len(line[column]) for line in lines) for column in range(len(headers))]
-    return "\n".join(
+    table = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
-    )
+    ]
+    if any(host["analysis"] and host["analysis"]["verdict"] == "inconclusive"
+           for host in summary["hosts"]):  # fmt: skip
+        table.append(INCONCLUSIVE_NOTE)
+    return "\n".join(table)

@@ -38,8 +38,9 @@ def switch(fleet: Any, on: bool) -> Any:
     assert load.samples
     failed = load.failures
     assert failed == [], f"{len(failed)} of {len(load.samples)} calls failed: {failed[:5]}"
-    smoked = [line for line in done.stdout.splitlines() if "passed" in line and " pass " in line]
-    assert len(smoked) == len(fleet.lab.groups["agents"]), done.stdout[-3000:]  # the summary
+    summary = [line.strip().removeprefix("- ").split() for line in done.stdout.splitlines()]
+    passed = [cells[0] for cells in summary if cells[2:3] == ["passed"] and cells[4:5] == ["pass"]]
+    assert sorted(passed) == sorted(fleet.lab.groups["agents"]), done.stdout[-3000:]
     return done
 
 
