@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,47 +207,48 @@ def test_rollback_runs_the_same_cycle_with_no_failed_call(
         assert not host.file(f"/var/lib/mcp-mesh/{MARKER}").exists
 
 
-def test_a_release_whose_write_file_raises_is_stopped_by_its_traffic_on_the_first_host(
-    fleet: Any, releases: Releases, load: McpLoad, lab_host: Any
+@dataclass(frozen=True)
+class BadRelease:
+    """A release that must be stopped on the first host, and by which gate."""
+
+    patch: int  # its version: the session's patch number + this
+    change: Callable[[Path], None]
+    gate: tuple[str, ...]  # what the failure message must name
+    max_failed_ratio: float  # of all client calls during the run
+
+
+BAD_RELEASES = {
+    # Serves traffic, fails every write: the traffic analysis stops it early.
+    "write_file raises": BadRelease(
+        3, lambda source: break_tool(source, "write_file"),
+        ("server-error ratio", "on the baseline"), MAX_FAILED_RATIO,
+    ),
+    # Slow, not failing: latency against the baseline stops it; no client call fails.
+    "0.5 s slower": BadRelease(
+        4, lambda source: slow_tools(source, 0.5), ("p95 latency", "on the baseline"), 0.0
+    ),
+    # tools/list lacks a tool: the smoke test stops it before any client call reaches it.
+    "a tool missing": BadRelease(
+        5, lambda source: drop_tool(source, "file_info"), ("step 'smoke' failed", "file_info"),
+        0.0,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", BAD_RELEASES.values(), ids=BAD_RELEASES.keys())
+def test_a_bad_release_is_stopped_on_the_first_host_by_its_gate(
+    fleet: Any, releases: Releases, load: McpLoad, lab_host: Any, bad: BadRelease
 ) -> None:
     others = fleet.lab.groups["agents"][1:]
     before = {name: agent_started_at(lab_host(name)) for name in others}
-    version = bump_patch(fleet.version, 3)
-    run = upgrade_agents_to(
-        fleet, releases.folder, version, lambda source: break_tool(source, "write_file")
-    )
+    version = bump_patch(fleet.version, bad.patch)
+    run = upgrade_agents_to(fleet, releases.folder, version, bad.change)
     stop(load)
     message = assert_stopped_on_the_first_host(fleet, run, version, releases.v1, lab_host, before)
-    assert "server-error ratio" in message and "on the baseline" in message, message
-    assert load.failure_ratio <= MAX_FAILED_RATIO, (
+    assert all(part in message for part in bad.gate), message
+    assert load.failure_ratio <= bad.max_failed_ratio, (
         f"{len(load.failures)} of {len(load.samples)} calls failed: {load.failures[:3]}"
     )
-
-
-def test_a_release_that_adds_half_a_second_to_every_call_is_caught_by_latency(
-    fleet: Any, releases: Releases, load: McpLoad, lab_host: Any
-) -> None:
-    others = fleet.lab.groups["agents"][1:]
-    before = {name: agent_started_at(lab_host(name)) for name in others}
-    version = bump_patch(fleet.version, 4)
-    run = upgrade_agents_to(fleet, releases.folder, version, lambda source: slow_tools(source, 0.5))
-    assert_no_failed_calls(load)  # slow, not failing
-    message = assert_stopped_on_the_first_host(fleet, run, version, releases.v1, lab_host, before)
-    assert "p95 latency" in message and "on the baseline" in message, message
-
-
-def test_a_release_whose_tools_list_lacks_a_tool_is_caught_by_the_smoke_test(
-    fleet: Any, releases: Releases, load: McpLoad, lab_host: Any
-) -> None:
-    others = fleet.lab.groups["agents"][1:]
-    before = {name: agent_started_at(lab_host(name)) for name in others}
-    version = bump_patch(fleet.version, 5)
-    run = upgrade_agents_to(
-        fleet, releases.folder, version, lambda source: drop_tool(source, "file_info")
-    )
-    assert_no_failed_calls(load)
-    message = assert_stopped_on_the_first_host(fleet, run, version, releases.v1, lab_host, before)
-    assert "step 'smoke' failed" in message and "file_info" in message, message
 
 
 def test_upgrade_to_a_release_that_never_gets_ready_rolls_back_the_first_host_only(
