@@ -102,7 +102,10 @@ def test_haproxy_has_one_checked_server_per_agent() -> None:
     assert "    server agent1 10.0.0.11:8080\n" in config
     assert "    server agent2 10.0.0.12:9090\n" in config
     assert "http-check send meth GET uri /ready" in config
-    assert "default-server check inter 2000 fastinter 1000 downinter 2000 fall 2 rise 2" in config
+    assert (
+        "default-server weight 100 check inter 2000 fastinter 1000 downinter 2000 fall 2 rise 2"
+        in config
+    )  # weight 100: a canary can take 25% of it
     assert "option redispatch" in config and "retries 3" in config
     assert "stats socket /run/haproxy/admin.sock mode 660 level admin" in config
 

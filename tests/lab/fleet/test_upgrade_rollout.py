@@ -157,7 +157,9 @@ def assert_stopped_on_the_first_host(
     assert lines, run.stdout[-6000:]
     assert f"back on {v1}, healthy and enabled again" in lines[0]
     assert served_versions(fleet) == dict.fromkeys(fleet.lab.groups["agents"], v1)
-    assert get_json(f"http://{fleet.lab.hosts[first]}:8080/ready")["ready"] is True
+    address = fleet.lab.hosts[first]
+    assert get_json(f"http://{address}:8080/ready")["status"] == "ready"
+    assert get_json(f"http://{address}:8080/health")["status"] == "healthy"
     assert current_release(lab_host(first)) == v1
     for name in others:
         assert current_release(lab_host(name)) == v1
@@ -211,7 +213,7 @@ def test_rollback_runs_the_same_cycle_with_no_failed_call(
 class BadRelease:
     """A release that must be stopped on the first host, and by which gate."""
 
-    patch: int  # its version: the session's patch number + this
+    patch: int  # its version: the session's patch + this (unique among the lab tests' releases)
     change: Callable[[Path], None]
     gate: tuple[str, ...]  # what the failure message must name
     max_failed_ratio: float  # of all client calls during the run
@@ -220,16 +222,16 @@ class BadRelease:
 BAD_RELEASES = {
     # Serves traffic, fails every write: the traffic analysis stops it early.
     "write_file raises": BadRelease(
-        3, lambda source: break_tool(source, "write_file"),
+        11, lambda source: break_tool(source, "write_file"),
         ("server-error ratio", "on the baseline"), MAX_FAILED_RATIO,
     ),
     # Slow, not failing: latency against the baseline stops it; no client call fails.
     "0.5 s slower": BadRelease(
-        4, lambda source: slow_tools(source, 0.5), ("p95 latency", "on the baseline"), 0.0
+        12, lambda source: slow_tools(source, 0.5), ("p95 latency", "on the baseline"), 0.0
     ),
     # tools/list lacks a tool: the smoke test stops it before any client call reaches it.
     "a tool missing": BadRelease(
-        5, lambda source: drop_tool(source, "file_info"), ("step 'smoke' failed", "file_info"),
+        13, lambda source: drop_tool(source, "file_info"), ("step 'smoke' failed", "file_info"),
         0.0,
     ),
 }  # fmt: skip
@@ -246,6 +248,7 @@ def test_a_bad_release_is_stopped_on_the_first_host_by_its_gate(
     stop(load)
     message = assert_stopped_on_the_first_host(fleet, run, version, releases.v1, lab_host, before)
     assert all(part in message for part in bad.gate), message
+    print(f"\n{message}\nfailed calls: {len(load.failures)} of {len(load.samples)}")
     assert load.failure_ratio <= bad.max_failed_ratio, (
         f"{len(load.failures)} of {len(load.samples)} calls failed: {load.failures[:3]}"
     )
