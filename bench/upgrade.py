@@ -14,7 +14,8 @@ read_file through the LB's /mcp (McpLoad, 25 calls/s) for the whole of each run:
    UP stays measured as `cycle_s` (target: at most 5 s with the 2 s soak). No client call may
    fail.
 2. BAD_RUNS upgrades of the agents alone (`--limit agents`) to a release whose write_file
-   raises on every call (tests/lab/fleet/releases.break_tool). The traffic analysis must stop
+   raises on every client's call but not on the smoke test's (tests/lab/fleet/releases.break_tool
+   with `spare`: a release the smoke test would stop never takes traffic). The analysis must stop
    the rollout on the canary (the first agent), which is rolled back, and leave the others
    untouched. Blast radius: failed client calls of all client calls made while the playbook
    ran (target: at most 2 %). Time to detection: from the end of the canary's enable (it takes
@@ -52,6 +53,7 @@ from mcp_mesh_sdk import __version__
 from tests.lab.fleet.loadgen import McpLoad, Sample, seed_agents
 from tests.lab.fleet.releases import break_tool, bump_patch, source_with_version
 
+SMOKE_PREFIX = ".mcp-mesh-smoke"  # where `release activate`'s smoke test writes
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "upgrade.json"
 PLOT = REPO / "bench" / "results" / "upgrade_timeline.png"
@@ -870,7 +872,7 @@ def measure(runs: int, bad_runs: int, folder: Path) -> Measured:
     snapshot = _source_snapshot(folder)
     versions = [bump_patch(__version__, VERSION_OFFSET + index) for index in range(3)]
     sources = [source_with_version(snapshot, folder, version) for version in versions]
-    break_tool(sources[2], "write_file")
+    break_tool(sources[2], "write_file", spare=SMOKE_PREFIX)
     started = time.monotonic()
     _playbook("playbooks/site.yml", "-e", f"mesh_common_source_dir={sources[0]}")
     print(f"deployed {versions[0]} in {time.monotonic() - started:.0f} s", flush=True)
@@ -953,7 +955,9 @@ def main(runs: int = RUNS, keep_lab: bool = False, bad_runs: int = BAD_RUNS) -> 
         ),
         "bad_release": {
             "version": versions[2],
-            "change": "break_tool(source, 'write_file'): write_file raises on every call",
+            "change": "break_tool(source, 'write_file', spare=SMOKE_PREFIX): every client's "
+            "write_file raises, the smoke test's works (it must pass the smoke test to be "
+            "judged by its traffic)",
             "built": "once; the first bad run installs it beside, later runs reuse it installed",
             "time_to_detection": "end of the canary's enable (it takes traffic) to the end of "
             "its traffic analysis",

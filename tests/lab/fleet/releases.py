@@ -91,13 +91,22 @@ def _append(source: Path, module: str, code: str) -> None:
     path.write_text(path.read_text() + marker + code)
 
 
-def break_tool(source: Path, tool: str) -> None:
-    """Make `tool` of the copy raise an unexpected exception on every call (a server error)."""
+def break_tool(source: Path, tool: str, spare: str = "") -> None:
+    """Make `tool` of the copy raise an unexpected exception on every call (a server error).
+
+    With `spare`, calls on paths that start with it still work: a release broken in a way a
+    smoke test on those paths does not see (".mcp-mesh-smoke" spares the rollout's smoke test).
+    """
     _append(
         source,
         "agent/tools.py",
         f"""
-def _broken_tool(self: FileTools, *args: Any, **kwargs: Any) -> Any:
+_working_{tool} = FileTools.{tool}
+
+
+def _broken_tool(self: FileTools, path: str, *args: Any, **kwargs: Any) -> Any:
+    if {spare!r} and path.startswith({spare!r}):
+        return _working_{tool}(self, path, *args, **kwargs)
     raise RuntimeError("broken test release: {tool} fails on every call")
 
 

@@ -6,9 +6,10 @@ of each run. In order, on one deployed fleet:
   analysis, no client call fails, and the summary names each host;
 - rollback.yml back to v1: the same cycle, no client call fails;
 - bad releases, each stopped on the first host, rolled back there, the others never touched:
-  a `write_file` that raises (caught by the analysis, failed calls at most 2 %), 0.5 s more on
-  every tool call (caught by latency), a `tools/list` without `file_info` (caught by the smoke
-  test before any client call reaches it), and an agent that never becomes ready.
+  a `write_file` that raises (caught by the smoke test before any client call reaches it), one
+  that raises for clients only (caught by the traffic analysis, failed calls at most 2 %), 0.5 s
+  more on every tool call (caught by latency), a `tools/list` without `file_info` (caught by
+  the smoke test), and an agent that never becomes ready.
 The fleet ends on the session's version.
 """
 
@@ -220,9 +221,14 @@ class BadRelease:
 
 
 BAD_RELEASES = {
-    # Serves traffic, fails every write: the traffic analysis stops it early.
+    # Every write fails: the smoke test writes a file, so it stops the release before traffic.
     "write_file raises": BadRelease(
         11, lambda source: break_tool(source, "write_file"),
+        ("step 'smoke' failed", "write_file", "RuntimeError"), 0.0,
+    ),
+    # Every client's write fails, the smoke test's works: the traffic analysis stops it early.
+    "write_file raises past the smoke test": BadRelease(
+        14, lambda source: break_tool(source, "write_file", spare=".mcp-mesh-smoke"),
         ("server-error ratio", "on the baseline"), MAX_FAILED_RATIO,
     ),
     # Slow, not failing: latency against the baseline stops it; no client call fails.
