@@ -33,7 +33,8 @@ analysis at once with `fail` (an early abort when the window is not over):
    0.5 s added to every call is a fail.
 3. availability: a poll where the canary's `/metrics` does not answer (two attempts) is a
    fail. An unreachable canary at the start is an error (`OpsError`), not a verdict, and so
-   is a canary that reports the baseline version (it is not running the new release).
+   is a canary that does not report `canary_version` when one is given (it is not running the
+   release under judgement). A restart judges a canary against agents of its own version.
 
 At the end of the window: fewer than `min_calls` (10) canary calls is `inconclusive`, else
 `pass`. The inconclusive policy (`pass` by default, or `fail`) turns the verdict into the
@@ -483,6 +484,7 @@ class Settings:
     canary: str
     baselines: tuple[str, ...] = ()
     baseline_version: str | None = None
+    canary_version: str | None = None  # the release the canary must run
     window: float = 10.0
     interval: float = 1.0
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -549,10 +551,11 @@ def analyse(
         head = _scrape_all([canary.url], get, settings.timeout)[0]
     if isinstance(head, ScrapeError):
         raise OpsError(f"the canary's metrics cannot be read: {head}")
-    if wanted is not None and head.version == wanted:
+    expected = settings.canary_version
+    if expected is not None and head.version != expected:
         raise OpsError(
-            f"the canary {canary.url} runs {wanted}, the baseline version: "
-            "it is not running the new release"
+            f"the canary {canary.url} runs {head.version}, not {expected}: "
+            "it is not running the release under judgement"
         )
     canary.observe(head)
     for agent, answer in zip(baselines, first[1:], strict=True):

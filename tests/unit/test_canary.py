@@ -496,10 +496,20 @@ def test_an_unreachable_canary_at_the_start_is_an_error() -> None:
         lab.run(Settings(CANARY, OLD))
 
 
-def test_a_canary_still_on_the_baseline_version_is_an_error() -> None:
+def test_a_canary_not_on_the_release_under_judgement_is_an_error() -> None:
     lab = fleet(steady)
-    with pytest.raises(OpsError, match=r"runs 1\.2\.0, the baseline version"):
-        lab.run(Settings(CANARY, OLD, baseline_version="1.2.0"))
+    with pytest.raises(OpsError, match=r"runs 1\.2\.0, not 1\.3\.0"):
+        lab.run(Settings(CANARY, OLD, baseline_version="1.1.0", canary_version="1.3.0"))
+
+
+def test_a_restart_judges_the_canary_against_agents_of_its_own_version() -> None:
+    lab = fleet(steady)
+    for url in OLD:
+        lab.agents[url].version = "1.2.0"
+        lab.agents[url].restart()
+    result = lab.run(Settings(CANARY, OLD, baseline_version="1.2.0", canary_version="1.2.0"))
+    assert result["outcome"] == "pass"
+    assert result["baseline"]["urls"] == list(OLD)
 
 
 def test_baselines_on_another_version_or_unreachable_are_skipped() -> None:

@@ -47,6 +47,11 @@ def configure_analyse(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baseline-version", metavar="V", help="skip baselines that do not report this version"
     )
+    parser.add_argument(
+        "--canary-version",
+        metavar="V",
+        help="the release the canary must run (an error, not a verdict, when it does not)",
+    )
     parser.add_argument("--window", default="10", metavar="SECONDS", help="watch this long (10)")
     parser.add_argument(
         "--interval", default="1", metavar="SECONDS", help="poll every SECONDS, 0.25 to 5 (1)"
@@ -113,15 +118,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raw = getattr(args, name)
         if raw is not None:
             overrides[name] = _number(problems, option, raw, kind, low, high)
-    version = args.baseline_version.strip() if args.baseline_version else None
-    if args.baseline_version is not None and not version:
-        problems.append(ConfigProblem("--baseline-version", "empty"))
+    versions = {}
+    for option in ("baseline_version", "canary_version"):
+        raw = getattr(args, option)
+        versions[option] = raw.strip() if raw else None
+        if raw is not None and not versions[option]:
+            problems.append(ConfigProblem("--" + option.replace("_", "-"), "empty"))
     if problems:
         raise ConfigError(problems)
     return Settings(
         canary=canary,
         baselines=tuple(baselines),
-        baseline_version=version,
+        baseline_version=versions["baseline_version"],
+        canary_version=versions["canary_version"],
         window=float(window),
         interval=float(interval),
         thresholds=Thresholds(**overrides),
