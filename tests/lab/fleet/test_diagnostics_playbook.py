@@ -2,7 +2,7 @@
 
 The trouble is real and always undone: one agent stopped, one agent's BASE_DIRECTORY on a small
 tmpfs filled past the disk threshold (85 %, below the agent's own 95 % disk incident), and an
-incident the agent itself opens after failing MCP reads (checked every
+incident the agent itself opens after MCP reads fail on its side (checked every
 MCP_MESH_INCIDENT_INTERVAL, 30 s by default), which `mesh-ops incidents` lists too.
 """
 
@@ -70,14 +70,18 @@ def lb_servers_up(lab: Any) -> bool:
     return all(states.get(name) == "UP" for name in lab.groups["agents"])
 
 
+LOCKED = "diag-locked.txt"  # a file the agent's own user may not read: a server error
+
+
 def fail_reads(address: str, token: str, count: int) -> None:
-    """MCP read_file calls for files that do not exist: the read_file error rate goes to 100 %."""
+    """MCP read_file calls of a file the agent cannot read (EACCES, a server error, unlike a
+    missing file, which is the client's mistake): the read_file error rate goes to 100 %."""
     for number in range(count):
         call = {
             "jsonrpc": "2.0",
             "id": number,
             "method": "tools/call",
-            "params": {"name": "read_file", "arguments": {"path": f"diag-missing-{number}.txt"}},
+            "params": {"name": "read_file", "arguments": {"path": LOCKED}},
         }
         request = urllib.request.Request(
             f"http://{address}:8080/mcp",
@@ -122,6 +126,9 @@ def test_stopped_agent_full_disk_and_open_incident_fail_the_run_and_are_named(
         pytest.skip("needs three agents: one stopped, one with a full disk, one with an incident")
     stopped, full, failing = (lab.testinfra_host(name) for name in agents[:3])
     try:
+        path = f"{BASE_DIRECTORY}/{LOCKED}"
+        locked = failing.run(f"echo secret > {path} && chmod 000 {path}")
+        assert locked.rc == 0, locked.stderr
         fail_reads(lab.hosts[agents[2]], fleet.tokens["agent"], 20)
         assert stopped.run("systemctl stop mcp-mesh-sdk.service").rc == 0
         mounted = full.run(
@@ -161,6 +168,7 @@ def test_stopped_agent_full_disk_and_open_incident_fail_the_run_and_are_named(
         reported_only, _, _ = run_diagnostics(fleet, tmp_path, "-e", "mesh_diagnostics_fail=false")
         assert reported_only.returncode == 0
     finally:
+        failing.run(f"rm -f {BASE_DIRECTORY}/{LOCKED}")
         full.run(f"umount {BASE_DIRECTORY}")
         stopped.run("systemctl start mcp-mesh-sdk.service")
         # A restart forgets the failed reads, so resolving the incident does not bring it back.
