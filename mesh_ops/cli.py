@@ -148,9 +148,13 @@ def cmd_restart(inventory_path: Path, host: Host) -> int:
     ansible_playbook = shutil.which("ansible-playbook") or str(
         Path(sys.executable).parent / "ansible-playbook"
     )
-    argv = [ansible_playbook, "-i", str(inventory_path), "--limit", host.name, str(RESTART)]
+    inventory = str(inventory_path.resolve())  # ansible-playbook runs from the repository
+    argv = [ansible_playbook, "-i", inventory, "--limit", host.name, str(RESTART)]
     print(f"{host.name}: restarting through the host cycle ({RESTART.name})", flush=True)
-    done = subprocess.run(argv, cwd=RESTART.parent.parent, check=False)
+    try:
+        done = subprocess.run(argv, cwd=RESTART.parent.parent, check=False)
+    except OSError as exc:
+        raise HostFailed(f"{host.name}: cannot run {ansible_playbook}: {exc.strerror}") from exc
     if done.returncode != 0:
         raise HostFailed(f"{host.name}: restart failed (ansible-playbook exit {done.returncode})")
     print(f"{host.name}: restarted")

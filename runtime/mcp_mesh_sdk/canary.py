@@ -48,6 +48,7 @@ keeps the figures it had (its missed polls are gaps).
 
 from __future__ import annotations
 
+import http.client
 import math
 import time
 import urllib.error
@@ -60,6 +61,7 @@ from typing import Any, Literal
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from mcp_mesh_sdk.agent.monitoring import THRESHOLDS as SEED
 from mcp_mesh_sdk.errors import OpsError
 
 OPERATIONS = "mcp_mesh_agent_operations_total"
@@ -328,11 +330,13 @@ def fetch_metrics(url: str, timeout: float) -> str:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             body = response.read(MAX_BODY + 1)
+            if response.length:  # bytes the Content-Length promised that never came
+                raise http.client.IncompleteRead(body, response.length)
     except urllib.error.HTTPError as exc:
         raise ScrapeError(f"{url} answered HTTP {exc.code}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ScrapeError(f"{url} did not answer: {reason}") from exc
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)  # HTTPException: the answer broke off midway
+        raise ScrapeError(f"{url} did not answer: {reason!s} ({type(exc).__name__})") from exc
     if len(body) > MAX_BODY:
         raise ScrapeError(f"{url} answered more than {MAX_BODY} bytes")
     return bytes(body).decode("utf-8", errors="replace")
@@ -343,9 +347,9 @@ def fetch_metrics(url: str, timeout: float) -> str:
 
 @dataclass(frozen=True)
 class Thresholds:
-    error_rate: float = 0.05  # the seed's PerformanceAlerting error_rate
-    p95_ms: float = 2000.0  # the seed's p95_response_time_ms
-    avg_ms: float = 1000.0  # the seed's avg_response_time_ms
+    error_rate: float = SEED["error_rate"]  # the seed's PerformanceAlerting thresholds
+    p95_ms: float = SEED["p95_response_time_ms"]
+    avg_ms: float = SEED["avg_response_time_ms"]
     min_errors: int = 5
     min_calls_latency: int = 5
     min_calls: int = 10

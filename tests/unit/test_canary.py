@@ -602,6 +602,27 @@ def test_metrics_are_fetched_over_http(served_agent: tuple[str, FakeAgent]) -> N
         canary.fetch_metrics("file:///etc/passwd", 2.0)
 
 
+def test_an_answer_that_breaks_off_midway_is_a_scrape_error_not_a_traceback() -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_half() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nmcp_mesh")
+
+    thread = threading.Thread(target=answer_half, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ScrapeError, match="IncompleteRead"):
+            canary.fetch_metrics(f"http://127.0.0.1:{listener.getsockname()[1]}/metrics", 2.0)
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+
+
 def test_metrics_url() -> None:
     assert metrics_url("http://10.0.0.5:8080") == "http://10.0.0.5:8080/metrics"
     assert metrics_url("http://10.0.0.5:8080/") == "http://10.0.0.5:8080/metrics"

@@ -102,7 +102,8 @@ def test_restart_runs_the_host_cycle_playbook_limited_to_the_host(
 
     monkeypatch.setattr(cli.subprocess, "run", fake_run)
     inventory = write(tmp_path, INVENTORY)
-    assert main(["-i", str(inventory), "restart", "agent2"]) == 0
+    monkeypatch.chdir(tmp_path)  # a relative -i still names the same file for ansible-playbook
+    assert main(["-i", inventory.name, "restart", "agent2"]) == 0
     [argv] = calls
     assert argv[1:5] == ["-i", str(inventory), "--limit", "agent2"]
     assert argv[-1].endswith("playbooks/restart.yml")
@@ -131,3 +132,18 @@ def test_a_failed_restart_says_so_and_exits_1(
     )
     assert main(["-i", str(write(tmp_path, INVENTORY)), "restart", "agent1"]) == 1
     assert "agent1: restart failed (ansible-playbook exit 2)" in capsys.readouterr().err
+
+
+def test_restart_without_ansible_playbook_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mesh_ops import cli
+
+    def missing(*_: Any, **__: Any) -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(cli.subprocess, "run", missing)
+    assert main(["-i", str(write(tmp_path, INVENTORY)), "restart", "agent1"]) == 1
+    err = capsys.readouterr().err
+    assert "agent1: cannot run" in err and "No such file or directory" in err
+    assert "Traceback" not in err
