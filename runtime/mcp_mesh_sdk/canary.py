@@ -62,13 +62,14 @@ from typing import Any, Literal
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_mesh_sdk.agent.monitoring import THRESHOLDS as SEED
+from mcp_mesh_sdk.agent.paths import Outcome
 from mcp_mesh_sdk.errors import OpsError
 
 OPERATIONS = "mcp_mesh_agent_operations_total"
 DURATION = "mcp_mesh_agent_operation_duration_seconds"
 INFO = "mcp_mesh_agent_info"
 START_TIME = "mcp_mesh_agent_start_time_seconds"
-OUTCOMES = ("ok", "client_error", "server_error")
+OUTCOMES: tuple[str, ...] = tuple(outcome.value for outcome in Outcome)
 QUANTILE = 0.95
 FETCH_TIMEOUT = 2.0  # seconds per /metrics request
 MAX_BODY = 8 * 1024 * 1024

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX
+
 if TYPE_CHECKING:
     from mcp.client.session import ClientSession
     from mcp.types import CallToolResult
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from mcp_mesh_sdk.config import AgentConfig, Secret
 
 SMOKE_TIMEOUT = 30.0  # seconds for the whole smoke, at most
-SMOKE_PREFIX = ".mcp-mesh-smoke-"  # `.mcp-mesh-`: hidden from list_directory, not backed up
+SMOKE_PREFIX = f"{AGENT_OWN_PREFIX}smoke-"  # hidden from list_directory, not backed up
 STALE_SECONDS = 3600.0  # an older smoke folder is a leftover (a write that landed too late)
 # The arguments the smoke passes to each tool: each must be in the tool's input schema
 # (and, where the tool cannot do without it, among its required ones).

@@ -25,10 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcp_mesh_sdk.agent.paths import Outcome
+
 logger = logging.getLogger("mcp_mesh_sdk.agent.alerts")
 
 
-OK, CLIENT_ERROR, SERVER_ERROR = "ok", "client_error", "server_error"  # paths.Outcome values
+OK, CLIENT_ERROR, SERVER_ERROR = Outcome.OK, Outcome.CLIENT_ERROR, Outcome.SERVER_ERROR
 
 
 @dataclass

@@ -16,6 +16,9 @@ from typing import ClassVar
 from mcp_mesh_sdk.agent.security import SecurityEventType
 
 SUSPICIOUS_NAME_PARTS = (".env", "password", "secret", "key")
+# Names the agent itself makes in BASE_DIRECTORY (temporary writes, probes, smoke tests): hidden
+# from list_directory and left out of backups.
+AGENT_OWN_PREFIX = ".mcp-mesh-"
 
 
 class Outcome(enum.StrEnum):

@@ -31,7 +31,7 @@ from mcp_mesh_sdk.agent.monitoring import (
     system_issues,
 )
 from mcp_mesh_sdk.agent.operations import OperationRunner
-from mcp_mesh_sdk.agent.paths import Outcome, PathGuard
+from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX, Outcome, PathGuard
 from mcp_mesh_sdk.agent.registry_client import RegistryClient
 from mcp_mesh_sdk.agent.security import SecurityMonitor
 from mcp_mesh_sdk.agent.tools import TOOL_NAMES, FileTools
@@ -193,7 +193,7 @@ class Agent:
             return [f"BASE_DIRECTORY {base} is not readable and writable by this process"]
         if probe:
             try:
-                with tempfile.NamedTemporaryFile(dir=base, prefix=".mcp-mesh-probe-"):
+                with tempfile.NamedTemporaryFile(dir=base, prefix=f"{AGENT_OWN_PREFIX}probe-"):
                     pass
             except OSError as exc:
                 return [f"BASE_DIRECTORY {base}: cannot write a file: {exc.strerror}"]

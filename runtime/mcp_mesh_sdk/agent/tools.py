@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mcp_mesh_sdk.agent.paths import ClientError, PathGuard, Refusal, ServerError
+from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX, ClientError, PathGuard, Refusal, ServerError
 from mcp_mesh_sdk.agent.security import SecurityEventType
 
 TOOL_NAMES = ("read_file", "write_file", "list_directory", "file_info")
 MAX_LISTED_ENTRIES = 1000
-_TEMP_PREFIX = ".mcp-mesh-"
+_TEMP_PREFIX = AGENT_OWN_PREFIX
 _OPEN_FLAGS = os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
 

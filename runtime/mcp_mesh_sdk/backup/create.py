@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_mesh_sdk import __version__
+from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX
 from mcp_mesh_sdk.atomicfile import fsync_directory
 from mcp_mesh_sdk.backup import layout, sqlitesnap
 from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, write_sidecar
@@ -47,7 +48,6 @@ from mcp_mesh_sdk.backup.tarstream import TarStream
 from mcp_mesh_sdk.errors import OpsError
 
 COPY_SIZE = 4 << 20
-AGENT_OWN_PREFIX = ".mcp-mesh-"  # agent/tools.py `_TEMP_PREFIX`; smoke.py `SMOKE_PREFIX`
 Progress = Callable[[int, int, int], None]  # (bytes archived, bytes in all, members)
 
 
