@@ -105,3 +105,24 @@ def test_debug_mode_without_a_value_is_refused(fleet: Any) -> None:
     done = fleet.playbook(playbook=PLAYBOOK)
     assert done.returncode != 0
     assert "set -e mesh_debug=true or -e mesh_debug=false" in done.stdout
+
+
+def test_a_failed_cycle_puts_the_previous_mode_back(fleet: Any) -> None:
+    """No traffic and `mesh_upgrade_inconclusive=fail`: the analysis cannot judge the agent, the
+    cycle fails, and the rescue removes the drop-in again before the agent restarts."""
+    agent = fleet.lab.groups["agents"][0]
+    host = fleet.lab.testinfra_host(agent)
+    done = fleet.playbook(
+        "--limit", agent, "-e", "mesh_debug=true", "-e", "mesh_upgrade_inconclusive=fail",
+        playbook=PLAYBOOK,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"{agent}: debug mode on to" in done.stdout, done.stdout[-4000:]
+    assert "failed by the inconclusive policy" in done.stdout
+    assert not host.file("/etc/systemd/system/mcp-mesh-sdk.service.d/50-debug.conf").exists
+    address = fleet.lab.hosts[agent]
+    with urllib.request.urlopen(f"http://{address}:8080/ready", timeout=10) as answer:
+        assert answer.status == 200
+    again = fleet.playbook("--limit", agent, "-e", "mesh_debug=false", playbook=PLAYBOOK)
+    assert again.returncode == 0
+    assert recap(again.stdout)[agent]["changed"] == 0  # off already: nothing to do
