@@ -1,8 +1,9 @@
-"""python -m lab up|down|status|demo: the lab of real systemd hosts the fleet deploys to."""
+"""python -m lab up|down|status|demo|facts: the lab of real systemd hosts the fleet deploys to."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -39,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="playbook to run, relative to the repo (repeatable; default: "
         + ", ".join(DEMO_PLAYBOOKS)
         + ")",
+    )
+    sub.add_parser(
+        "facts",
+        help="print the facts playbooks/lab_facts.yml gathered (JSON records on stdin) as a table",
     )
     return parser
 
@@ -126,13 +131,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(inventory_path(args.name), tuple(args.playbooks or DEMO_PLAYBOOKS))
 
 
+FACT_COLUMNS = ("host", "address", "groups", "os", "python", "systemd", "state")
+
+
+def cmd_facts(args: argparse.Namespace) -> int:
+    """One row per host record {"host": ..., "groups": [...], ...} read from stdin."""
+    try:
+        records = json.load(sys.stdin)
+    except ValueError as exc:
+        raise LabError(f"stdin is not JSON: {exc}") from exc
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise LabError("stdin must be a JSON list of host records")
+    rows = [
+        tuple(_cell(record.get(column, "-")) for column in FACT_COLUMNS)
+        for record in sorted(records, key=lambda record: str(record.get("host", "")))
+    ]
+    _print_table(tuple(column.upper() for column in FACT_COLUMNS), rows)
+    return 0
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
 def _print_hosts(rows: list[tuple[str, str, tuple[str, ...], str]]) -> None:
-    table = [("HOST", "ADDRESS", "GROUPS", "STATE")]
-    table += [(name, address, ",".join(groups), state) for name, address, groups, state in rows]
-    widths = [max(len(row[column]) for row in table) for column in range(4)]
+    table = [(name, address, ",".join(groups), state) for name, address, groups, state in rows]
+    _print_table(("HOST", "ADDRESS", "GROUPS", "STATE"), table)
+
+
+def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    table = [header, *rows]
+    widths = [max(len(row[column]) for row in table) for column in range(len(header))]
     for row in table:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "demo": cmd_demo}
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "demo": cmd_demo,
+    "facts": cmd_facts,
+}

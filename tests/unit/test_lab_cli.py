@@ -38,3 +38,32 @@ def test_unknown_command_is_a_usage_error(tmp_path) -> None:
     done = run_lab("reboot", state_dir=tmp_path)
     assert done.returncode == 2
     assert "invalid choice" in done.stderr
+
+
+def test_facts_prints_one_aligned_row_per_host_sorted_by_name(tmp_path) -> None:
+    records = (
+        '[{"host": "lb1", "address": "10.0.0.10", "groups": ["loadbalancer", "registry"],'
+        ' "os": "Debian 13.1", "python": "3.13.5", "systemd": "257.8-1", "state": "running"},'
+        ' {"host": "agent1", "address": "10.0.0.11", "groups": ["agents"],'
+        ' "os": "Debian 12.12", "python": "3.11.2", "systemd": "252.39-1", "state": "degraded"}]'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", "facts"], cwd=REPO, input=records,
+        capture_output=True, text=True, env=dict(os.environ, MESH_LAB_STATE_DIR=str(tmp_path)),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["HOST", "ADDRESS", "GROUPS", "OS", "PYTHON", "SYSTEMD", "STATE"]
+    assert lines[1].split() == ["agent1", "10.0.0.11", "agents", "Debian", "12.12", "3.11.2",
+                                "252.39-1", "degraded"]  # fmt: skip
+    assert lines[2].split()[:3] == ["lb1", "10.0.0.10", "loadbalancer,registry"]
+    assert lines[1].index("252") == lines[0].index("SYSTEMD")
+
+
+def test_facts_refuses_input_that_is_not_a_list_of_records(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", "facts"], cwd=REPO, input="{not json",
+        capture_output=True, text=True, env=dict(os.environ, MESH_LAB_STATE_DIR=str(tmp_path)),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "stdin is not JSON" in done.stderr and "Traceback" not in done.stderr
