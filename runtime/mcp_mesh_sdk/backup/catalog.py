@@ -1,90 +1,34 @@
-"""The backup directory: naming, listing, the verification cache, `latest`, and pruning.
+"""The backup directory: the archives' names, listing them newest first, and `latest`.
 
-Each archive may have a sidecar `<archive>.verify.json` with its sha256, the manifest summary
-and the last verification outcome. It is trusted only while the archive's size and mtime are
-the ones recorded, so `list` stays cheap and never reports a stale "verified".
+What a listing says about an archive comes from its sidecar (`sidecar.py`) while that is
+current, else from the archive's manifest.
 """
 
 from __future__ import annotations
 
-import json
 import re
+import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mcp_mesh_sdk.atomicfile import atomic_write_json
-from mcp_mesh_sdk.backup.manifest import Manifest
+from mcp_mesh_sdk.backup.reader import read_manifest
+from mcp_mesh_sdk.backup.sidecar import read_sidecar, write_sidecar
 from mcp_mesh_sdk.errors import OpsError
 
 ARCHIVE_PREFIX = "mcp-mesh-"
 ARCHIVE_SUFFIX = ".tar.gz"
-SIDECAR_SUFFIX = ".verify.json"
 OK, FAILED, UNKNOWN = "ok", "failed", "unknown"
+
+
+def this_host() -> str:
+    """The short host name: the one an archive's name carries."""
+    return socket.gethostname().split(".", 1)[0]
 
 
 class BackupNotFound(OpsError):
     exit_code = 2
-
-
-def sidecar_path(archive: Path) -> Path:
-    return archive.with_name(archive.name + SIDECAR_SUFFIX)
-
-
-def read_sidecar_raw(archive: Path) -> dict[str, Any]:
-    """The sidecar as written, stale or not ({} when absent or unreadable)."""
-    try:
-        cached = json.loads(sidecar_path(archive).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return cached if isinstance(cached, dict) else {}
-
-
-def write_sidecar(
-    archive: Path,
-    sha256: str | None,
-    manifest: Manifest | None,
-    verified: bool | None,
-    created: bool = False,
-) -> None:
-    """Cache what is known about `archive`; a read-only backup directory is not an error.
-
-    `created_sha256`, the archive's hash when `create` wrote it, is kept across rewrites so
-    `verify` can tell that the archive's bytes changed even where its members still match.
-    """
-    created_sha256 = sha256 if created else read_sidecar_raw(archive).get("created_sha256")
-    try:
-        info = archive.stat()
-        atomic_write_json(
-            sidecar_path(archive),
-            {
-                "size": info.st_size,
-                "mtime_ns": info.st_mtime_ns,
-                "sha256": sha256,
-                "created_sha256": created_sha256,
-                "verified": verified,
-                "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "summary": manifest.summary() if manifest else None,
-            },
-            mode=0o600,
-        )
-    except OSError:
-        pass
-
-
-def read_sidecar(archive: Path) -> dict[str, Any] | None:
-    """The cached facts, or None when missing, unreadable or no longer about this file."""
-    try:
-        cached = json.loads(sidecar_path(archive).read_text(encoding="utf-8"))
-        info = archive.stat()
-    except (OSError, ValueError):
-        return None
-    if not isinstance(cached, dict):
-        return None
-    if cached.get("size") != info.st_size or cached.get("mtime_ns") != info.st_mtime_ns:
-        return None
-    return cached
 
 
 @dataclass(frozen=True)
@@ -129,8 +73,6 @@ def time_from_name(name: str) -> str | None:
 
 
 def _describe(archive: Path) -> BackupInfo:
-    from mcp_mesh_sdk.backup.reader import read_manifest
-
     cached = read_sidecar(archive) or {}
     summary = cached.get("summary")
     outcome = cached.get("verified")
@@ -188,86 +130,3 @@ def resolve_archive(spec: str, backup_dir: Path) -> Path:
     if not candidate.is_file():
         raise BackupNotFound(f"no backup {spec!r} (looked for {candidate})")
     return candidate
-
-
-STALE_TEMPORARY = timedelta(days=1)
-
-
-@dataclass
-class PruneResult:
-    kept: list[BackupInfo]
-    deleted: list[BackupInfo]
-    protected: str | None  # the newest verified backup, never deleted
-    temporaries: list[str]  # left by a `create` that was killed
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kept": [b.name for b in self.kept],
-            "deleted": [b.name for b in self.deleted],
-            "newest_verified": self.protected,
-            "removed_temporaries": self.temporaries,
-        }
-
-
-def _stale_temporaries(backup_dir: Path, now: datetime) -> list[Path]:
-    """`.mcp-mesh-*.tmp` files untouched for a day: a running `create` keeps writing its own."""
-    if not backup_dir.is_dir():
-        return []
-    found = []
-    for path in backup_dir.iterdir():
-        if path.name.startswith("." + ARCHIVE_PREFIX) and path.name.endswith(".tmp"):
-            modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-            if now - modified > STALE_TEMPORARY:
-                found.append(path)
-    return sorted(found)
-
-
-def _newest_verified(backups: list[BackupInfo]) -> BackupInfo | None:
-    from mcp_mesh_sdk.backup.verify import verify_archive
-
-    for backup in backups:  # newest first; verifies only what has no cached outcome
-        if backup.verified == OK:
-            return backup
-        if backup.verified == UNKNOWN and verify_archive(backup.path).ok:
-            return backup
-    return None
-
-
-def prune(
-    backup_dir: Path,
-    keep: int,
-    max_age_days: float | None = None,
-    dry_run: bool = False,
-    now: datetime | None = None,
-) -> PruneResult:
-    """Delete backups beyond the `keep` newest and, with `max_age_days`, those older.
-
-    The newest backup that verifies is never deleted, whatever its rank or age.
-    """
-    if keep < 0:
-        raise OpsError("--keep must be 0 or more")
-    now = now or datetime.now(UTC)
-    backups = list_backups(backup_dir)
-    protected = _newest_verified(backups)
-    kept: list[BackupInfo] = []
-    deleted: list[BackupInfo] = []
-    for rank, backup in enumerate(backups):
-        age = backup.age(now)
-        too_old = (
-            max_age_days is not None
-            and age is not None
-            and age.total_seconds() > max_age_days * 86400
-        )
-        if backup is not protected and (rank >= keep or too_old):
-            deleted.append(backup)
-        else:
-            kept.append(backup)
-    temporaries = _stale_temporaries(backup_dir, now)
-    if not dry_run:
-        for backup in deleted:
-            backup.path.unlink(missing_ok=True)
-            sidecar_path(backup.path).unlink(missing_ok=True)
-        for temporary in temporaries:
-            temporary.unlink(missing_ok=True)
-    names = [t.name for t in temporaries]
-    return PruneResult(kept, deleted, protected.name if protected else None, names)

@@ -22,7 +22,6 @@ import grp
 import hashlib
 import os
 import pwd
-import socket
 import sqlite3
 import stat
 import tarfile
@@ -40,12 +39,14 @@ from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX
 from mcp_mesh_sdk.atomicfile import fsync_directory
 from mcp_mesh_sdk.backup import layout, sqlitesnap
-from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, write_sidecar
+from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, this_host
 from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS, ParallelGzipWriter, SequentialHasher
 from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, SYMLINK, Entry, Manifest
+from mcp_mesh_sdk.backup.sidecar import write_sidecar
 from mcp_mesh_sdk.backup.sources import Sources
 from mcp_mesh_sdk.backup.tarstream import TarStream
 from mcp_mesh_sdk.errors import OpsError
+from mcp_mesh_sdk.migrate import schema_version
 
 COPY_SIZE = 4 << 20
 Progress = Callable[[int, int, int], None]  # (bytes archived, bytes in all, members)
@@ -297,10 +298,8 @@ def create_backup(
     """
     adaptive = level is None
     level = DEFAULT_LEVEL if level is None else level
-    from mcp_mesh_sdk.migrate import schema_version
-
     when = now or datetime.now(UTC)
-    host = socket.gethostname().split(".", 1)[0]
+    host = this_host()
     out_dir = sources.backup_dir
     try:
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

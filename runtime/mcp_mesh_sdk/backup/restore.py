@@ -34,6 +34,7 @@ from mcp_mesh_sdk.backup.sources import Sources, is_within
 from mcp_mesh_sdk.backup.tarread import TarReader
 from mcp_mesh_sdk.backup.verify import verify_archive
 from mcp_mesh_sdk.errors import OpsError
+from mcp_mesh_sdk.migrate import latest_schema_version
 
 MODES = {"config": ("config", "env"), "data": ("data",), "full": ("config", "env", "state", "data")}
 _RENAME_EXCHANGE = 2
@@ -91,8 +92,6 @@ class RestoreResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        from mcp_mesh_sdk.migrate import latest_schema_version
-
         return {
             "archive": str(self.archive),
             "mode": self.mode,
@@ -229,8 +228,6 @@ def restore_backup(
     archive: Path, mode: str, sources: Sources, now: datetime | None = None
 ) -> RestoreResult:
     """Restore `mode` (config, data or full) from `archive`; see the module docstring."""
-    from mcp_mesh_sdk.migrate import latest_schema_version
-
     if mode not in MODES:
         raise OpsError(f"--mode must be one of {', '.join(MODES)}")
     report = verify_archive(archive)

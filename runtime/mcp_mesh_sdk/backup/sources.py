@@ -6,11 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp_mesh_sdk.constants import AGENT_ENV, BACKUP_DIR, CONFIG_DIR
 from mcp_mesh_sdk.envfile import read_env_file
-from mcp_mesh_sdk.opspaths import DEFAULT_AGENT_ENV, agent_paths
+from mcp_mesh_sdk.opspaths import agent_paths
 
-DEFAULT_CONFIG_DIR = Path("/etc/mcp-mesh")
-DEFAULT_BACKUP_DIR = Path("/var/backups/mcp-mesh")
 BACKUP_DIR_VARIABLE = "MCP_MESH_BACKUP_DIR"
 
 
@@ -49,16 +48,16 @@ def resolve_sources(
     data_dir: str | Path | None = None,
     output_dir: str | Path | None = None,
 ) -> Sources:
-    """Paths from the agent env file (default /etc/mcp-mesh/agent.env), then the overrides."""
+    """Paths from the agent env file (default `constants.AGENT_ENV`), then the overrides."""
     paths = agent_paths(env_file)
     env = read_env_file(paths.env_file) if paths.env_file else {}
     backup_dir = output_dir or env.get(BACKUP_DIR_VARIABLE) or os.environ.get(BACKUP_DIR_VARIABLE)
     read_file = _absolute(paths.env_file)
     default_config = read_file.parent if env_file is not None and read_file else None
     return Sources(
-        config_dir=_absolute(config_dir) or default_config or DEFAULT_CONFIG_DIR,
-        env_file=read_file or (DEFAULT_AGENT_ENV if env_file is None else None),
+        config_dir=_absolute(config_dir) or default_config or CONFIG_DIR,
+        env_file=read_file or (AGENT_ENV if env_file is None else None),
         state_dir=_absolute(state_dir) or paths.state_dir,
         data_dir=_absolute(data_dir) or paths.base_directory,
-        backup_dir=_absolute(backup_dir) or DEFAULT_BACKUP_DIR,
+        backup_dir=_absolute(backup_dir) or BACKUP_DIR,
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from mcp_mesh_sdk.backup.manifest import FILE, SYMLINK, Entry, Manifest
 from mcp_mesh_sdk.backup.reader import DAMAGE, READ_SIZE, ArchiveReader, CorruptArchive
+from mcp_mesh_sdk.backup.sidecar import read_sidecar_raw, write_sidecar
 from mcp_mesh_sdk.errors import OpsError
 
 TAR_TYPES = {FILE: "isfile", "dir": "isdir", SYMLINK: "issym"}
@@ -84,8 +85,6 @@ def _differs(entry: Entry, info: Any, stream: Any) -> str | None:
 
 def verify_archive(path: Path) -> VerifyReport:
     """Every difference between the archive and its manifest; never raises for damage."""
-    from mcp_mesh_sdk.backup.catalog import read_sidecar_raw, write_sidecar
-
     report = VerifyReport(path)
     try:
         with ArchiveReader(path) as archive:
