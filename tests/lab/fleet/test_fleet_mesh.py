@@ -6,7 +6,10 @@ import json
 import urllib.request
 from typing import Any
 
-REQUESTS_THROUGH_LB = 30
+# Round robin is fair over time, not over every short run: right after a server re-enters
+# (a test before this one drains and enables an agent), HAProxy may skip another one for tens
+# of requests. The test stops as soon as every agent has answered.
+MAX_REQUESTS_THROUGH_LB = 300
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -51,12 +54,15 @@ def test_registry_lists_every_agent_healthy_with_the_deployed_version(fleet: Any
 
 
 def test_requests_through_the_load_balancer_reach_every_agent(fleet: Any) -> None:
-    served_by = set()
-    for _ in range(REQUESTS_THROUGH_LB):
+    agents = set(fleet.lab.groups["agents"])
+    served_by: set[str | None] = set()
+    for _ in range(MAX_REQUESTS_THROUGH_LB):
         status, headers, _ = get(f"{lb_url(fleet)}/health")
         assert status == 200
         served_by.add(headers.get("x-mesh-server") or headers.get("X-Mesh-Server"))
-    assert served_by == set(fleet.lab.groups["agents"])
+        if served_by >= agents:
+            break
+    assert served_by == agents
 
 
 def call_tool(url: str, token: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
