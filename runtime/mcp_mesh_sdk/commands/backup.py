@@ -1,4 +1,7 @@
-"""`mcp-mesh-sdk backup create|list|verify|restore|prune`: verified backups of one host."""
+"""`mcp-mesh-sdk backup create|list|verify|report|restore|prune`: verified backups of one host.
+
+`report` lives in `backup_report.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +10,29 @@ import json
 import sys
 from typing import Any
 
-HELP = "create, list, verify, restore and prune backups of config, env file, state and data"
+from mcp_mesh_sdk.backup.catalog import list_backups, resolve_archive
+from mcp_mesh_sdk.backup.create import create_backup
+from mcp_mesh_sdk.backup.prune import prune
+from mcp_mesh_sdk.backup.restore import restore_backup
+from mcp_mesh_sdk.backup.sources import resolve_sources
+from mcp_mesh_sdk.backup.verify import verify_archive
+from mcp_mesh_sdk.commands.backup_report import HELP as REPORT_HELP
+from mcp_mesh_sdk.commands.backup_report import configure_report, run_report
+from mcp_mesh_sdk.constants import AGENT_ENV, BACKUP_DIR, CONFIG_DIR
+
+HELP = "create, list, verify, report, restore and prune backups of config, env file, state and data"
 
 
 def _paths(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument(
-        "--env-file", metavar="PATH", help="agent env file (default /etc/mcp-mesh/agent.env)"
-    )
-    parser.add_argument("--config-dir", metavar="DIR", help="config directory (/etc/mcp-mesh)")
+    parser.add_argument("--env-file", metavar="PATH", help=f"agent env file (default {AGENT_ENV})")
+    parser.add_argument("--config-dir", metavar="DIR", help=f"config directory ({CONFIG_DIR})")
     parser.add_argument("--state-dir", metavar="DIR", help="state dir (MCP_MESH_STATE_DIR)")
     parser.add_argument("--data-dir", metavar="DIR", help="data dir (BASE_DIRECTORY)")
     parser.add_argument(
         "--output-dir",
         metavar="DIR",
-        help="backup directory (MCP_MESH_BACKUP_DIR, default /var/backups/mcp-mesh)",
+        help=f"backup directory (MCP_MESH_BACKUP_DIR, default {BACKUP_DIR})",
     )
 
 
@@ -39,6 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     verify = sub.add_parser("verify", help="re-hash every member against the manifest")
     verify.add_argument("archive", help="NAME, PATH or latest")
     _paths(verify)
+    report = sub.add_parser("report", help=REPORT_HELP, description=REPORT_HELP)
+    configure_report(report)
     restore = sub.add_parser("restore", help="verify, then restore atomically")
     restore.add_argument("archive", help="NAME, PATH or latest")
     restore.add_argument("--mode", choices=("config", "data", "full"), required=True)
@@ -63,15 +76,13 @@ def _progress(done: int, total: int, members: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcp_mesh_sdk.backup.sources import resolve_sources
-
+    if args.action == "report":
+        return run_report(args)
     sources = resolve_sources(
         args.env_file, args.config_dir, args.state_dir, args.data_dir, args.output_dir
     )
     action = args.action
     if action == "create":
-        from mcp_mesh_sdk.backup.create import create_backup
-
         tty = sys.stderr.isatty()
         result = create_backup(sources, args.level, progress=_progress if tty else None)
         if tty:
@@ -82,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, document, f"{result.path}  {result.size} bytes  sha256 {result.sha256}")
         return 0
     if action == "list":
-        from mcp_mesh_sdk.backup.catalog import list_backups
-
         backups = list_backups(sources.backup_dir)
         lines = [
             f"{b.name}  {b.created_at or '?'}  {b.size:>12}  v{b.agent_version}  {b.verified}"
@@ -95,11 +104,7 @@ def run(args: argparse.Namespace) -> int:
         }
         _emit(args, document, "\n".join(lines) or f"no backups in {sources.backup_dir}")
         return 0
-    from mcp_mesh_sdk.backup.catalog import prune, resolve_archive
-
     if action == "verify":
-        from mcp_mesh_sdk.backup.verify import verify_archive
-
         report = verify_archive(resolve_archive(args.archive, sources.backup_dir))
         text = f"{report.archive.name}: " + (
             f"OK ({report.checked} members)"
@@ -109,8 +114,6 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, report.to_json(), text)
         return 0 if report.ok else 1
     if action == "restore":
-        from mcp_mesh_sdk.backup.restore import restore_backup
-
         archive = resolve_archive(args.archive, sources.backup_dir)
         restored = restore_backup(archive, args.mode, sources)
         document = restored.to_json()
