@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from mcp.client.session import ClientSession
     from mcp.types import CallToolResult
 
-    from mcp_mesh_sdk.config import AgentConfig, Secret
+    from mcp_mesh_sdk.config import AgentConfig
+    from mcp_mesh_sdk.envreader import Secret
 
 SMOKE_TIMEOUT = 30.0  # seconds for the whole smoke, at most
 SMOKE_PREFIX = f"{AGENT_OWN_PREFIX}smoke-"  # hidden from list_directory, not backed up

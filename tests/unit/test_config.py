@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_mesh_sdk.config import (
-    AgentConfig,
-    Secret,
-    check_agent_env,
-    default_agent_name,
-    load_agent_config,
-)
+from mcp_mesh_sdk.config import AgentConfig, check_agent_env, default_agent_name, load_agent_config
+from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT
+from mcp_mesh_sdk.envreader import Secret
 from mcp_mesh_sdk.errors import ConfigError
 
 TOKEN = "t0ken-that-is-long-enough-1234"
@@ -31,7 +27,7 @@ def problems_of(**env: str) -> dict[str, str]:
 
 
 DEFAULTS = {
-    "mesh_registry_url": "http://localhost:8080",
+    "mesh_registry_url": "http://localhost:8000",  # the registry's own default port
     "health_interval": 30,
     "fallback_mode": True,
     "security_context": "default",
@@ -39,7 +35,6 @@ DEFAULTS = {
     "max_file_size": 10 * 1024 * 1024,
     "allowed_extensions": frozenset({".txt", ".json", ".yaml"}),
     "log_level": "INFO",
-    "cache_ttl": 300,
     "max_concurrent_ops": 100,
     "request_timeout": 30,
     "retry_attempts": 3,
@@ -56,7 +51,6 @@ DEFAULTS = {
     "drain_delay": 2.0,
     "state_dir": Path("/var/lib/mcp-mesh"),
     "incident_interval": 30,
-    "secret_key": None,
     "database_url": None,
     "test_tool_delay": 0.0,
 }
@@ -92,7 +86,6 @@ GOOD = [
      frozenset({".md", ".txt", ".tar.gz"})),
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
     ("LOG_LEVEL", "warn", "log_level", "WARNING"),
-    ("CACHE_TTL", "0", "cache_ttl", 0),
     ("MAX_CONCURRENT_OPS", "8", "max_concurrent_ops", 8),
     ("REQUEST_TIMEOUT", "5", "request_timeout", 5),
     ("RETRY_ATTEMPTS", "0", "retry_attempts", 0),
@@ -141,7 +134,6 @@ BAD = [
     ("ALLOWED_EXTENSIONS", ".t x t", "not a file extension"),
     ("ALLOWED_EXTENSIONS", ",,", "lists no extension"),
     ("LOG_LEVEL", "LOUD", "one of DEBUG"),
-    ("CACHE_TTL", "-1", "integer >= 0"),
     ("MAX_CONCURRENT_OPS", "0", "integer from 1"),
     ("REQUEST_TIMEOUT", "0", "integer from 1"),
     ("RETRY_ATTEMPTS", "three", "integer from 0"),
@@ -204,7 +196,7 @@ def test_token_is_read_from_a_file(tmp_path: Path) -> None:
     token_file.write_text(TOKEN + "\n")
     config = load_agent_config({"MCP_MESH_TOKEN_FILE": str(token_file)})
     assert config.token.reveal() == TOKEN
-    assert config.token_file == token_file
+    assert TOKEN not in str(config.redacted())
 
 
 def test_unreadable_token_file_is_named(tmp_path: Path) -> None:
@@ -258,11 +250,12 @@ def test_secrets_never_show_in_repr_str_or_redacted_settings() -> None:
     }
     config = load(**values)
     shown = repr(config) + str(config) + str(config.redacted()) + f"{config.token}"
+    shown += str(config.warnings)
     for secret in [TOKEN, *values.values()]:
         assert secret not in shown
-    assert config.redacted()["secret_key"] == "(set)"
-    assert config.secret_key is not None
-    assert config.secret_key.reveal() == "the-secret-key-value"
+    assert config.redacted()["database_url"] == "(set)"
+    assert config.database_url is not None
+    assert config.database_url.reveal() == "postgresql://user:hunter2@db/mesh"
 
 
 def test_secret_compares_by_value_and_refuses_pickling() -> None:
@@ -309,3 +302,40 @@ def test_config_is_frozen() -> None:
     config = load()
     with pytest.raises(AttributeError):
         config.port = 1  # type: ignore[misc]
+
+
+# -- variables of an earlier release, and the registry's address ----------------------------
+
+
+@pytest.mark.parametrize("variable", ["CACHE_TTL", "SECRET_KEY"])
+def test_retired_variables_are_ignored_with_a_warning_naming_only_the_variable(
+    variable: str,
+) -> None:
+    value = "-1-not-even-valid-secret-value"
+    config = load(**{variable: value})
+    warnings = [w for w in config.warnings if w.startswith(f"{variable}: ")]
+    assert len(warnings) == 1
+    assert "no longer used" in warnings[0]
+    assert value not in str(config.warnings) + str(config.redacted()) + repr(config)
+    assert not hasattr(config, variable.lower())
+
+
+def test_retired_variables_left_empty_raise_no_warning() -> None:
+    config = load(CACHE_TTL="", SECRET_KEY="")
+    assert not any(w.startswith(("CACHE_TTL", "SECRET_KEY")) for w in config.warnings)
+
+
+def test_default_registry_url_is_the_registry_port_not_the_agents_own() -> None:
+    config = load()
+    assert config.mesh_registry_url == f"http://localhost:{REGISTRY_PORT}"
+    assert config.port == AGENT_PORT != REGISTRY_PORT
+    assert not any(w.startswith("MESH_REGISTRY_URL") for w in config.warnings)
+
+
+def test_bad_values_elsewhere_still_leave_the_valid_ones_for_the_ops_commands() -> None:
+    checked = check_agent_env(
+        {"MCP_MESH_TOKEN": TOKEN, "LOG_LEVEL": "loud", "MCP_MESH_STATE_DIR": "/srv/state"}
+    )
+    assert checked.config is None
+    assert checked.best_effort.state_dir == Path("/srv/state")
+    assert checked.best_effort.log_level == "INFO"

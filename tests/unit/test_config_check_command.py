@@ -100,3 +100,45 @@ def test_registry_service_is_checked_with_the_registry_rules(
     env = write_env(tmp_path, "MCP_MESH_REGISTRY_PORT=not-a-port\n", name="registry.env")
     assert main(["check-config", "--env-file", str(env), "--service", "registry"]) == EXIT_CONFIG
     assert "MCP_MESH_REGISTRY_PORT" in capsys.readouterr().err
+
+
+# An agent.env as the previous release rendered it: still carries CACHE_TTL and SECRET_KEY.
+PREVIOUS_RELEASE_ENV = f"""\
+MESH_REGISTRY_URL="http://192.0.2.10:8000"
+AGENT_NAME="agent2"
+LOG_LEVEL="DEBUG"
+CACHE_TTL="300"
+MCP_MESH_PORT="9090"
+MCP_MESH_TOKEN="{TOKEN}"
+SECRET_KEY="previous-release-secret-key"
+"""
+
+
+def test_env_file_of_the_previous_release_passes_with_deprecation_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = write_env(tmp_path, PREVIOUS_RELEASE_ENV + f"BASE_DIRECTORY={tmp_path}\n")
+    assert main(["check-config", "--env-file", str(env)]) == 0
+    captured = capsys.readouterr()
+    assert "is valid" in captured.out
+    assert "warning: CACHE_TTL: no longer used" in captured.err
+    assert "warning: SECRET_KEY: no longer used" in captured.err
+    assert "previous-release-secret-key" not in captured.out + captured.err
+
+    assert main(["check-config", "--env-file", str(env), "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert report["valid"] is True
+    assert "cache_ttl" not in report["settings"]
+    assert "secret_key" not in report["settings"]
+    assert "previous-release-secret-key" not in out
+
+
+def test_no_warning_about_the_default_registry_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}\n")
+    assert main(["check-config", "--env-file", str(env), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["mesh_registry_url"] == "http://localhost:8000"
+    assert not any(w.startswith("MESH_REGISTRY_URL") for w in report["warnings"])

@@ -7,13 +7,12 @@ given (never this process's environment) and prints no secret value.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_mesh_sdk.errors import ConfigError, ConfigProblem, OpsError
+from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
 
 HELP = "validate an agent or registry environment file; non-zero exit naming every bad variable"
 
@@ -71,37 +70,13 @@ def _check(
             )
         shown = checked.config.redacted() if checked.config else None
         return shown, list(checked.problems), warnings
-    try:
-        from mcp_mesh_sdk.registry.config import load_registry_config
-    except ImportError as exc:
-        raise OpsError("registry support is not installed in this runtime") from exc
+    from mcp_mesh_sdk.registry.config import load_registry_config
+
     try:
         config = load_registry_config(env)
     except ConfigError as exc:
-        return None, list(exc.problems), list(getattr(exc, "warnings", ()))
-    return _redacted(config), [], [str(warning) for warning in getattr(config, "warnings", ())]
-
-
-_SECRET_WORDS = ("token", "secret", "password", "database_url", "key")
-
-
-def _redacted(config: object) -> dict[str, Any] | None:
-    """A config's settings as JSON-able values, anything secret-looking shown as (set)."""
-    redact = getattr(config, "redacted", None)
-    if callable(redact):
-        shown = redact()
-        return shown if isinstance(shown, dict) else None
-    if not dataclasses.is_dataclass(config):
-        return None
-    settings: dict[str, Any] = {}
-    for item in dataclasses.fields(config):
-        value = getattr(config, item.name)
-        if any(word in item.name for word in _SECRET_WORDS):
-            value = "(set)" if value else "(not set)"
-        elif not isinstance(value, bool | int | float | str | type(None)):
-            value = str(value)
-        settings[item.name] = value
-    return settings
+        return None, list(exc.problems), []
+    return config.redacted(), [], list(config.warnings)
 
 
 def _report(

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mcp_mesh_sdk.config import LOG_FORMATS, LOG_LEVELS, EnvReader, Secret
+from mcp_mesh_sdk.constants import REGISTRY_DB, REGISTRY_PORT
+from mcp_mesh_sdk.envreader import LOG_FORMATS, LOG_LEVELS, EnvReader, Secret
 
-DEFAULT_DB = Path("/var/lib/mcp-mesh/registry.db")
 REGISTRY_PREFIX = "MCP_MESH_REGISTRY_"
 
 
 @dataclass(frozen=True)
 class RegistryConfig:
-    token: Secret
+    """The registry's settings; each default is what its variable unset means."""
+
+    token: Secret  # MCP_MESH_REGISTRY_TOKEN or the file MCP_MESH_REGISTRY_TOKEN_FILE names
     host: str = "0.0.0.0"
-    port: int = 8000
-    db_path: Path = DEFAULT_DB
-    health_interval: float = 30.0
-    stale_intervals: int = 3
-    retention: float = 3600.0
+    port: int = REGISTRY_PORT
+    db_path: Path = REGISTRY_DB
+    health_interval: float = 30.0  # seconds between heartbeats, as the agents are set up
+    stale_intervals: int = 3  # missed heartbeats before an agent is listed as stale
+    retention: float = 3600.0  # seconds a stale agent stays listed before it is deleted
     log_level: str = "INFO"
     log_format: str = "json"
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -54,22 +56,29 @@ class RegistryConfig:
 def load_registry_config(env: Mapping[str, str]) -> RegistryConfig:
     """The registry's configuration from `env`; ConfigError names every bad variable."""
     read = EnvReader(env)
-    token, _ = read.header_token(
+    default = RegistryConfig(token=Secret(""))
+    token = read.header_token(
         "MCP_MESH_REGISTRY_TOKEN", "MCP_MESH_REGISTRY_TOKEN_FILE", required=True
     )
     config = RegistryConfig(
-        token=token or Secret(""),
-        host=read.host("MCP_MESH_REGISTRY_HOST", "0.0.0.0"),
-        port=read.integer("MCP_MESH_REGISTRY_PORT", 8000, minimum=1, maximum=65535),
-        db_path=read.absolute_path("MCP_MESH_REGISTRY_DB", DEFAULT_DB) or DEFAULT_DB,
+        token=token or default.token,
+        host=read.host("MCP_MESH_REGISTRY_HOST", default.host),
+        port=read.integer("MCP_MESH_REGISTRY_PORT", default.port, minimum=1, maximum=65535),
+        db_path=read.absolute_path("MCP_MESH_REGISTRY_DB", default.db_path) or default.db_path,
         health_interval=read.number(
-            "HEALTH_INTERVAL", 30.0, minimum=0.0, allow_minimum=False, unit="seconds"
+            "HEALTH_INTERVAL",
+            default.health_interval,
+            minimum=0.0,
+            allow_minimum=False,
+            unit="seconds",
         ),
-        stale_intervals=read.integer("MCP_MESH_REGISTRY_STALE_INTERVALS", 3, minimum=1),
-        retention=read.number("MCP_MESH_REGISTRY_RETENTION", 3600.0, unit="seconds"),
-        log_level=read.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
-        log_format=read.choice("MCP_MESH_LOG_FORMAT", "json", LOG_FORMATS),
+        stale_intervals=read.integer(
+            "MCP_MESH_REGISTRY_STALE_INTERVALS", default.stale_intervals, minimum=1
+        ),
+        retention=read.number("MCP_MESH_REGISTRY_RETENTION", default.retention, unit="seconds"),
+        log_level=read.choice("LOG_LEVEL", default.log_level, LOG_LEVELS, upper=True),
+        log_format=read.choice("MCP_MESH_LOG_FORMAT", default.log_format, LOG_FORMATS),
     )
     read.unknown_variables((REGISTRY_PREFIX,))
     read.finish()
-    return RegistryConfig(**{**config.__dict__, "warnings": tuple(read.warnings)})
+    return replace(config, warnings=tuple(read.warnings))
