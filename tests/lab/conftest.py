@@ -17,6 +17,7 @@ tests/lab/fleet/) rely on it:
 `lab_host` (session) -> function: lab_host("agent1") -> that host's testinfra host
 `group_hosts` (session) -> function: group_hosts("agents") -> list of testinfra hosts
 `lab_host_name` -> each lab host's name in turn (tests that take it run once per host)
+`lab_agent_name` -> each agent host's name in turn (group agents)
 
 Environment:
     MESH_LAB_REUSE=1    use the lab that is up (bringing it up if it is not) and leave it up
@@ -123,14 +124,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "lab_host_name" in metafunc.fixturenames:
         metafunc.parametrize("lab_host_name", expected_host_names())
+    if "lab_agent_name" in metafunc.fixturenames:
+        metafunc.parametrize("lab_agent_name", expected_host_names("agents"))
 
 
-def expected_host_names() -> list[str]:
-    """The hosts the session's lab has: a reused lab's inventory, else the default topology."""
+def expected_host_names(group: str | None = None) -> list[str]:
+    """The hosts (of `group`) the session's lab has: a reused lab's inventory, else the default
+    topology."""
     inventory = inventory_path(LAB_NAME)
     if REUSE and inventory.exists():
-        return list(yaml.safe_load(inventory.read_text())["all"]["hosts"])
-    return [name for name, _ in host_plan(LAB_AGENTS)]
+        listed = yaml.safe_load(inventory.read_text())["all"]
+        if group is None:
+            return list(listed["hosts"])
+        return list(listed["children"][group]["hosts"])
+    return [name for name, groups in host_plan(LAB_AGENTS) if group is None or group in groups]
 
 
 @pytest.fixture(scope="session")

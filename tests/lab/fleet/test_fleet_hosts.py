@@ -1,4 +1,8 @@
-"""What site.yml leaves on each host: account, paths and modes, units, hardening, logs."""
+"""What site.yml leaves on each host: account, paths and modes, units, hardening, logs.
+
+Each test runs once per lab host (`lab_host_name`) or agent (`lab_agent_name`); in the lab every
+host belongs to the fleet (lb1 runs the load balancer and the registry).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,40 @@ import json
 import re
 from typing import Any
 
-import pytest
+from mcp_mesh_sdk.constants import (
+    AGENT_ENV,
+    AGENT_PORT,
+    AGENT_UNIT,
+    BACKUP_DIR,
+    CLI,
+    CONFIG_DIR,
+    CURRENT_RELEASE,
+    INSTALL_DIR,
+    REGISTRY_ENV,
+    REGISTRY_UNIT,
+    STATE_DIR,
+    SYSTEMD_DIR,
+)
 
-AGENT_UNIT = "mcp-mesh-sdk.service"
-REGISTRY_UNIT = "mcp-mesh-registry.service"
 MAX_EXPOSURE = 1.5
 
 # path, owner, group, mode: on every host of the fleet
 COMMON_PATHS = [
-    ("/etc/mcp-mesh", "root", "mcp-mesh", 0o750),
-    ("/var/lib/mcp-mesh", "mcp-mesh", "mcp-mesh", 0o750),
-    ("/var/backups/mcp-mesh", "root", "mcp-mesh", 0o750),
-    ("/opt/mcp-mesh", "root", "root", 0o755),
-    ("/opt/mcp-mesh/releases", "root", "root", 0o755),
+    (CONFIG_DIR, "root", "mcp-mesh", 0o750),
+    (STATE_DIR, "mcp-mesh", "mcp-mesh", 0o750),
+    (BACKUP_DIR, "root", "mcp-mesh", 0o750),
+    (INSTALL_DIR, "root", "root", 0o755),
+    (INSTALL_DIR / "releases", "root", "root", 0o755),
 ]
 AGENT_PATHS = [
-    ("/var/lib/mcp-mesh/data", "mcp-mesh", "mcp-mesh", 0o750),
-    ("/etc/mcp-mesh/agent.env", "root", "mcp-mesh", 0o640),
-    (f"/etc/systemd/system/{AGENT_UNIT}", "root", "root", 0o644),
+    (STATE_DIR / "data", "mcp-mesh", "mcp-mesh", 0o750),
+    (AGENT_ENV, "root", "mcp-mesh", 0o640),
+    (SYSTEMD_DIR / AGENT_UNIT, "root", "root", 0o644),
 ]
 REGISTRY_PATHS = [
-    ("/etc/mcp-mesh/registry.env", "root", "mcp-mesh", 0o640),
-    (f"/etc/systemd/system/{REGISTRY_UNIT}", "root", "root", 0o644),
+    (REGISTRY_ENV, "root", "mcp-mesh", 0o640),
+    (SYSTEMD_DIR / REGISTRY_UNIT, "root", "root", 0o644),
 ]
-
-
-def fleet_hosts(fleet: Any) -> list[str]:
-    groups = fleet.lab.groups
-    return sorted({*groups["agents"], *groups["registry"], *groups["loadbalancer"]})
 
 
 def units_of(fleet: Any, host: str) -> list[str]:
@@ -45,98 +55,89 @@ def units_of(fleet: Any, host: str) -> list[str]:
     return units
 
 
-def test_service_account_has_no_login_shell(fleet: Any, lab_host: Any) -> None:
-    for name in fleet_hosts(fleet):
-        user = lab_host(name).user("mcp-mesh")
-        assert user.exists, name
-        assert user.shell in ("/usr/sbin/nologin", "/sbin/nologin"), name
-        assert user.group == "mcp-mesh", name
-        assert user.uid < 1000, f"{name}: mcp-mesh is not a system user"
+def test_service_account_has_no_login_shell(fleet: Any, lab_host: Any, lab_host_name: str) -> None:
+    user = lab_host(lab_host_name).user("mcp-mesh")
+    assert user.exists
+    assert user.shell in ("/usr/sbin/nologin", "/sbin/nologin")
+    assert user.group == "mcp-mesh"
+    assert user.uid < 1000, "mcp-mesh is not a system user"
 
 
-def test_every_path_has_its_owner_and_mode(fleet: Any, lab_host: Any) -> None:
+def test_every_path_has_its_owner_and_mode(fleet: Any, lab_host: Any, lab_host_name: str) -> None:
+    expected = list(COMMON_PATHS)
+    if lab_host_name in fleet.lab.groups["agents"]:
+        expected += AGENT_PATHS
+    if lab_host_name in fleet.lab.groups["registry"]:
+        expected += REGISTRY_PATHS
     wrong = []
-    for name in fleet_hosts(fleet):
-        expected = list(COMMON_PATHS)
-        if name in fleet.lab.groups["agents"]:
-            expected += AGENT_PATHS
-        if name in fleet.lab.groups["registry"]:
-            expected += REGISTRY_PATHS
-        for path, owner, group, mode in expected:
-            file = lab_host(name).file(path)
-            found = (
-                file.exists and file.user,
-                file.exists and file.group,
-                file.exists and file.mode,
-            )
-            if found != (owner, group, mode):
-                wrong.append(f"{name}:{path} is {found}, want {(owner, group, oct(mode))}")
+    for path, owner, group, mode in expected:
+        file = lab_host(lab_host_name).file(str(path))
+        found = (file.exists and file.user, file.exists and file.group, file.exists and file.mode)
+        if found != (owner, group, mode):
+            wrong.append(f"{path} is {found}, want {(owner, group, oct(mode))}")
     assert wrong == []
 
 
-def test_current_release_is_the_deployed_version(fleet: Any, lab_host: Any) -> None:
-    for name in fleet_hosts(fleet):
-        current = lab_host(name).file("/opt/mcp-mesh/current")
-        assert current.is_symlink, name
-        assert current.linked_to == f"/opt/mcp-mesh/releases/{fleet.version}", name
-        version = lab_host(name).check_output(
-            "/opt/mcp-mesh/current/venv/bin/mcp-mesh-sdk --version"
-        )
-        assert version == f"mcp-mesh-sdk {fleet.version}"
+def test_current_release_is_the_deployed_version(
+    fleet: Any, lab_host: Any, lab_host_name: str
+) -> None:
+    current = lab_host(lab_host_name).file(str(CURRENT_RELEASE))
+    assert current.is_symlink
+    assert current.linked_to == f"{INSTALL_DIR}/releases/{fleet.version}"
+    version = lab_host(lab_host_name).check_output(f"{CLI} --version")
+    assert version == f"mcp-mesh-sdk {fleet.version}"
 
 
-def test_env_files_are_not_world_readable(fleet: Any, lab_host: Any) -> None:
-    for name in fleet_hosts(fleet):
-        for env in ("agent.env", "registry.env"):
-            file = lab_host(name).file(f"/etc/mcp-mesh/{env}")
-            if file.exists:
-                assert file.mode & 0o007 == 0, f"{name}:{env} mode {oct(file.mode)}"
+def test_env_files_are_not_world_readable(fleet: Any, lab_host: Any, lab_host_name: str) -> None:
+    for env in (AGENT_ENV, REGISTRY_ENV):
+        file = lab_host(lab_host_name).file(str(env))
+        if file.exists:
+            assert file.mode & 0o007 == 0, f"{env} mode {oct(file.mode)}"
 
 
-def test_the_journal_holds_no_secret(fleet: Any, lab_host: Any) -> None:
-    for name in fleet_hosts(fleet):
-        journal = lab_host(name).check_output("journalctl --no-pager -o cat")
-        for kind, token in fleet.tokens.items():
-            assert token not in journal, f"{name}: the {kind} token is in the journal"
+def test_the_journal_holds_no_secret(fleet: Any, lab_host: Any, lab_host_name: str) -> None:
+    journal = lab_host(lab_host_name).check_output("journalctl --no-pager -o cat")
+    for kind, token in fleet.tokens.items():
+        assert token not in journal, f"the {kind} token is in the journal"
 
 
-def test_units_are_enabled_and_running(fleet: Any, lab_host: Any) -> None:
-    for name in fleet_hosts(fleet):
-        for unit in units_of(fleet, name):
-            service = lab_host(name).service(unit)
-            assert service.is_enabled and service.is_running, f"{name}: {unit}"
-    for name in fleet.lab.groups["loadbalancer"]:
-        haproxy = lab_host(name).service("haproxy")
-        assert haproxy.is_enabled and haproxy.is_running
+def test_units_are_enabled_and_running(fleet: Any, lab_host: Any, lab_host_name: str) -> None:
+    units = units_of(fleet, lab_host_name)
+    if lab_host_name in fleet.lab.groups["loadbalancer"]:
+        units.append("haproxy.service")
+    assert units, f"{lab_host_name} runs no unit of the fleet"
+    for unit in units:
+        service = lab_host(lab_host_name).service(unit)
+        assert service.is_enabled and service.is_running, unit
 
 
-def test_units_are_hardened_to_an_exposure_of_at_most_1_5(fleet: Any, lab_host: Any) -> None:
+def test_units_are_hardened_to_an_exposure_of_at_most_1_5(
+    fleet: Any, lab_host: Any, lab_host_name: str
+) -> None:
     exposures = {}
-    for name in fleet_hosts(fleet):
-        for unit in units_of(fleet, name):
-            out = lab_host(name).check_output(f"systemd-analyze security {unit} --no-pager")
-            match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
-            assert match, out[-500:]
-            exposures[f"{name}:{unit}"] = float(match.group(1))
+    for unit in units_of(fleet, lab_host_name):
+        out = lab_host(lab_host_name).check_output(f"systemd-analyze security {unit} --no-pager")
+        match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", out)
+        assert match, out[-500:]
+        exposures[unit] = float(match.group(1))
     print(f"\nexposure: {exposures}")
     assert exposures and all(value <= MAX_EXPOSURE for value in exposures.values()), exposures
 
 
-def test_agents_listen_on_8080(fleet: Any, lab_host: Any) -> None:
-    for name in fleet.lab.groups["agents"]:
-        assert lab_host(name).socket("tcp://0.0.0.0:8080").is_listening, name
+def test_agents_listen_on_their_port(lab_host: Any, lab_agent_name: str) -> None:
+    assert lab_host(lab_agent_name).socket(f"tcp://0.0.0.0:{AGENT_PORT}").is_listening
 
 
-@pytest.mark.parametrize("unit", [AGENT_UNIT, REGISTRY_UNIT])
-def test_service_logs_in_the_journal_are_json(fleet: Any, lab_host: Any, unit: str) -> None:
-    group = "agents" if unit == AGENT_UNIT else "registry"
-    for name in fleet.lab.groups[group]:
+def test_service_logs_in_the_journal_are_json(
+    fleet: Any, lab_host: Any, lab_host_name: str
+) -> None:
+    for unit in units_of(fleet, lab_host_name):
         identifier = unit.removesuffix(".service")
-        out = lab_host(name).check_output(
+        out = lab_host(lab_host_name).check_output(
             f"journalctl --no-pager -o json -u {unit} SYSLOG_IDENTIFIER={identifier} -n 50"
         )
         messages = [json.loads(line)["MESSAGE"] for line in out.splitlines() if line.strip()]
-        assert messages, f"{name}: no log line from {unit}"
+        assert messages, f"no log line from {unit}"
         for message in messages:
             record = json.loads(message)  # every line the service wrote is one JSON object
             assert {"timestamp", "level", "message"} <= record.keys()

@@ -6,6 +6,8 @@ import json
 import urllib.request
 from typing import Any
 
+from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT
+
 # Round robin is fair over time, not over every short run: right after a server re-enters
 # (a test before this one drains and enables an agent), HAProxy may skip another one for tens
 # of requests. The test stops as soon as every agent has answered.
@@ -36,21 +38,21 @@ def lb_url(fleet: Any) -> str:
     return f"http://{fleet.lab.hosts[fleet.lab.groups['loadbalancer'][0]]}"
 
 
-def test_every_agent_is_ready(fleet: Any) -> None:
-    for name in fleet.lab.groups["agents"]:
-        status, _, _ = get(f"http://{fleet.lab.hosts[name]}:8080/ready")
-        assert status == 200, name
+def test_every_agent_is_ready(fleet: Any, lab_agent_name: str) -> None:
+    status, _, _ = get(f"http://{fleet.lab.hosts[lab_agent_name]}:{AGENT_PORT}/ready")
+    assert status == 200
 
 
-def test_registry_lists_every_agent_healthy_with_the_deployed_version(fleet: Any) -> None:
+def test_registry_lists_every_agent_healthy_with_the_deployed_version(
+    fleet: Any, lab_agent_name: str
+) -> None:
     registry = fleet.lab.hosts[fleet.lab.groups["registry"][0]]
-    _, _, body = get(f"http://{registry}:8000/agents?status=healthy")
+    _, _, body = get(f"http://{registry}:{REGISTRY_PORT}/agents?status=healthy")
     agents = {agent["name"]: agent for agent in json.loads(body)["agents"]}
-    assert set(fleet.lab.groups["agents"]) <= agents.keys()
-    for name in fleet.lab.groups["agents"]:
-        assert agents[name]["version"] == fleet.version
-        assert agents[name]["status"] == "healthy"
-        assert agents[name]["host"] == fleet.lab.hosts[name]
+    assert lab_agent_name in agents
+    assert agents[lab_agent_name]["version"] == fleet.version
+    assert agents[lab_agent_name]["status"] == "healthy"
+    assert agents[lab_agent_name]["host"] == fleet.lab.hosts[lab_agent_name]
 
 
 def test_requests_through_the_load_balancer_reach_every_agent(fleet: Any) -> None:
@@ -74,14 +76,15 @@ def call_tool(url: str, token: str, name: str, arguments: dict[str, Any]) -> dic
     return result
 
 
-def test_file_tools_work_in_base_directory_under_the_hardened_unit(fleet: Any) -> None:
+def test_file_tools_work_in_base_directory_under_the_hardened_unit(
+    fleet: Any, lab_agent_name: str
+) -> None:
     token = fleet.tokens["agent"]
-    for name in fleet.lab.groups["agents"]:
-        url = f"http://{fleet.lab.hosts[name]}:8080/mcp"
-        call_tool(url, token, "write_file", {"path": "fleet/probe.txt", "content": name})
-        read = call_tool(url, token, "read_file", {"path": "fleet/probe.txt"})
-        assert name in json.dumps(read), read
-        call_tool(url, token, "file_info", {"path": "fleet/probe.txt"})
+    url = f"http://{fleet.lab.hosts[lab_agent_name]}:{AGENT_PORT}/mcp"
+    call_tool(url, token, "write_file", {"path": "fleet/probe.txt", "content": lab_agent_name})
+    read = call_tool(url, token, "read_file", {"path": "fleet/probe.txt"})
+    assert lab_agent_name in json.dumps(read), read
+    call_tool(url, token, "file_info", {"path": "fleet/probe.txt"})
 
 
 def test_mcp_tools_are_listed_through_the_load_balancer(fleet: Any) -> None:
@@ -105,12 +108,11 @@ def test_mcp_without_the_token_is_refused(fleet: Any) -> None:
         raise AssertionError("/mcp answered without a token")
 
 
-def test_psutil_and_file_checks_work_inside_the_sandbox(fleet: Any) -> None:
+def test_psutil_and_file_checks_work_inside_the_sandbox(fleet: Any, lab_agent_name: str) -> None:
     """ProtectProc/ProtectSystem/PrivateUsers leave psutil and BASE_DIRECTORY usable."""
-    for name in fleet.lab.groups["agents"]:
-        _, _, body = get(f"http://{fleet.lab.hosts[name]}:8080/health/detailed")
-        checks = json.loads(body)["checks"]
-        assert checks["system"]["memory_percent"] > 0, name
-        assert checks["system"]["available_memory_mb"] > 0, name
-        files = checks["file_operations"]
-        assert (files["status"], files["readable"], files["writable"]) == ("ok", True, True), name
+    _, _, body = get(f"http://{fleet.lab.hosts[lab_agent_name]}:{AGENT_PORT}/health/detailed")
+    checks = json.loads(body)["checks"]
+    assert checks["system"]["memory_percent"] > 0
+    assert checks["system"]["available_memory_mb"] > 0
+    files = checks["file_operations"]
+    assert (files["status"], files["readable"], files["writable"]) == ("ok", True, True)
