@@ -1,0 +1,119 @@
+"""Playbooks only orchestrate: the tables and verdicts they print come from commands.
+
+Each playbook listed in CALLS must run the commands named there and print what a command it ran
+returned; no playbook listed may build a table, measure an age or judge rows in Jinja.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+
+# playbook -> the command lines (words in order) it must run
+CALLS: dict[str, list[str]] = {
+    "verify_backup.yml": ["backup report"],
+}
+
+# Jinja that computes what a command should: ages, table layout, rows and verdicts
+COMPUTING = {
+    "an age": re.compile(r"strftime|to_datetime|total_seconds|\bnow\("),
+    "a table": re.compile(r"\b(ljust|rjust|center|wordwrap)\b|\bformat\(|\|\s*format\b"),
+    "rows in a loop": re.compile(r"\{%-?\s*(for|set)\b"),
+    "a verdict from rows": re.compile(r"\b(selectattr|rejectattr)\b|sort\(attribute"),
+}
+COMMAND_MODULES = {"ansible.builtin.command", "command", "ansible.builtin.shell", "shell"}
+PRINT_MODULES = {"ansible.builtin.debug", "debug"}
+
+
+def tasks(node: Any) -> Iterator[dict[str, Any]]:
+    """Every task of the plays, blocks included."""
+    if isinstance(node, list):
+        for item in node:
+            yield from tasks(item)
+    elif isinstance(node, dict):
+        if any(module in node for module in COMMAND_MODULES | PRINT_MODULES) or "name" in node:
+            yield node
+        for key in ("tasks", "pre_tasks", "post_tasks", "handlers", "block", "rescue", "always"):
+            yield from tasks(node.get(key))
+
+
+def strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, list):
+        for item in node:
+            yield from strings(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from strings(value)
+
+
+def command_words(task: dict[str, Any]) -> list[str]:
+    """The words of the command line a command task runs, argv list or templated string."""
+    module = next((task[m] for m in COMMAND_MODULES if m in task), None)
+    if module is None:
+        return []
+    line = (module.get("argv") or module.get("cmd")) if isinstance(module, dict) else module
+    if isinstance(line, list):
+        return [str(word) for word in line]
+    return re.findall(r"[\w.-]+", str(line))
+
+
+def runs(task: dict[str, Any], command: str) -> bool:
+    wanted = command.split()
+    words = command_words(task)
+    return any(words[i : i + len(wanted)] == wanted for i in range(len(words)))
+
+
+def load(name: str) -> Any:
+    return yaml.safe_load((PLAYBOOKS / name).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(("playbook", "command"), [(p, c) for p, cs in CALLS.items() for c in cs])
+def test_the_playbook_runs_the_command(playbook: str, command: str) -> None:
+    assert any(runs(task, command) for task in tasks(load(playbook))), (
+        f"{playbook} does not run `{command}`"
+    )
+
+
+@pytest.mark.parametrize("playbook", CALLS)
+def test_what_the_playbook_prints_is_a_commands_output(playbook: str) -> None:
+    every = list(tasks(load(playbook)))
+    registered = {task["register"] for task in every if command_words(task) and "register" in task}
+    printed = [task for task in every if any(module in task for module in PRINT_MODULES)]
+    assert printed, f"{playbook} prints nothing"
+    for task in printed:
+        text = " ".join(strings(task))
+        assert any(re.search(rf"\b{name}\.stdout", text) for name in registered), (
+            f"{playbook}: {task.get('name')!r} prints no command's output"
+        )
+
+
+@pytest.mark.parametrize("playbook", CALLS)
+@pytest.mark.parametrize("what", COMPUTING)
+def test_the_playbook_computes_nothing_in_jinja(playbook: str, what: str) -> None:
+    found = [text for text in strings(load(playbook)) if COMPUTING[what].search(text)]
+    assert not found, f"{playbook} computes {what} in Jinja: {found}"
+
+
+def test_verify_backup_judges_the_hosts_backups_with_the_controllers_copies() -> None:
+    every = list(tasks(load("verify_backup.yml")))
+    reports = [task for task in every if runs(task, "backup report")]
+    on_host = [task for task in reports if "delegate_to" not in task]
+    on_controller = [task for task in reports if task.get("delegate_to") == "localhost"]
+    assert on_host and "--json" in command_words(on_host[0])
+    assert on_controller, "the controller's copies are not verified"
+    words = command_words(on_controller[0])
+    assert {"--from-json", "--copies"} <= set(words)
+    module = next(on_controller[0][m] for m in COMMAND_MODULES if m in on_controller[0])
+    assert on_host[0]["register"] in module["stdin"]  # the host's rows, judged with the copies
+    failing = [task for task in every if "ansible.builtin.fail" in task or "fail" in task]
+    assert failing and on_controller[0]["register"] in str(failing[0]["when"])
