@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_mesh_sdk.atomicfile import atomic_write_text, open_lock_file
+from mcp_mesh_sdk.constants import STATE_DIR
 from mcp_mesh_sdk.errors import OpsError
 
 log = logging.getLogger("mcp_mesh_sdk.incidents")
@@ -200,7 +201,7 @@ _RUNBOOK = {
     "error_rate": ["check the agent's logs for the failing operation", "check BASE_DIRECTORY"],
     "response_time": ["check load (mcp-mesh-sdk diagnose)", "check disk latency on the host"],
     "memory": ["free -h; ps aux --sort=-%mem | head", "restart the agent if it is the consumer"],
-    "disk": ["df -h; du -sh /var/lib/mcp-mesh/*", "prune backups: mcp-mesh-sdk backup prune"],
+    "disk": [f"df -h; du -sh {STATE_DIR}/*", "prune backups: mcp-mesh-sdk backup prune"],
 }
 
 

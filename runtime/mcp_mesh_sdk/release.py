@@ -40,10 +40,10 @@ from typing import Any, Protocol
 
 from mcp_mesh_sdk import __version__, migrate
 from mcp_mesh_sdk.atomicfile import fsync_directory
+from mcp_mesh_sdk.constants import UNITS
 from mcp_mesh_sdk.errors import OpsError
 from mcp_mesh_sdk.smoke import SMOKE_TIMEOUT, SmokeResult, SmokeRunner, SmokeTarget, run_smoke
 
-UNITS = {"agent": "mcp-mesh-sdk.service", "registry": "mcp-mesh-registry.service"}
 POLL_SECONDS = 0.1
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from mcp_mesh_sdk.constants import AGENT_ENV
 from mcp_mesh_sdk.errors import ConfigError, OpsError
 
 HELP = "check CPU, memory, disks, critical paths and the local agent (exit 0 ok, 1 issues, 2 error)"
@@ -13,9 +14,7 @@ HELP = "check CPU, memory, disks, critical paths and the local agent (exit 0 ok,
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument(
-        "--env-file", metavar="PATH", help="agent env file (default /etc/mcp-mesh/agent.env)"
-    )
+    parser.add_argument("--env-file", metavar="PATH", help=f"agent env file (default {AGENT_ENV})")
     parser.add_argument(
         "--cpu-interval", type=float, default=1.0, help="seconds CPU use is sampled (default 1)"
     )

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mcp_mesh_sdk.constants import AGENT_ENV
+
 HELP = "list the incidents the agent detected (incidents resolve ID --note TEXT closes one)"
 
 
@@ -18,7 +20,7 @@ def _common(parser: argparse.ArgumentParser, default: object) -> None:
         "--env-file",
         default=default,
         metavar="PATH",
-        help="agent env file to read MCP_MESH_STATE_DIR from (default /etc/mcp-mesh/agent.env)",
+        help=f"agent env file to read MCP_MESH_STATE_DIR from (default {AGENT_ENV})",
     )
 
 

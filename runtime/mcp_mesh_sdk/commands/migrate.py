@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mcp_mesh_sdk.constants import AGENT_ENV
+
 HELP = "apply (or roll back) state migrations; --status shows where the state stands"
 
 
@@ -20,9 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     parser.add_argument("--state-dir", type=Path, help="state directory (default: from env file)")
-    parser.add_argument(
-        "--env-file", metavar="PATH", help="agent env file (default /etc/mcp-mesh/agent.env)"
-    )
+    parser.add_argument("--env-file", metavar="PATH", help=f"agent env file (default {AGENT_ENV})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mcp_mesh_sdk.commands.release_analyse import configure_analyse, run_analyse
 from mcp_mesh_sdk.commands.release_summary import configure_summary, run_summary
+from mcp_mesh_sdk.constants import CONFIG_DIR, ENV_FILES
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
 
 HELP = (
@@ -24,8 +25,6 @@ HELP = (
 )
 if TYPE_CHECKING:
     from mcp_mesh_sdk.release import Plan
-
-DEFAULT_ENV = {"agent": "/etc/mcp-mesh/agent.env", "registry": "/etc/mcp-mesh/registry.env"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     activate.add_argument("--service", choices=("agent", "registry"), default="agent")
     activate.add_argument(
-        "--env-file", metavar="PATH", help="the service's env file (default /etc/mcp-mesh/*.env)"
+        "--env-file",
+        metavar="PATH",
+        help=f"the service's env file (default {CONFIG_DIR}/<service>.env)",
     )
     activate.add_argument(
         "--state-dir", type=Path, help="state to migrate (default: from the env file)"
@@ -84,7 +85,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "afterwards (run as root, or as a user who may remove the agent's files).",
     )
     smoke.add_argument(
-        "--env-file", metavar="PATH", help=f"the agent's env file (default {DEFAULT_ENV['agent']})"
+        "--env-file", metavar="PATH", help=f"the agent's env file (default {ENV_FILES['agent']})"
     )
     smoke.add_argument(
         "--timeout", type=float, default=None, metavar="SECONDS",
@@ -125,7 +126,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         raise ConfigError(
             [ConfigProblem("--release-dir", f"{release_dir} is not inside a releases directory")]
         )
-    env = read_env_file(args.env_file or DEFAULT_ENV[args.service])
+    env = read_env_file(args.env_file or ENV_FILES[args.service])
     common = {
         "release_dir": release_dir,
         "install_dir": release_dir.parent.parent,
@@ -192,7 +193,7 @@ def _run_smoke(args: argparse.Namespace) -> int:
     if not 0 < timeout <= 3600:
         reason = f"must be over 0 and at most 3600 seconds, got {timeout:g}"
         raise ConfigError([ConfigProblem("--timeout", reason)])
-    result = smoke_agent(args.env_file or DEFAULT_ENV["agent"], timeout)
+    result = smoke_agent(args.env_file or ENV_FILES["agent"], timeout)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     elif result.passed:
