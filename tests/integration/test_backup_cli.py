@@ -109,3 +109,24 @@ def test_restore_killed_while_staging_leaves_the_data_as_it_was(host) -> None:
     warned = cli("backup", "restore", "latest", "--mode", "data", "--json", *env)
     assert warned.returncode == 0, warned.stderr
     assert any("interrupted restore" in w for w in json.loads(warned.stdout)["warnings"])
+
+
+def test_report_on_the_host_then_on_the_controller_with_its_copies(host, tmp_path) -> None:
+    """The two commands verify_backup.yml runs, as separate processes joined by stdin."""
+    env = ["--env-file", str(host["env"])]
+    assert cli("migrate", *env).returncode == 0
+    made = json.loads(cli("backup", "create", "--json", *env).stdout)
+    on_host = cli("backup", "report", "--json", "--host", "agent1", *env)
+    assert on_host.returncode == 0, on_host.stderr
+    copies = tmp_path / "controller" / "agent1"
+    copies.mkdir(parents=True)
+    (copies / made["name"]).write_bytes(Path(made["path"]).read_bytes()[:-100])
+    judged = subprocess.run(
+        [sys.executable, "-m", "mcp_mesh_sdk", "backup", "report", "--from-json", "-",
+         "--copies", str(copies)],
+        input=on_host.stdout, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert judged.returncode == 1, judged.stderr
+    lines = judged.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:-1] if made["name"] in line] == ["host", "copy"]
+    assert lines[-1] == f"agent1: backups that do not verify: {made['name']}"
