@@ -25,6 +25,8 @@ from typing import Any
 import yaml
 
 from lab.state import inventory_path
+from mcp_mesh_sdk.constants import AGENT_UNIT, CLI, STATE_DIR
+from mcp_mesh_sdk.constants import BACKUP_DIR as BACKUP_DIR_DEFAULT
 
 RUNS = 3
 SIZES_MB = [int(s) for s in os.environ.get("MESH_BENCH_SIZES_MB", "100,1024").split(",")]
@@ -32,12 +34,12 @@ HOST = os.environ.get("MESH_BENCH_HOST", "agent1")
 OWN_LAB = "brst"
 LAB = os.environ.get("MESH_LAB_NAME", OWN_LAB)
 RESULTS = Path(__file__).parent / "results" / "restore.json"
-SDK = "/opt/mcp-mesh/current/venv/bin/mcp-mesh-sdk"
-BENCH_DIR = "/var/lib/mcp-mesh/data/bench-restore"
-BACKUP_DIR = "/var/backups/mcp-mesh-bench"
-TAR_DIR = "/var/lib/mcp-mesh/bench-tar-x"
+SDK = str(CLI)
+BENCH_DIR = f"{STATE_DIR}/data/bench-restore"
+BACKUP_DIR = f"{BACKUP_DIR_DEFAULT}-bench"
+TAR_DIR = f"{STATE_DIR}/bench-tar-x"
 # What `backup restore` keeps of the replaced data (removed after each run: 1 GB each).
-ROLLBACKS = "/var/lib/mcp-mesh/data.pre-restore-* /var/lib/mcp-mesh.pre-restore-*"
+ROLLBACKS = f"{STATE_DIR}/data.pre-restore-* {STATE_DIR}.pre-restore-*"
 
 # Runs on the host: times one command, prints {"seconds": ..., "output": <its JSON>}.
 TIMER = (
@@ -98,7 +100,7 @@ def measure(lab_name: str) -> dict[str, Any]:
             f" done && chown -R mcp-mesh:mcp-mesh {BENCH_DIR} && sync"
         )
         creates, restores, untars = [], [], []
-        on_host("systemctl stop mcp-mesh-sdk.service")
+        on_host(f"systemctl stop {AGENT_UNIT}")
         try:
             for _ in range(RUNS):
                 on_host(f"rm -f {BACKUP_DIR}/*")
@@ -112,7 +114,7 @@ def measure(lab_name: str) -> dict[str, Any]:
                 untars.append(untar["seconds"])
                 on_host(f"rm -rf {TAR_DIR}")
         finally:
-            on_host("systemctl start mcp-mesh-sdk.service")
+            on_host(f"systemctl start {AGENT_UNIT}")
             on_host(f"rm -rf {BENCH_DIR} {BACKUP_DIR} {TAR_DIR}")
         size_bytes = size_mb << 20
         rows[f"{size_mb}MB"] = {
