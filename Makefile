@@ -27,19 +27,15 @@ system-deps: ## install the Debian packages the controller needs (as root), only
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# The runtime (the hosts' wheel) and the controller's own package, controller/ (mesh-ops, the
+# report renderers; never shipped to the hosts), both editable.
+$(VENV)/.installed: pyproject.toml controller/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./controller
 	touch $@
 
-# mesh-ops runs on the controller only, so it stays out of the wheel the hosts get: a wrapper
-# running `python -m mesh_ops` from this checkout (controller-side, like lab/).
-$(BIN)/mesh-ops: $(VENV)/.installed
-	printf '#!/bin/sh\nPYTHONPATH="%s$${PYTHONPATH:+:$$PYTHONPATH}" exec "%s" -m mesh_ops "$$@"\n' "$(CURDIR)" "$(CURDIR)/$(PY)" > $@
-	chmod +x $@
-
-venv: $(VENV)/.installed $(BIN)/mesh-ops ## create .venv with the runtime and the dev tools
+venv: $(VENV)/.installed ## create .venv with the runtime, mesh-ops and the dev tools
 
 deps: system-deps venv
 
@@ -72,4 +68,4 @@ bench: deps ## run every benchmark; results in bench/results, summary in docs/pe
 	$(PY) -m bench
 
 clean: ## remove build output (not the lab, not the base image cache)
-	rm -rf build dist runtime/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf build dist runtime/*.egg-info controller/*.egg-info .mypy_cache .ruff_cache .pytest_cache

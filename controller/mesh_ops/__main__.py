@@ -1,4 +1,4 @@
-"""`python -m mesh_ops` (what the `mesh-ops` wrapper `make venv` installs runs)."""
+"""`python -m mesh_ops`, the same as the `mesh-ops` command."""
 
 import sys
 

@@ -1,64 +1,49 @@
 """`mesh-ops`: the fleet at a glance and everyday actions, over SSH from the controller.
 
-    mesh-ops [-i INVENTORY] status | health | incidents [-g GROUP]
+    mesh-ops [-i INVENTORY] status [--json] | health | incidents [-g GROUP]
     mesh-ops [-i INVENTORY] logs HOST [-n N] [--follow]
     mesh-ops [-i INVENTORY] restart HOST
 
-Every host of the group is asked at once; a host that does not answer is named with the
-reason, the others are still shown, and the exit status is 1. Hosts print JSON only
-(`mcp-mesh-sdk ... --json`, a small python3 probe); no text output is parsed.
+The inventory is read with `ansible-inventory --list`, so hosts are reached as the playbooks
+reach them (address, port, key, `ansible_user`, become through sudo). Every host of the group
+is asked at once; a host that does not answer is named with the reason, the others are still
+shown, and the exit status is 1. Hosts print JSON only (`mcp-mesh-sdk ... --json`, a small
+python3 probe); no text output is parsed.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from mesh_ops.inventory import DEFAULT_INVENTORY, Host, InventoryError, load_inventory
-from mesh_ops.remote import CLI, SERVICE, HostFailed, connect, on_each, run, run_json, status_probe
+from mcp_mesh_sdk.constants import AGENT_UNIT, CLI
+from mesh_ops.inventory import (
+    DEFAULT_INVENTORY,
+    REPO,
+    Host,
+    Inventory,
+    InventoryError,
+    ansible_command,
+    ansible_environment,
+    load_inventory,
+)
+from mesh_ops.remote import (
+    HostFailed,
+    balancer_probe,
+    connect,
+    on_each,
+    run,
+    run_json,
+    status_probe,
+)
+from mesh_ops.status import fleet_status, render_table, table, verdict
 
-RESTART = Path(__file__).resolve().parents[1] / "playbooks" / "restart.yml"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
-    lines = [headers, *rows]
-    return "\n".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)).rstrip()
-        for line in lines
-    )
-
-
-def uptime(seconds: Any) -> str:
-    if not isinstance(seconds, int | float):
-        return "-"
-    minutes, _ = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h" if days else f"{hours}h{minutes:02d}m"
-
-
-def status_row(name: str, probe: dict[str, Any]) -> list[str]:
-    """One row of `status` from what the host's probe printed."""
-    _, health = probe.get("health") or (None, None)
-    health = health if isinstance(health, dict) else {}
-    _, detailed = probe.get("detailed") or (None, None)
-    checks = detailed.get("checks", {}) if isinstance(detailed, dict) else {}
-    registry = checks.get("registry", {})
-    incidents = probe.get("incidents")
-    return [
-        name,
-        str(health.get("version") or "-"),
-        "yes" if probe.get("active") else "no",
-        "yes" if probe.get("ready") == 200 else "no",
-        "yes" if registry.get("registered") else "no",
-        uptime(health.get("uptime_seconds")),
-        "?" if incidents is None else str(len(incidents)),
-    ]
+RESTART = REPO / "playbooks" / "restart.yml"
+LOADBALANCER_GROUP = "loadbalancer"
 
 
 def report_failures(failures: list[str]) -> int:
@@ -67,26 +52,30 @@ def report_failures(failures: list[str]) -> int:
     return 1 if failures else 0
 
 
-def cmd_status(hosts: list[Host]) -> int:
-    results = on_each(hosts, status_probe)
-    rows, failures = [], []
-    for host, probe, error in results:
-        if error is not None:
-            rows.append([host.name, "-", "?", "?", "?", "-", "?  (unreachable)"])
-            failures.append(error)
-        else:
-            rows.append(status_row(host.name, probe))
-    headers = ["HOST", "VERSION", "ACTIVE", "READY", "REGISTERED", "UPTIME", "INCIDENTS"]
-    print(table(headers, rows))
-    return report_failures(failures)
+def cmd_status(inventory: Inventory, group: str, as_json: bool) -> int:
+    """The table (or JSON) of `mesh_ops.status`: exit 1 unless the fleet is healthy."""
+    agents = inventory.group(group)
+    results = on_each(agents, status_probe)
+    failures = [error for _, _, error in results if error is not None]
+    balancer = None
+    balancers = [h for h in inventory.hosts.values() if LOADBALANCER_GROUP in h.groups]
+    if balancers:
+        [(_, balancer, error)] = on_each(balancers[:1], balancer_probe)
+        failures += [] if error is None else [error]
+        balancer = balancer or {}
+    status = fleet_status({host.name: probe for host, probe, _ in results}, balancer)
+    print(
+        json.dumps({**status, "failures": failures}, indent=2) if as_json else render_table(status)
+    )
+    if not status["healthy"] and not as_json:
+        print(f"mesh-ops: {verdict(status)}", file=sys.stderr)
+    return max(report_failures(failures), 0 if status["healthy"] else 1)
 
 
 def cmd_health(hosts: list[Host]) -> int:
     def diagnose(connection: Any, host: Host) -> Any:
         result = run(connection, host, f"{CLI} diagnose --json", warn=True)
         try:
-            import json
-
             return json.loads(result.stdout)
         except ValueError:
             raise HostFailed(
@@ -132,7 +121,7 @@ def cmd_incidents(hosts: list[Host], include_resolved: bool) -> int:
 
 
 def cmd_logs(host: Host, lines: int, follow: bool) -> int:
-    command = f"journalctl --unit={SERVICE} --lines={lines} --no-pager" + (
+    command = f"journalctl --unit={AGENT_UNIT} --lines={lines} --no-pager" + (
         " --follow" if follow else ""
     )
     with connect(host) as connection:
@@ -140,19 +129,20 @@ def cmd_logs(host: Host, lines: int, follow: bool) -> int:
     return 0
 
 
-def cmd_restart(inventory_path: Path, host: Host) -> int:
+def cmd_restart(inventory_path: Path, host: Host, vault_password_file: Path | None) -> int:
     """Run `host` through the host cycle (playbooks/restart.yml), the one the rollouts use:
     drain, restart, wait until ready, smoke test, enable, judge it by its traffic."""
     if "agents" not in host.groups:
         raise InventoryError(f"{host.name} is not in group agents: only agents are restarted")
-    ansible_playbook = shutil.which("ansible-playbook") or str(
-        Path(sys.executable).parent / "ansible-playbook"
-    )
+    ansible_playbook = ansible_command("ansible-playbook")
     inventory = str(inventory_path.resolve())  # ansible-playbook runs from the repository
-    argv = [ansible_playbook, "-i", inventory, "--limit", host.name, str(RESTART)]
+    argv = [ansible_playbook, "-i", inventory, "--limit", host.name]
+    if vault_password_file is not None:
+        argv += ["--vault-password-file", str(vault_password_file.resolve())]
+    argv.append(str(RESTART))
     print(f"{host.name}: restarting through the host cycle ({RESTART.name})", flush=True)
     try:
-        done = subprocess.run(argv, cwd=RESTART.parent.parent, check=False)
+        done = subprocess.run(argv, cwd=REPO, env=ansible_environment(), check=False)
     except OSError as exc:
         raise HostFailed(f"{host.name}: cannot run {ansible_playbook}: {exc.strerror}") from exc
     if done.returncode != 0:
@@ -163,11 +153,22 @@ def cmd_restart(inventory_path: Path, host: Host) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mesh-ops", description=__doc__.split("\n\n")[0])
-    top.add_argument("-i", "--inventory", type=Path, default=DEFAULT_INVENTORY,
-                     help=f"Ansible YAML inventory (default {DEFAULT_INVENTORY})")  # fmt: skip
+    top.add_argument(
+        "-i",
+        "--inventory",
+        type=Path,
+        default=DEFAULT_INVENTORY,
+        help=f"Ansible inventory, file or directory, as for ansible-playbook ({DEFAULT_INVENTORY})",
+    )
+    top.add_argument(
+        "--vault-password-file",
+        type=Path,
+        metavar="FILE",
+        help="for an inventory with vault-encrypted variables (or ANSIBLE_VAULT_PASSWORD_FILE)",
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
-        ("status", "one table: version, active, ready, registered, uptime, open incidents"),
+        ("status", "version, active, ready, registered, uptime, incidents, LB; 1 unless healthy"),
         ("health", "mcp-mesh-sdk diagnose on every host: CPU, memory, disk, issues"),
         ("incidents", "the incidents of every host (open ones unless --all)"),
     ):
@@ -175,6 +176,8 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("-g", "--group", default="agents", help="inventory group (agents)")
         if name == "incidents":
             command.add_argument("--all", action="store_true", help="resolved ones too")
+        if name == "status":
+            command.add_argument("--json", action="store_true", help="rows and verdict as JSON")
     logs = sub.add_parser("logs", help="the agent's journal on one host")
     logs.add_argument("host")
     logs.add_argument("-n", "--lines", type=int, default=50, help="lines (default 50)")
@@ -189,9 +192,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        inventory = load_inventory(args.inventory)
+        inventory = load_inventory(args.inventory, args.vault_password_file)
         if args.command == "status":
-            return cmd_status(inventory.group(args.group))
+            return cmd_status(inventory, args.group, args.json)
         if args.command == "health":
             return cmd_health(inventory.group(args.group))
         if args.command == "incidents":
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.lines < 1:
                 raise InventoryError("-n must be at least 1")
             return cmd_logs(host, args.lines, args.follow)
-        return cmd_restart(args.inventory, host)
+        return cmd_restart(args.inventory, host, args.vault_password_file)
     except (InventoryError, HostFailed) as exc:
         print(f"mesh-ops: {exc}", file=sys.stderr)
         return 1

@@ -27,12 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SERVICE = "mcp-mesh-sdk.service"
+from mcp_mesh_sdk.constants import AGENT_UNIT
+
 JOURNAL_MESSAGE_CHARS = 300
 
 
-def _json_of(result: dict[str, Any] | None) -> tuple[Any, str | None]:
-    """(parsed stdout, None) or (None, why it could not be read) for a command result."""
+def command_json(result: dict[str, Any] | None) -> tuple[Any, str | None]:
+    """(parsed stdout, None) or (None, why it could not be read) for a command's result as
+    Ansible registers it ({"rc", "stdout", "stderr"})."""
     if not result:
         return None, "not run"
     try:
@@ -82,7 +84,7 @@ def summarize_host(name: str, raw: dict[str, Any] | None) -> dict[str, Any]:
             "journal_errors": [],
         }
     issues: list[str] = []
-    diagnose, why = _json_of(raw.get("diagnose"))
+    diagnose, why = command_json(raw.get("diagnose"))
     if not isinstance(diagnose, dict):
         issues.append(f"mcp-mesh-sdk diagnose did not report ({why})")
         diagnose = {}
@@ -91,13 +93,13 @@ def summarize_host(name: str, raw: dict[str, Any] | None) -> dict[str, Any]:
     service = raw.get("service") or {}
     state = str(service.get("ActiveState") or "unknown")
     if state != "active":
-        issues.append(f"{SERVICE} is {state} ({service.get('SubState', 'unknown')})")
+        issues.append(f"{AGENT_UNIT} is {state} ({service.get('SubState', 'unknown')})")
     restarts_text = str(service.get("NRestarts", ""))
     restarts = int(restarts_text) if restarts_text.isdigit() else None
     if restarts:
-        issues.append(f"systemd restarted {SERVICE} {restarts} time(s) after failures")
+        issues.append(f"systemd restarted {AGENT_UNIT} {restarts} time(s) after failures")
 
-    found, why = _json_of(raw.get("incidents"))
+    found, why = command_json(raw.get("incidents"))
     incidents = found.get("incidents", []) if isinstance(found, dict) else []
     if not isinstance(found, dict):
         issues.append(f"mcp-mesh-sdk incidents did not report ({why})")

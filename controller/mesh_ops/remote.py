@@ -1,4 +1,8 @@
-"""Run commands on many hosts at once over SSH (Fabric) and say which host failed and why."""
+"""Run commands on many hosts at once over SSH (Fabric) and say which host failed and why.
+
+Commands run as the inventory says Ansible would: as `ansible_user`, through sudo to
+`ansible_become_user` when `ansible_become` is set (with its password, never printed).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fabric import Connection
-from invoke.exceptions import UnexpectedExit
+from invoke.exceptions import AuthFailure, UnexpectedExit
 from paramiko.ssh_exception import SSHException
 
+from mcp_mesh_sdk.constants import AGENT_UNIT, CLI
 from mesh_ops.inventory import Host
 
 CONNECT_TIMEOUT = 5
-CLI = "/opt/mcp-mesh/current/venv/bin/mcp-mesh-sdk"
-SERVICE = "mcp-mesh-sdk.service"
 T = TypeVar("T")
 
 
@@ -34,14 +37,20 @@ def connect(host: Host) -> Connection:
     )  # fmt: skip
 
 
-def as_root(host: Host, command: str) -> str:
-    return command if host.user == "root" else f"sudo -n {command}"
+def _execute(connection: Connection, host: Host, command: str, **kwargs: Any) -> Any:
+    if not host.become:
+        return connection.run(command, **kwargs)
+    if host.become_password is None:  # passwordless sudo, or a clear refusal: never a prompt
+        return connection.run(f"sudo -n -H -u {shlex.quote(host.become_user)} {command}", **kwargs)
+    return connection.sudo(command, user=host.become_user, password=host.become_password, **kwargs)
 
 
 def run(connection: Connection, host: Host, command: str, **kwargs: Any) -> Any:
-    """Run `command` (as root) on `host`; HostFailed with the reason when it cannot."""
+    """Run `command` on `host` as the inventory says; HostFailed with the reason when it cannot."""
     try:
-        return connection.run(as_root(host, command), hide=kwargs.pop("hide", True), **kwargs)
+        return _execute(connection, host, command, hide=kwargs.pop("hide", True), **kwargs)
+    except AuthFailure:
+        raise HostFailed(f"{host.name}: sudo refused the become password") from None
     except UnexpectedExit as exc:
         detail = (exc.result.stderr or exc.result.stdout).strip()[-300:]
         raise HostFailed(
@@ -79,35 +88,50 @@ def on_each(
         return list(pool.map(one, hosts))
 
 
-# What `status` reads on a host, printed as one JSON object by the host's own python3.
+# What `status` reads on an agent, printed as one JSON object by the host's own python3, in
+# the shape Ansible registers the same reads in playbooks/fleet_status.yml (mesh_ops.status).
 STATUS_PROBE = """
 import json, subprocess, sys, urllib.error, urllib.request
-port, cli = sys.argv[1], sys.argv[2]
+port, cli, unit = sys.argv[1:4]
 def get(path):
     try:
         with urllib.request.urlopen("http://127.0.0.1:%s%s" % (port, path), timeout=3) as r:
-            return r.status, json.loads(r.read() or b"null")
+            status, body = r.status, r.read()
     except urllib.error.HTTPError as e:
-        try:
-            return e.code, json.loads(e.read() or b"null")
-        except ValueError:
-            return e.code, None
-    except (OSError, ValueError) as e:
-        return None, str(e)
-active = subprocess.run(["systemctl", "is-active", "--quiet", "mcp-mesh-sdk.service"])
-out = {"active": active.returncode == 0}
-out["health"] = get("/health")
-out["ready"] = get("/ready")[0]
-out["detailed"] = get("/health/detailed")
-listed = subprocess.run([cli, "incidents", "--json", "--open"], capture_output=True, text=True)
-try:
-    out["incidents"] = json.loads(listed.stdout)["incidents"]
-except (ValueError, KeyError):
-    out["incidents"] = None
-print(json.dumps(out))
+        status, body = e.code, e.read()
+    except OSError as e:
+        return {"status": -1, "msg": str(e)}
+    try:
+        return {"status": status, "json": json.loads(body or b"null")}
+    except ValueError:
+        return {"status": status}
+def command(argv):
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True)
+    except OSError as e:
+        return {"rc": 127, "stdout": "", "stderr": str(e)}
+    return {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+shown = command(["systemctl", "show", "--property=ActiveState,SubState", unit])["stdout"]
+print(json.dumps({
+    "service": dict(line.split("=", 1) for line in shown.splitlines() if "=" in line),
+    "health": get("/health"),
+    "ready": get("/ready"),
+    "detailed": get("/health/detailed"),
+    "incidents": command([cli, "incidents", "--json", "--open"]),
+}))
 """
 
 
 def status_probe(connection: Connection, host: Host) -> Any:
-    command = f"python3 -c {shlex.quote(STATUS_PROBE)} {host.agent_port} {CLI}"
-    return run_json(connection, host, command)
+    argv = ["python3", "-c", STATUS_PROBE, str(host.agent_port), str(CLI), AGENT_UNIT]
+    return run_json(connection, host, shlex.join(argv))
+
+
+def balancer_probe(connection: Connection, host: Host) -> Any:
+    """`mcp-mesh-sdk lb status --json` on the load balancer, as Ansible registers a command."""
+    argv = [str(CLI), "lb"]
+    socket = host.variables.get("mesh_loadbalancer_admin_socket")
+    if isinstance(socket, str):
+        argv += ["--socket", socket]
+    result = run(connection, host, shlex.join([*argv, "status", "--json"]), warn=True)
+    return {"rc": result.exited, "stdout": result.stdout, "stderr": result.stderr}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mesh_ops.cli import main, status_row, table, uptime
+from mesh_ops.cli import main
 from mesh_ops.inventory import InventoryError, load_inventory
+from mesh_ops.status import fleet_status, render_table, table, uptime
 
 INVENTORY = """
 all:
@@ -38,7 +40,7 @@ def test_inventory_hosts_groups_and_inherited_vars(tmp_path: Path) -> None:
     agent1, agent2 = inventory.host("agent1"), inventory.host("agent2")
     assert (agent1.address, agent1.key_file, agent1.user) == ("10.0.0.11", "/k", "deploy")
     assert (agent2.agent_port, agent2.user) == (9090, "deploy")
-    assert inventory.host("lb1").user == "root"
+    assert inventory.host("lb1").user is None  # no ansible_user: SSH's default, as for Ansible
     with pytest.raises(InventoryError, match="no group 'registry'"):
         inventory.group("registry")
     with pytest.raises(InventoryError, match="no host 'agent9'"):
@@ -48,8 +50,8 @@ def test_inventory_hosts_groups_and_inherited_vars(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("- not: an inventory", "no 'all:' group"),
-        ("all: [", "not valid YAML"),
+        ("- not: an inventory", "(?s)cannot read .*YAML inventory has invalid structure"),
+        ("all: [", "(?s)cannot read .*YAML parsing failed"),
         ("all: {}", "no hosts"),
     ],
 )
@@ -60,16 +62,18 @@ def test_bad_inventory_is_refused_with_a_message(tmp_path: Path, text: str, mess
 
 def test_status_row_from_a_probe() -> None:
     probe: dict[str, Any] = {
-        "active": True,
-        "health": [200, {"version": "1.2.3", "uptime_seconds": 3720}],
-        "ready": 200,
-        "detailed": [200, {"checks": {"registry": {"registered": True}}}],
-        "incidents": [{"id": "INC-1"}],
+        "service": {"ActiveState": "active"},
+        "health": {"status": 200, "json": {"version": "1.2.3", "uptime_seconds": 3720}},
+        "ready": {"status": 200},
+        "detailed": {"status": 200, "json": {"checks": {"registry": {"registered": True}}}},
+        "incidents": {"rc": 0, "stdout": '{"incidents": [{"id": "INC-1"}]}', "stderr": ""},
     }
-    assert status_row("agent1", probe) == ["agent1", "1.2.3", "yes", "yes", "yes", "1h02m", "1"]
-    stopped = {"active": False, "health": [None, "connection refused"], "ready": None,
-               "detailed": [None, "connection refused"], "incidents": None}  # fmt: skip
-    assert status_row("agent2", stopped) == ["agent2", "-", "no", "no", "no", "-", "?"]
+    stopped = {"service": {"ActiveState": "inactive"}, "health": {"status": -1},
+               "ready": {"status": -1}, "detailed": {"status": -1},
+               "incidents": {"rc": 1, "stdout": "", "stderr": "boom"}}  # fmt: skip
+    rows = render_table(fleet_status({"agent1": probe, "agent2": stopped})).splitlines()[1:]
+    assert rows[0].split() == ["agent1", "1.2.3", "yes", "yes", "yes", "1h02m", "1"]
+    assert rows[1].split() == ["agent2", "-", "no", "no", "no", "-", "?"]
 
 
 def test_table_and_uptime() -> None:
@@ -82,25 +86,36 @@ def test_missing_inventory_and_unknown_host_exit_1_with_a_message(
     tmp_path: Path, capsys: Any
 ) -> None:
     assert main(["-i", str(tmp_path / "none.yml"), "status"]) == 1
-    assert "cannot read inventory" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot read inventory" in err and "Traceback" not in err
     assert main(["-i", str(write(tmp_path, INVENTORY)), "logs", "agent9"]) == 1
     assert "no host 'agent9'" in capsys.readouterr().err
+
+
+REAL_RUN = subprocess.run
+
+
+def fake_playbooks(monkeypatch: pytest.MonkeyPatch, fake: Any) -> None:
+    """`fake` runs instead of ansible-playbook; ansible-inventory still reads the inventory."""
+
+    def run(argv: list[str], **kwargs: Any) -> Any:
+        if Path(argv[0]).name == "ansible-inventory":
+            return REAL_RUN(argv, **kwargs)
+        return fake(argv, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
 
 
 def test_restart_runs_the_host_cycle_playbook_limited_to_the_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import subprocess
-
-    from mesh_ops import cli
-
     calls: list[list[str]] = []
 
     def fake_run(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
         calls.append(argv)
         return subprocess.CompletedProcess(argv, 0)
 
-    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    fake_playbooks(monkeypatch, fake_run)
     inventory = write(tmp_path, INVENTORY)
     monkeypatch.chdir(tmp_path)  # a relative -i still names the same file for ansible-playbook
     assert main(["-i", inventory.name, "restart", "agent2"]) == 0
@@ -113,9 +128,7 @@ def test_restart_runs_the_host_cycle_playbook_limited_to_the_host(
 def test_restart_of_a_host_that_is_no_agent_is_refused_before_anything_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mesh_ops import cli
-
-    monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: pytest.fail("ran a playbook"))
+    fake_playbooks(monkeypatch, lambda *a, **k: pytest.fail("ran a playbook"))
     assert main(["-i", str(write(tmp_path, INVENTORY)), "restart", "lb1"]) == 1
     assert "lb1 is not in group agents" in capsys.readouterr().err
 
@@ -123,13 +136,7 @@ def test_restart_of_a_host_that_is_no_agent_is_refused_before_anything_runs(
 def test_a_failed_restart_says_so_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import subprocess
-
-    from mesh_ops import cli
-
-    monkeypatch.setattr(
-        cli.subprocess, "run", lambda argv, **_: subprocess.CompletedProcess(argv, 2)
-    )
+    fake_playbooks(monkeypatch, lambda argv, **_: subprocess.CompletedProcess(argv, 2))
     assert main(["-i", str(write(tmp_path, INVENTORY)), "restart", "agent1"]) == 1
     assert "agent1: restart failed (ansible-playbook exit 2)" in capsys.readouterr().err
 
@@ -137,12 +144,10 @@ def test_a_failed_restart_says_so_and_exits_1(
 def test_restart_without_ansible_playbook_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mesh_ops import cli
-
     def missing(*_: Any, **__: Any) -> None:
         raise FileNotFoundError(2, "No such file or directory")
 
-    monkeypatch.setattr(cli.subprocess, "run", missing)
+    fake_playbooks(monkeypatch, missing)
     assert main(["-i", str(write(tmp_path, INVENTORY)), "restart", "agent1"]) == 1
     err = capsys.readouterr().err
     assert "agent1: cannot run" in err and "No such file or directory" in err
