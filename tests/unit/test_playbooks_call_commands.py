@@ -19,6 +19,7 @@ PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 # playbook -> the command lines (words in order) it must run
 CALLS: dict[str, list[str]] = {
     "verify_backup.yml": ["backup report"],
+    "fleet_status.yml": ["-m mesh_ops.status", "incidents --json --open"],
 }
 
 # Jinja that computes what a command should: ages, table layout, rows and verdicts
@@ -117,3 +118,24 @@ def test_verify_backup_judges_the_hosts_backups_with_the_controllers_copies() ->
     assert on_host[0]["register"] in module["stdin"]  # the host's rows, judged with the copies
     failing = [task for task in every if "ansible.builtin.fail" in task or "fail" in task]
     assert failing and on_controller[0]["register"] in str(failing[0]["when"])
+
+
+def test_fleet_status_hands_every_agents_reads_and_the_balancers_to_mesh_ops_status() -> None:
+    every = list(tasks(load("fleet_status.yml")))
+    [render] = [task for task in every if runs(task, "-m mesh_ops.status")]
+    assert render.get("delegate_to") == "localhost" and render.get("run_once") is True
+    stdin = next(render[m] for m in COMMAND_MODULES if m in render)["stdin"]
+    assert "_mesh_status_gathered" in stdin and "_mesh_status_lb" in stdin
+    [kept] = [
+        task["ansible.builtin.set_fact"] for task in every if "ansible.builtin.set_fact" in task
+    ]
+    # what mesh_ops.status takes for one agent (the same the SSH probe of `mesh-ops status` reads)
+    assert set(kept["_mesh_status_gathered"]) == {
+        "service",
+        "health",
+        "ready",
+        "detailed",
+        "incidents",
+    }
+    [balancer] = [task for task in every if task.get("register") == "_mesh_status_lb"]
+    assert runs(balancer, "status --json") and "lb" in command_words(balancer)
