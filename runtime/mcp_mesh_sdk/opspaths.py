@@ -16,7 +16,6 @@ from mcp_mesh_sdk.envfile import read_env_file
 from mcp_mesh_sdk.envreader import Secret
 from mcp_mesh_sdk.errors import ConfigError
 
-DEFAULT_AGENT_ENV = AGENT_ENV  # the name backup/sources.py imports
 # The variables the paths come from: a problem with one of these is a problem for every caller.
 PATH_VARIABLES = frozenset({"MCP_MESH_STATE_DIR", "BASE_DIRECTORY", "MCP_MESH_PORT"})
 
