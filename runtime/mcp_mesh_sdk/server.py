@@ -1,8 +1,11 @@
 """`python -m mcp_mesh_sdk.server`: run the agent with this process's environment.
 
-A bad environment exits 78 (EX_CONFIG) with the same message `check-config` prints, never a
-traceback. The MCP SDK, the slowest import by far, is loaded in a worker thread once the
-listener is up (see `agent.service`), so it does not delay start-up.
+A bad environment, or a port already taken, exits 78 (EX_CONFIG) with the same message
+`check-config` prints, never a traceback. The MCP SDK, the slowest import by far, is loaded in
+a worker thread once the listener is up (see `agent.service`), so it does not delay start-up.
+The server itself is the skeleton the registry shares (`serving`); the agent passes its app,
+its readiness and its drain: /ready turns 503 and the agent leaves the registry while the
+listener stays open for MCP_MESH_DRAIN_DELAY.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from typing import TYPE_CHECKING
 
 from mcp_mesh_sdk.cli import EXIT_CONFIG
 from mcp_mesh_sdk.config import AgentConfig, load_agent_config
-from mcp_mesh_sdk.errors import ConfigError
+from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
     from mcp_mesh_sdk.agent.service import Agent
+    from mcp_mesh_sdk.serving.server import Hooks
 
 
 def run(config: AgentConfig) -> int:
@@ -31,12 +35,53 @@ def run(config: AgentConfig) -> int:
     log = logging.getLogger("mcp_mesh_sdk.agent")
     for warning in config.warnings:
         log.warning("configuration: %s", warning)
-    from mcp_mesh_sdk.agent.runner import serve
     from mcp_mesh_sdk.agent.service import Agent
 
     agent = Agent(config)
     watch_for_incidents(agent, config)
     return serve(config, agent)
+
+
+def serve(config: AgentConfig, agent: Agent) -> int:
+    """Run the agent until it is stopped; the exit code for the process."""
+    from mcp_mesh_sdk.serving.listener import ListenError, bind_listener
+
+    try:
+        listener = bind_listener(config.host, config.port)
+    except ListenError as exc:
+        raise ConfigError([ConfigProblem("MCP_MESH_PORT", str(exc))]) from exc
+    from mcp_mesh_sdk.agent.app import build_app
+    from mcp_mesh_sdk.serving.server import ServiceServer
+
+    server = ServiceServer(
+        build_app(agent),
+        agent_hooks(agent),
+        graceful_timeout=config.graceful_timeout,
+        trusted_proxies=config.trusted_proxies,
+    )
+
+    def exit_now(code: int) -> None:
+        agent.exit_code = code
+        server.should_exit = True
+
+    agent.request_exit = exit_now
+    server.serve_on(listener)
+    return agent.exit_code
+
+
+def agent_hooks(agent: Agent) -> Hooks:
+    """What the agent's serving adds to the skeleton: its readiness and its drain."""
+    from mcp_mesh_sdk.serving.server import Hooks
+
+    lifecycle = agent.lifecycle
+    return Hooks(
+        systemd=lifecycle.systemd,
+        drain_delay=agent.config.drain_delay,
+        drain_status="draining: /ready answers 503",
+        on_listening=lifecycle.mark_listening,
+        on_drain=lifecycle.begin_drain,
+        while_draining=agent.leave_registry,
+    )
 
 
 def watch_for_incidents(agent: Agent, config: AgentConfig) -> None:

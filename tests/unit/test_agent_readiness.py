@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mcp_mesh_sdk.agent.lifecycle import Lifecycle, watchdog_task
+from mcp_mesh_sdk.agent.lifecycle import Lifecycle
 from mcp_mesh_sdk.agent.registry_client import backoff_delays
 from mcp_mesh_sdk.config import load_agent_config
+from mcp_mesh_sdk.serving.systemd import systemd_watchdog
 
 
 def lifecycle(*, fallback: bool = True, registered: bool = False, errors=()) -> Lifecycle:
@@ -81,7 +82,7 @@ def received(sock: socket.socket) -> list[str]:
 def test_ready_is_sent_once_and_only_when_the_agent_may_serve(notify: socket.socket) -> None:
     async def scenario() -> list[list[str]]:
         state = lifecycle(fallback=False)
-        task = asyncio.create_task(state.tell_systemd())
+        task = asyncio.create_task(state.systemd.run())
         steps = []
         await asyncio.sleep(0.01)
         steps.append(received(notify))
@@ -109,10 +110,10 @@ def test_ready_is_sent_once_and_only_when_the_agent_may_serve(notify: socket.soc
 
 def test_watchdog_interval_is_half_of_watchdog_usec(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
-    assert watchdog_task() is None
+    assert systemd_watchdog() is None
     monkeypatch.setenv("WATCHDOG_USEC", "4000000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    task = watchdog_task()
+    task = systemd_watchdog()
     assert task is not None and task.interval == 2.0
 
 

@@ -1,4 +1,4 @@
-"""Readiness, systemd notifications and background tasks.
+"""Readiness, what systemd is told about it, and background tasks.
 
 Ready means: the socket is bound, the agent is registered and its heartbeats get through (or
 FALLBACK_MODE lets it serve without the registry), it is not draining, and its file
@@ -6,8 +6,8 @@ operations work. The MCP SDK may
 still be loading then (it takes most of a second to import): /mcp calls wait for it rather
 than fail, so it does not hold up readiness. systemd gets `READY=1` the first time all but
 the last hold (a bad BASE_DIRECTORY shows in /ready and STATUS=, not as a start that never
-ends), `STATUS=` on every change, `WATCHDOG=1` from the serving loop, and `STOPPING=1` when
-the drain begins.
+ends) and `STATUS=` on every change; the server skeleton (`serving`) sends them, with
+`WATCHDOG=1` from the serving loop and `STOPPING=1` when the drain begins.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from mcp_mesh_sdk import sdnotify
+from mcp_mesh_sdk.serving.systemd import Standing, SystemdReporter
 
 logger = logging.getLogger("mcp_mesh_sdk.agent.lifecycle")
 
@@ -68,9 +66,7 @@ class Lifecycle:
         self._listening = asyncio.Event()
         self.engine_loaded = False
         self.draining = False
-        self.ready_sent = False
-        self._changed = asyncio.Event()
-        self._last_status: str | None = None
+        self.systemd = SystemdReporter(self._standing)
 
     @property
     def uptime_seconds(self) -> float:
@@ -108,43 +104,19 @@ class Lifecycle:
 
     def changed(self) -> None:
         """Something readiness depends on changed: re-evaluate what systemd is told."""
-        self._changed.set()
+        self.systemd.changed()
 
     def begin_drain(self) -> None:
         if self.draining:
             return
         self.draining = True
-        sdnotify.notify("STOPPING=1", "STATUS=draining: /ready answers 503")
         logger.info("draining: /ready answers 503 from now on")
         self.changed()
 
-    async def tell_systemd(self) -> None:
-        """Send READY=1 once the agent may serve, STATUS= whenever readiness changes."""
-        while True:
-            self._changed.clear()
-            readiness = self.readiness()
-            may_serve = readiness.ready or readiness.reason == "unhealthy"
-            if may_serve and not self.ready_sent and not self.draining:
-                self.ready_sent = True
-                sdnotify.notify("READY=1", f"STATUS={_status_line(readiness)}")
-                self._last_status = _status_line(readiness)
-                logger.info("ready to serve, %.3f s after the process started", process_age())
-            else:
-                status = _status_line(readiness)
-                if status != self._last_status:
-                    self._last_status = status
-                    sdnotify.notify(f"STATUS={status}")
-            await self._changed.wait()
-
-
-def process_age() -> float:
-    """Seconds since this process started (from /proc, to the clock tick)."""
-    try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-    return uptime - ticks / os.sysconf("SC_CLK_TCK")
+    def _standing(self) -> Standing:
+        readiness = self.readiness()
+        may_serve = readiness.ready or readiness.reason == "unhealthy"
+        return Standing(may_serve and not self.draining, _status_line(readiness))
 
 
 def _status_line(readiness: Readiness) -> str:
@@ -156,17 +128,14 @@ def _status_line(readiness: Readiness) -> str:
 
 @dataclass
 class BackgroundTasks:
-    """The periodic jobs the agent runs while it serves (registry, sampling, watchdog...)."""
+    """The periodic jobs the agent runs while it serves (system samples, incident checks...)."""
 
     periodic: list[PeriodicTask] = field(default_factory=list)
-    services: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
         for task in self.periodic:
             self._tasks.append(asyncio.create_task(_repeat(task), name=task.name))
-        for name, service in self.services:
-            self._tasks.append(asyncio.create_task(_guarded(name, service), name=name))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -190,24 +159,3 @@ async def _repeat(task: PeriodicTask) -> None:
                 "background task %s failed; it runs again in %g s", task.name, task.interval
             )
         await asyncio.sleep(task.interval)
-
-
-async def _guarded(name: str, service: Callable[[], Awaitable[None]]) -> None:
-    try:
-        await service()
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        logger.exception("background service %s stopped with an error", name)
-
-
-def watchdog_task() -> PeriodicTask | None:
-    """`WATCHDOG=1` at half of $WATCHDOG_USEC, sent from the serving event loop."""
-    interval = sdnotify.watchdog_interval()
-    if interval is None:
-        return None
-    return PeriodicTask("systemd-watchdog", interval, lambda: _ping(), run_at_start=True)
-
-
-def _ping() -> None:
-    sdnotify.notify("WATCHDOG=1")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mcp_mesh_sdk import __version__
-from mcp_mesh_sdk.agent.lifecycle import BackgroundTasks, Lifecycle, PeriodicTask, watchdog_task
+from mcp_mesh_sdk.agent.lifecycle import BackgroundTasks, Lifecycle, PeriodicTask
 from mcp_mesh_sdk.agent.mcp_engine import McpEngine
 from mcp_mesh_sdk.agent.metrics import AgentMetrics
 from mcp_mesh_sdk.agent.monitoring import (
@@ -114,10 +114,6 @@ class Agent:
             PeriodicTask("system-sample", SYSTEM_SAMPLE_SECONDS, self._sample_system,
                          run_at_start=True)
         )  # fmt: skip
-        watchdog = watchdog_task()
-        if watchdog is not None:
-            self._tasks.periodic.append(watchdog)
-        self._tasks.services.append(("systemd-notify", self.lifecycle.tell_systemd))
         self._tasks.start()
         self._registry_task = asyncio.create_task(self.registry.run(), name="registry")
         self._engine_task = asyncio.create_task(self._serve_engine(), name="mcp-engine")
