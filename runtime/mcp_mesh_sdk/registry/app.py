@@ -14,8 +14,7 @@ import contextlib
 import logging
 import re
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
@@ -24,12 +23,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from mcp_mesh_sdk import __version__, sdnotify
-from mcp_mesh_sdk.logs import request_id_var
+from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.registry.config import RegistryConfig
 from mcp_mesh_sdk.registry.store import STATUSES, AgentStore
+from mcp_mesh_sdk.serving.bearer import BearerCheck
+from mcp_mesh_sdk.serving.middleware import RequestMetrics
 
 log = logging.getLogger("mcp_mesh_sdk.registry")
 
@@ -88,47 +88,21 @@ class AgentsCollector:
         yield gauge
 
 
-class RequestMetrics:
-    """ASGI middleware: counts requests by method, route template and status; sets request ids."""
+def route_template(routes: list[Route]) -> Callable[[Scope], str]:
+    """The route label of the request metrics: the matching route's template, or `unmatched`."""
 
-    def __init__(self, app: ASGIApp, routes: list[Route], counter: Counter) -> None:
-        self.app = app
-        self.routes = routes
-        self.counter = counter
-
-    def _route_of(self, scope: Scope) -> str:
-        for route in self.routes:
+    def route_of(scope: Scope) -> str:
+        for route in routes:
             match, _ = route.matches(scope)
             if match is Match.FULL:
                 return route.path
         return "unmatched"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-        status_holder = {"status": 500}
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            self.counter.labels(
-                scope["method"], self._route_of(scope), str(status_holder["status"])
-            ).inc()
-            request_id_var.reset(token)
+    return route_of
 
 
 def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
-    """The registry application around `store`; lifespan runs the sweep and the watchdog."""
+    """The registry application around `store`; its lifespan runs the sweep."""
     started = time.monotonic()
     metrics = CollectorRegistry(auto_describe=True)
     metrics.register(AgentsCollector(store))
@@ -139,14 +113,13 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
         registry=metrics,
     )
 
+    bearer = BearerCheck(config.token)
+
     def authorized(request: Request) -> bool:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        # Compared even when the scheme is wrong, so timing does not tell which part failed.
-        matches = config.token.matches(presented.strip())
-        return matches and scheme.lower() == "bearer" and bool(config.token.reveal())
+        return bearer.refusal(request.scope) is None
 
     def unauthorized() -> JSONResponse:
-        return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
+        return _error(401, "missing or wrong bearer token", **bearer.challenge())
 
     async def read_json(request: Request) -> Any:
         body = await request.body()
@@ -226,22 +199,16 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(_sweep_forever(store, config.sweep_interval))]
-        interval = sdnotify.watchdog_interval()
-        if interval:
-            tasks.append(asyncio.create_task(_watchdog_forever(interval)))
-        sdnotify.notify("READY=1", f"STATUS=serving on {config.host}:{config.port}")
+        sweep = asyncio.create_task(_sweep_forever(store, config.sweep_interval))
         log.info("registry ready", extra={"fields": {"host": config.host, "port": config.port}})
         try:
             yield
         finally:
-            sdnotify.notify("STOPPING=1")
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            sweep.cancel()
+            await asyncio.gather(sweep, return_exceptions=True)
 
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(RequestMetrics, routes=routes, counter=requests)
+    app.add_middleware(RequestMetrics, route_of=route_template(routes), requests=requests)
     return app
 
 
@@ -255,9 +222,3 @@ async def _sweep_forever(store: AgentStore, interval: float) -> None:
             continue
         if removed:
             log.info("removed agents past retention", extra={"fields": {"removed": removed}})
-
-
-async def _watchdog_forever(interval: float) -> None:
-    while True:
-        sdnotify.notify("WATCHDOG=1")
-        await asyncio.sleep(interval)

@@ -1,43 +1,25 @@
-"""Run the registry application under uvicorn on a socket bound before start-up."""
+"""Run the registry application on the server skeleton the agent shares (`serving`).
+
+The registry's standing for systemd never changes: READY=1 once it listens. A stop signal
+closes the listener at once (no drain delay: no load balancer probes it).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
-from types import FrameType
-
-import uvicorn
 
 from mcp_mesh_sdk.errors import OpsError
 from mcp_mesh_sdk.logs import setup_logging
 from mcp_mesh_sdk.registry.app import create_app
 from mcp_mesh_sdk.registry.config import RegistryConfig
 from mcp_mesh_sdk.registry.store import AgentStore
+from mcp_mesh_sdk.serving.listener import ListenError, bind_listener
+from mcp_mesh_sdk.serving.server import Hooks, ServiceServer
+from mcp_mesh_sdk.serving.systemd import Standing, SystemdReporter
 
 log = logging.getLogger("mcp_mesh_sdk.registry")
 
-
-class GracefulServer(uvicorn.Server):
-    """Stopping on SIGTERM/SIGINT is a clean exit (status 0), not a death by the signal."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()  # uvicorn would re-raise them after shutdown
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket, so "address in use" is a clear error before anything starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OpsError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.listen(1024)
-    return sock
+GRACEFUL_TIMEOUT = 5.0  # seconds requests in flight get once the listener closes
 
 
 def serve(config: RegistryConfig) -> int:
@@ -49,20 +31,20 @@ def serve(config: RegistryConfig) -> int:
         store = AgentStore(config.db_path, config.stale_after, config.retention)
     except Exception as exc:  # sqlite3.Error or OSError: the database is unusable either way
         raise OpsError(f"cannot open the registry database {config.db_path}: {exc}") from exc
-    sock = bind(config.host, config.port)
-    server = GracefulServer(
-        uvicorn.Config(
-            create_app(config, store),
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-        )
+    try:
+        listener = bind_listener(config.host, config.port)
+    except ListenError as exc:
+        store.close()
+        raise OpsError(str(exc)) from exc
+    standing = Standing(may_serve=True, status=f"serving on {config.host}:{config.port}")
+    server = ServiceServer(
+        create_app(config, store),
+        Hooks(systemd=SystemdReporter(lambda: standing)),
+        graceful_timeout=GRACEFUL_TIMEOUT,
     )
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        server.serve_on(listener)
     finally:
-        sock.close()
         store.close()
     log.info("registry stopped")
     return 0 if server.started else 1
