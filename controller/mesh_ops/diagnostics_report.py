@@ -1,7 +1,7 @@
 """Turn what playbooks/diagnostics.yml gathered into a fleet report (JSON and Markdown).
 
 The playbook writes one JSON document, `{"generated_at": ISO, "hosts": {HOST: RAW | null}}`,
-where RAW holds each host's registered results as Ansible gave them (null: the host did not
+where RAW holds each host's registered results as Ansible gave them (null or {}: the host did not
 answer over SSH):
 
     {"diagnose": {"rc", "stdout", "stderr"},        # mcp-mesh-sdk diagnose --json
@@ -68,7 +68,7 @@ def _journal_errors(lines: list[str]) -> list[dict[str, str]]:
 
 def summarize_host(name: str, raw: dict[str, Any] | None) -> dict[str, Any]:
     """One host's row of the report, with every issue found in what was gathered."""
-    if raw is None:
+    if not raw:
         return {
             "host": name,
             "reachable": False,
