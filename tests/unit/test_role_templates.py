@@ -32,15 +32,21 @@ def render(role: str, template: str, variables: dict[str, Any]) -> str:
 
 
 def agent_env(values: dict[str, str], secrets: dict[str, str], extra: dict[str, str]) -> str:
+    """agent.env as mesh_common's env template renders the agent role's entry."""
     return render(
-        "mesh_agent",
-        "agent.env.j2",
+        "mesh_common",
+        "mesh-service.env.j2",
         {
-            "_mesh_agent_env": values,
-            "_mesh_agent_secret_env": secrets,
-            "mesh_agent_env_extra": extra,
-            "_mesh_agent_unit": "mcp-mesh-sdk.service",
-            "_mesh_agent_env_file": "/etc/mcp-mesh/agent.env",
+            "mesh_common_file": {
+                "service": "agent",
+                "read_by": "mcp-mesh-sdk.service",
+                "dest": "/etc/mcp-mesh/agent.env",
+                "mode": "0640",
+                "env": values,
+                "env_extra": extra,
+                "secret_env": secrets,
+            },
+            "mesh_common_group": "mcp-mesh",
         },
     )
 

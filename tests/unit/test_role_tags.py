@@ -1,0 +1,94 @@
+"""Two-tier tags: `--tags mesh_<role>_<stage>` selects that role's stage and nothing else.
+
+Every role task carries the generic tag of its stage (install, configure, run) and the role's own
+(mesh_agent_configure, ...). `ansible-playbook --list-tasks` shows what a tag would run without
+contacting a host. The roles' argument checks are tagged `always` by Ansible and change nothing;
+they are left out of the comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = REPO / "tests" / "golden" / "inventory.yml"
+ARGUMENT_CHECK = "Validating arguments against arg spec"
+
+
+def listed_tasks(tags: str) -> dict[str, list[str]]:
+    """{play name: ["role : task", ...]} that `site.yml --tags <tags>` would run."""
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i", str(INVENTORY), "playbooks/site.yml", "--list-tasks", "--tags", tags,
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    plays: dict[str, list[str]] = {}
+    play = ""
+    for line in done.stdout.splitlines():
+        if line.strip().startswith("play #"):
+            play = line.split("): ", 1)[1].split("\tTAGS:")[0].strip()
+            plays[play] = []
+        elif "\tTAGS: [" in line and ARGUMENT_CHECK not in line:
+            plays[play].append(line.split("\tTAGS:")[0].strip())
+    return {name: tasks for name, tasks in plays.items() if tasks}
+
+
+PREFLIGHT = [
+    "mesh_common : Check that mesh_common's service pieces are called from a service role",
+    "mesh_common : Check the settings that argument specs cannot",
+]
+CONFIGURE = [
+    "mesh_common : Create the directories the service writes to - {{ mesh_common_service.name }}",
+    "mesh_common : Write the env file, checked by check-config before it replaces the old one"
+    " - {{ mesh_common_service.name }}",
+    "mesh_common : Stop when check-config rejected the configuration (the old env file stays)",
+    "mesh_common : Write the systemd unit - {{ mesh_common_service.name }}",
+]
+
+
+@pytest.mark.parametrize(
+    ("tag", "play"),
+    [
+        ("mesh_agent_configure", "Deploy the agents"),
+        ("mesh_registry_configure", "Deploy the registry"),
+    ],
+)
+def test_a_role_configure_tag_lists_only_that_roles_configuration(tag: str, play: str) -> None:
+    assert listed_tasks(tag) == {play: PREFLIGHT + CONFIGURE}
+
+
+def test_the_load_balancer_configure_tag_writes_only_haproxy_cfg() -> None:
+    assert listed_tasks("mesh_loadbalancer_configure") == {
+        "Deploy the load balancer": [
+            *PREFLIGHT,
+            "mesh_loadbalancer : Write haproxy.cfg,"
+            " checked with haproxy -c before it replaces the old one",
+        ]
+    }
+
+
+def test_the_generic_configure_tag_still_reaches_every_role() -> None:
+    plays = listed_tasks("configure")
+    for play in ("Deploy the registry", "Deploy the agents", "Deploy the load balancer"):
+        assert set(PREFLIGHT) <= set(plays[play])
+
+
+def test_the_agent_run_tag_starts_the_agent_and_its_backup_timer_without_installing() -> None:
+    tasks = listed_tasks("mesh_agent_run")
+    assert list(tasks) == ["Deploy the agents"]
+    assert tasks["Deploy the agents"] == [
+        *PREFLIGHT,
+        "mesh_common : Apply the pending restarts - {{ mesh_common_service.name }}",
+        "mesh_common : Enable and start the service - {{ mesh_common_service.name }}",
+        "mesh_common : Write the timer and the job it starts - {{ mesh_common_timer.name }}",
+        "mesh_common : Enable and start the timer - {{ mesh_common_timer.name }}",
+    ]
