@@ -68,7 +68,7 @@ def test_env_file_values_read_back_exactly_even_with_quotes_and_dollars() -> Non
 def test_empty_secrets_are_left_out_and_extra_variables_override() -> None:
     text = agent_env(
         {"LOG_LEVEL": "INFO", "HEALTH_INTERVAL": "30"},
-        {"MCP_MESH_TOKEN": "t", "SECRET_KEY": ""},
+        {"MCP_MESH_TOKEN": "t", "DATABASE_URL": ""},
         {"HEALTH_INTERVAL": "abc"},
     )
     values = parse_env_text(text)
