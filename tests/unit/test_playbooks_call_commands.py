@@ -20,6 +20,7 @@ PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 CALLS: dict[str, list[str]] = {
     "verify_backup.yml": ["backup report"],
     "fleet_status.yml": ["-m mesh_ops.status", "incidents --json --open"],
+    "lab_facts.yml": ["-m lab facts"],
 }
 
 # Jinja that computes what a command should: ages, table layout, rows and verdicts
@@ -139,3 +140,34 @@ def test_fleet_status_hands_every_agents_reads_and_the_balancers_to_mesh_ops_sta
     }
     [balancer] = [task for task in every if task.get("register") == "_mesh_status_lb"]
     assert runs(balancer, "status --json") and "lb" in command_words(balancer)
+
+
+def everything_run_by(name: str, folder: Path = PLAYBOOKS) -> Iterator[dict[str, Any]]:
+    """The tasks of a playbook or task file, following imported playbooks and task files."""
+    path = folder / name
+    for task in tasks(yaml.safe_load(path.read_text(encoding="utf-8"))):
+        yield task
+        for keyword in ("ansible.builtin.import_playbook", "ansible.builtin.import_tasks",
+                        "ansible.builtin.include_tasks"):  # fmt: skip
+            target = task.get(keyword)
+            if isinstance(target, str) and "{{" not in target:
+                yield from everything_run_by(target, path.parent)
+
+
+@pytest.mark.parametrize(
+    "command", ["release activate", "release analyse", "release summary", "backup create"]
+)
+def test_upgrade_runs_the_commands_that_judge_the_release(command: str) -> None:
+    assert any(runs(task, command) for task in everything_run_by("upgrade.yml")), (
+        f"upgrade.yml does not run `{command}`"
+    )
+
+
+def test_a_failed_switch_is_reported_from_the_commands_json_not_from_stderr() -> None:
+    switch = list(everything_run_by("switch_release.yml", PLAYBOOKS / "tasks"))
+    activate = next(task for task in switch if runs(task, "release activate"))
+    assert "--json" in command_words(activate)
+    failing = [task for task in switch if "ansible.builtin.fail" in task]
+    assert failing, "switch_release.yml does not fail on a failed activation"
+    message = failing[0]["ansible.builtin.fail"]["msg"]
+    assert "failed_step" in message and ".error" in message
