@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 from test_backup_helpers import make_host
 
 from mcp_mesh_sdk.backup.catalog import list_backups
-from mcp_mesh_sdk.backup.prune import prune
 from mcp_mesh_sdk.backup.create import create_backup
+from mcp_mesh_sdk.backup.prune import prune
 from mcp_mesh_sdk.backup.verify import verify_archive
 from mcp_mesh_sdk.cli import main
 
