@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_mesh_sdk.constants import AGENT_PORT
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -171,3 +173,17 @@ class McpLoad(LoadGenerator):
     @property
     def failure_ratio(self) -> float:
         return len(self.failures) / len(self.samples) if self.samples else 0.0
+
+
+def fleet_load(fleet: Any, max_seconds: float, max_requests: int) -> McpLoad:
+    """MCP clients writing and reading through the fleet's load balancer, 25 calls/s from four
+    threads (bounded), once every agent holds the seed file. Use it as a context manager."""
+    agents = [
+        f"http://{fleet.lab.hosts[name]}:{AGENT_PORT}/mcp" for name in fleet.lab.groups["agents"]
+    ]
+    seed_agents(agents, fleet.tokens["agent"])
+    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
+    return McpLoad(
+        f"http://{balancer}/mcp", token=fleet.tokens["agent"], rate=25.0, threads=4,
+        max_seconds=max_seconds, max_requests=max_requests,
+    )  # fmt: skip

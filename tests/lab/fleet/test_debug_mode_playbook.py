@@ -13,26 +13,15 @@ import urllib.request
 from typing import Any
 
 from tests.lab.fleet.conftest import recap
-from tests.lab.fleet.loadgen import McpLoad, seed_agents
+from tests.lab.fleet.loadgen import fleet_load
 
 PLAYBOOK = "playbooks/debug_mode.yml"
 LOAD_MAX_REQUESTS = 20000
 LOAD_MAX_SECONDS = 300
 
 
-def mcp_load(fleet: Any) -> McpLoad:
-    """MCP clients writing and reading through the load balancer (bounded)."""
-    agents = [f"http://{fleet.lab.hosts[name]}:8080/mcp" for name in fleet.lab.groups["agents"]]
-    seed_agents(agents, fleet.tokens["agent"])
-    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
-    return McpLoad(
-        f"http://{balancer}/mcp", token=fleet.tokens["agent"], rate=25.0, threads=4,
-        max_seconds=LOAD_MAX_SECONDS, max_requests=LOAD_MAX_REQUESTS,
-    )  # fmt: skip
-
-
 def switch(fleet: Any, on: bool) -> Any:
-    with mcp_load(fleet) as load:
+    with fleet_load(fleet, LOAD_MAX_SECONDS, LOAD_MAX_REQUESTS) as load:
         done = fleet.playbook("-e", f"mesh_debug={str(on).lower()}", playbook=PLAYBOOK)
     assert done.returncode == 0, f"{done.stdout[-5000:]}\n{done.stderr[-2000:]}"
     assert load.samples

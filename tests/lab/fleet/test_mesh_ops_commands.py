@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from tests.lab.conftest import REPO
-from tests.lab.fleet.test_debug_mode_playbook import mcp_load
+from tests.lab.fleet.loadgen import fleet_load
 
 SSH_BACK_AFTER_SECONDS = 25  # the host starts its sshd again by itself, even if this test dies
 
@@ -66,7 +66,7 @@ def test_status_names_the_host_whose_sshd_is_stopped_and_shows_the_others(fleet:
 def test_restart_drains_and_loses_no_request_then_logs_and_health_answer(fleet: Any) -> None:
     agent = fleet.lab.groups["agents"][-1]
     before = fleet.lab.testinfra_host(agent).run("systemctl show -p MainPID --value mcp-mesh-sdk")
-    with mcp_load(fleet) as load:
+    with fleet_load(fleet, max_seconds=300, max_requests=20_000) as load:
         restarted = mesh_ops(fleet, "restart", agent)
     assert restarted.returncode == 0, restarted.stderr
     assert f"{agent}: restarted" in restarted.stdout

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.lab.fleet.loadgen import McpLoad, seed_agents
+from tests.lab.fleet.loadgen import McpLoad, fleet_load
 from tests.lab.fleet.releases import (
     add_migration,
     break_serve,
@@ -67,13 +67,7 @@ def releases(fleet: Any, tmp_path_factory: pytest.TempPathFactory) -> Releases:
 @pytest.fixture
 def load(fleet: Any) -> Iterator[McpLoad]:
     """MCP tool calls through the load balancer for the whole test (bounded)."""
-    agents = [f"http://{fleet.lab.hosts[name]}:8080/mcp" for name in fleet.lab.groups["agents"]]
-    seed_agents(agents, fleet.tokens["agent"])
-    lb = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
-    with McpLoad(
-        f"http://{lb}:80/mcp", token=fleet.tokens["agent"], rate=25.0, threads=4,
-        max_seconds=400, max_requests=12_000,
-    ) as gen:  # fmt: skip
+    with fleet_load(fleet, max_seconds=400, max_requests=12_000) as gen:
         yield gen
 
 
