@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+import urllib.request
 from typing import Any
 
-LB_COMMAND = "/opt/mcp-mesh/current/venv/bin/mcp-mesh-sdk lb"
+from mcp_mesh_sdk.constants import AGENT_UNIT, CLI
+
+LB_COMMAND = f"{CLI} lb"
 
 
 def status(host: Any) -> dict[str, str]:
@@ -37,3 +41,43 @@ def test_an_unknown_server_is_a_clear_error(fleet: Any, lab_host: Any) -> None:
     result = lb.run(f"{LB_COMMAND} drain no-such-agent")
     assert result.rc == 2
     assert "no server 'no-such-agent'" in result.stderr and "Traceback" not in result.stderr
+
+
+def served_by(fleet: Any, requests: int) -> set[str]:
+    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
+    seen = set()
+    for _ in range(requests):
+        with urllib.request.urlopen(f"http://{balancer}/health", timeout=10) as answer:
+            seen.add(answer.headers["X-Mesh-Server"])
+    return seen
+
+
+def wait_for(lb: Any, state: str, agents: list[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all(status(lb).get(agent) == state for agent in agents):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not every agent {state} after {seconds:g} s: {status(lb)}")
+
+
+def test_after_every_agent_was_down_traffic_reaches_every_agent_again(
+    fleet: Any, lab_host: Any
+) -> None:
+    """A fleet back from a full outage is balanced at once. HAProxy 2.6's roundrobin sent every
+    request to the last agent back for thousands of requests (weight 100 each)."""
+    lb = lab_host(fleet.lab.groups["loadbalancer"][0])
+    agents = fleet.lab.groups["agents"]
+    try:
+        for agent in agents:
+            assert lab_host(agent).run(f"systemctl stop {AGENT_UNIT}").rc == 0
+        wait_for(lb, "DOWN", agents)
+        for agent in agents:  # back one at a time, as after a power cut
+            assert lab_host(agent).run(f"systemctl start {AGENT_UNIT}").rc == 0
+            time.sleep(2)
+        wait_for(lb, "UP", agents)
+        assert served_by(fleet, 60) == set(agents)
+    finally:
+        for agent in agents:
+            lab_host(agent).run(f"systemctl start {AGENT_UNIT}")
+        wait_for(lb, "UP", agents)

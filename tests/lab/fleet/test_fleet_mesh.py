@@ -8,9 +8,8 @@ from typing import Any
 
 from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT
 
-# Round robin is fair over time, not over every short run: right after a server re-enters
-# (a test before this one drains and enables an agent), HAProxy may skip another one for tens
-# of requests. The test stops as soon as every agent has answered.
+# The load balancer picks at random by weight (mesh_loadbalancer_balance): an agent that has
+# not answered after 300 requests gets no traffic. The test stops once every agent answered.
 MAX_REQUESTS_THROUGH_LB = 300
 
 
