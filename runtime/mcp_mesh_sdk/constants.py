@@ -21,6 +21,8 @@ AGENT_UNIT = "mcp-mesh-sdk.service"
 REGISTRY_UNIT = "mcp-mesh-registry.service"
 BACKUP_UNIT = "mcp-mesh-backup.service"
 BACKUP_TIMER = "mcp-mesh-backup.timer"
+# The age identity backups are encrypted to, in the config directory (root, 0600).
+BACKUP_IDENTITY_NAME = "backup.key"
 
 AGENT_ENV = CONFIG_DIR / "agent.env"
 REGISTRY_ENV = CONFIG_DIR / "registry.env"
@@ -28,6 +30,8 @@ REGISTRY_DB = STATE_DIR / "registry.db"
 
 AGENT_PORT = 8080
 REGISTRY_PORT = 8000
+# The header an agent's registry calls carry its own key in (registry/store.py: the binding).
+AGENT_KEY_HEADER = "X-Mesh-Agent-Key"
 
 UNITS = {"agent": AGENT_UNIT, "registry": REGISTRY_UNIT}
 ENV_FILES = {"agent": AGENT_ENV, "registry": REGISTRY_ENV}

@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ from typing import Any, Protocol
 from mcp_mesh_sdk import __version__, migrate
 from mcp_mesh_sdk.atomicfile import fsync_directory
 from mcp_mesh_sdk.constants import UNITS
+from mcp_mesh_sdk.envreader import Secret
 from mcp_mesh_sdk.errors import OpsError
 from mcp_mesh_sdk.smoke import SMOKE_TIMEOUT, SmokeResult, SmokeRunner, SmokeTarget, run_smoke
 
@@ -63,7 +64,9 @@ class Host(Protocol):
 
     def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]: ...
 
-    def get(self, url: str, timeout: float) -> tuple[int, Any]: ...
+    def get(
+        self, url: str, timeout: float, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]: ...
 
 
 class SystemHost:
@@ -72,10 +75,13 @@ class SystemHost:
     def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
-    def get(self, url: str, timeout: float) -> tuple[int, Any]:
+    def get(
+        self, url: str, timeout: float, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]:
         """(status, parsed JSON or None); status 0 when nothing answered."""
+        request = urllib.request.Request(url, headers=dict(headers or {}))  # noqa: S310
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 status, body = response.status, response.read()
         except urllib.error.HTTPError as exc:
             status, body = exc.code, exc.read()
@@ -98,6 +104,7 @@ class Plan:
     url: str  # the service's own base URL, e.g. http://127.0.0.1:8080
     version: str = __version__
     registry_url: str | None = None  # agents: wait until listed healthy there
+    registry_token: Secret | None = None  # the registry's reads need it too
     agent_name: str | None = None
     soak: float = 0.0
     timeout: float = 60.0
@@ -297,7 +304,9 @@ class Activation:
             {"status": "healthy", "name": self.plan.agent_name, "version": self.plan.version}
         )
         registry = (self.plan.registry_url or "").rstrip("/")
-        status, body = self.host.get(f"{registry}/agents?{query}", 2.0)
+        token = self.plan.registry_token
+        headers = {"Authorization": f"Bearer {token.reveal()}"} if token is not None else {}
+        status, body = self.host.get(f"{registry}/agents?{query}", 2.0, headers=headers)
         agents = body.get("agents") if isinstance(body, dict) else None
         if status == 200 and isinstance(agents, list) and len(agents) == 1:
             return None

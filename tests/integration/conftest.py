@@ -171,6 +171,8 @@ class FakeRegistry:
     port: int
     token: str | None = REGISTRY_TOKEN
     calls: list[tuple[str, str, Any, str | None]] = field(default_factory=list)
+    keys: list[str | None] = field(default_factory=list)  # X-Mesh-Agent-Key of each call
+    refuse_with: tuple[int, str] | None = None  # (status, error) for every authorized call
     agents: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -186,11 +188,16 @@ class FakeRegistry:
         with self.lock:
             return [f"{method} {path}" for method, path, _, _ in self.calls]
 
-    def handle(self, method: str, path: str, body: Any, auth: str | None) -> tuple[int, Any]:
+    def handle(
+        self, method: str, path: str, body: Any, auth: str | None, key: str | None = None
+    ) -> tuple[int, Any]:
         with self.lock:
             self.calls.append((method, path, body, auth))
+            self.keys.append(key)
             if self.token is not None and auth != f"Bearer {self.token}":
                 return 401, {"error": "unauthorized"}
+            if self.refuse_with is not None:
+                return self.refuse_with[0], {"error": self.refuse_with[1]}
             if method == "POST" and path == "/agents/register":
                 self.agents[body["name"]] = body
                 return 200, {"agent": body}
@@ -214,7 +221,8 @@ def serve_fake_registry(port: int | None = None) -> Iterator[FakeRegistry]:
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
             status, reply = registry.handle(self.command, self.path, body,
-                                            self.headers.get("Authorization"))  # fmt: skip
+                                            self.headers.get("Authorization"),
+                                            self.headers.get("X-Mesh-Agent-Key"))  # fmt: skip
             data = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

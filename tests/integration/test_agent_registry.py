@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import stat
+from pathlib import Path
 
 import pytest
 from conftest import REGISTRY_TOKEN, FakeRegistry, serve_fake_registry, wait_until
@@ -117,3 +119,31 @@ def test_a_refused_registry_token_is_reported(
     error = agent.get("/health/detailed").json()["checks"]["registry"]["error"]
     assert "refused the token (HTTP 401)" in error
     assert "wrong-token" not in agent.service.log()
+
+
+def test_every_call_carries_the_agent_key_kept_0600_across_restarts(
+    registry_env, fake_registry: FakeRegistry, start_agent
+) -> None:
+    key_file = Path(registry_env["MCP_MESH_STATE_DIR"]) / "registry-agent.key"
+    agent = start_agent(registry_env)
+    assert wait_until(lambda: "POST /agents/agent-under-test/heartbeat" in fake_registry.paths())
+    key = key_file.read_text().strip()
+    assert len(key) >= 32
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    agent.service.process.send_signal(signal.SIGTERM)
+    assert agent.service.process.wait(15) == 0
+    start_agent(registry_env)  # a restart (or an upgrade) keeps the key
+    assert wait_until(lambda: fake_registry.paths().count("POST /agents/register") == 2)
+    assert set(fake_registry.keys) == {key}  # register, heartbeat, deregister, register
+    assert "DELETE /agents/agent-under-test" in fake_registry.paths()
+    assert key not in agent.service.log()
+
+
+def test_a_registry_refusing_the_name_is_reported_with_its_reason(
+    registry_env, fake_registry: FakeRegistry, start_agent
+) -> None:
+    fake_registry.refuse_with = (409, "agent 'agent-under-test' is bound to another agent key")
+    agent = start_agent(registry_env)
+    assert wait_until(lambda: agent.get("/health/detailed").json()["checks"]["registry"]["error"])
+    error = agent.get("/health/detailed").json()["checks"]["registry"]["error"]
+    assert "HTTP 409" in error and "bound to another agent key" in error

@@ -30,10 +30,13 @@ def real_registry(tmp_path: Path, port: int, db: Path) -> Iterator[Service]:
 
 def listed(registry_url: str, status: str = "healthy") -> list[dict]:
     try:
-        reply = request(f"{registry_url}/agents?status={status}", timeout=2)
+        reply = request(f"{registry_url}/agents?status={status}", headers=AUTH, timeout=2)
     except OSError:
         return []
     return reply.json()["agents"] if reply.status == 200 else []
+
+
+AUTH = {"Authorization": f"Bearer {REGISTRY_TOKEN}"}
 
 
 def ready_status(agent) -> int:
@@ -109,3 +112,30 @@ def test_stopped_agent_is_listed_stale_then_healthy_when_back(
         assert wait_until(lambda: len(listed(url, "stale")) == 1, timeout=15)
         start_agent(env)
         assert wait_until(lambda: len(listed(url, "healthy")) == 1, timeout=15)
+
+
+def test_another_token_holder_cannot_move_a_running_agents_entry(
+    tmp_path, agent_env, start_agent
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with real_registry(tmp_path, port, tmp_path / "r.db") as registry:
+        agent = start_agent(mesh_env(agent_env, port, fallback=True))
+        assert wait_until(lambda: len(listed(url)) == 1)
+        [real] = listed(url)
+        forged = {"name": "agent-under-test", "host": "10.6.6.6", "port": 9999, "version": "6.6.6"}
+        for extra in ({}, {"X-Mesh-Agent-Key": "f" * 43}):  # the shared token alone, another key
+            reply = request(
+                f"{url}/agents/register", method="POST", headers={**AUTH, **extra}, body=forged
+            )
+            assert reply.status == 409, reply.text
+            assert "registry forget agent-under-test" in reply.json()["error"]
+        heartbeat = real["last_heartbeat"]
+        assert wait_until(lambda: listed(url)[0]["last_heartbeat"] != heartbeat, timeout=10)
+        [entry] = listed(url)  # the real agent's heartbeats keep its own entry, unchanged
+        assert (entry["host"], entry["port"], entry["version"]) == (
+            real["host"], real["port"], real["version"]
+        )  # fmt: skip
+        detailed = agent.get("/health/detailed").json()["checks"]["registry"]
+        assert detailed["registered"] is True and detailed["error"] is None
+    assert "refused a registration" in registry.log()

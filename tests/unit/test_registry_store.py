@@ -1,4 +1,8 @@
-from mcp_mesh_sdk.registry.store import AgentStore
+import sqlite3
+
+import pytest
+
+from mcp_mesh_sdk.registry.store import AgentStore, NotYours
 
 
 class FakeClock:
@@ -73,3 +77,68 @@ def test_filters_by_name_and_version(tmp_path) -> None:
     assert [a.name for a in store.list(name="a1")] == ["a1"]
     assert store.deregister("a1") is True
     assert store.deregister("a1") is False
+
+
+KEY, OTHER_KEY = "k" * 43, "o" * 43
+
+
+def test_a_bound_name_changes_only_with_its_key(tmp_path) -> None:
+    store = make_store(tmp_path, FakeClock())
+    assert store.register("a1", "h1", 8080, "1.0.0", [], key=KEY).bound is True
+    for key in (OTHER_KEY, None):
+        with pytest.raises(NotYours):
+            store.register("a1", "attacker", 9999, "6.6.6", [], key=key)
+        with pytest.raises(NotYours):
+            store.heartbeat("a1", key=key)
+        with pytest.raises(NotYours):
+            store.deregister("a1", key=key)
+    [entry] = store.list()
+    assert (entry.host, entry.port, entry.version) == ("h1", 8080, "1.0.0")
+    assert store.heartbeat("a1", key=KEY) is not None
+
+
+def test_the_store_keeps_a_digest_of_the_key_never_the_key(tmp_path) -> None:
+    store = make_store(tmp_path, FakeClock())
+    store.register("a1", "h1", 8080, "1.0.0", [], key=KEY)
+    store.close()
+    assert KEY.encode() not in b"".join(path.read_bytes() for path in tmp_path.iterdir())
+
+
+def test_forget_drops_entry_and_binding_so_the_name_binds_anew(tmp_path) -> None:
+    store = make_store(tmp_path, FakeClock())
+    store.register("a1", "h1", 8080, "1.0.0", [], key=KEY)
+    assert store.forget("a1") == (True, True)
+    assert store.list() == []
+    assert store.register("a1", "h2", 8080, "1.0.0", [], key=OTHER_KEY).host == "h2"
+    assert store.forget("ghost") == (False, False)
+
+
+def test_a_database_of_an_older_release_is_used_as_it_is_and_stays_usable_for_it(
+    tmp_path,
+) -> None:
+    path = tmp_path / "registry.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE agents (name TEXT PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL,"
+        " version TEXT NOT NULL, capabilities TEXT NOT NULL, first_seen REAL NOT NULL,"
+        " last_heartbeat REAL NOT NULL)"
+    )
+    clock = FakeClock()
+    old.execute("INSERT INTO agents VALUES ('a1', 'h1', 8080, '0.9', '[]', ?, ?)", (clock(),) * 2)
+    old.commit()
+    old.close()
+
+    store = make_store(tmp_path, clock)
+    [legacy] = store.list()
+    assert (legacy.name, legacy.bound) == ("a1", False)
+    assert store.heartbeat("a1") is not None  # the old agent, without a key
+    assert store.register("a1", "h1", 8080, "1.0.0", [], key=KEY).bound is True
+    store.close()
+
+    older_release = sqlite3.connect(path)  # what the older code does with the same file
+    older_release.execute(
+        "INSERT INTO agents VALUES ('a2', 'h2', 8080, '0.9', '[]', ?, ?)", (clock(),) * 2
+    )
+    rows = older_release.execute("SELECT * FROM agents ORDER BY name").fetchall()
+    assert [len(row) for row in rows] == [7, 7]
+    older_release.close()

@@ -32,6 +32,7 @@ class FakeHost:
         self.pids = ["101"]  # MainPID answers, one per call (the last repeats)
         self.restart_fails = False
         self.rollback_answer: dict[str, Any] = {"ran": [{"id": "0002_x", "direction": "down"}]}
+        self.headers: dict[str, dict[str, str]] = {}  # the last GET's headers, by endpoint
 
     def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         self.commands.append(argv)
@@ -48,7 +49,8 @@ class FakeHost:
             out = json.dumps(self.rollback_answer)
         return subprocess.CompletedProcess(argv, code, out, err)
 
-    def get(self, url: str, timeout: float) -> tuple[int, Any]:
+    def get(self, url: str, timeout: float, headers: Any = None) -> tuple[int, Any]:
+        self.headers[url.split("?")[0].rsplit("/", 1)[1]] = dict(headers or {})
         if url.endswith("/ready"):
             status = self.ready_after_kill if self.signalled else self.ready_status
             return status, {"ready": status == 200}
@@ -168,10 +170,10 @@ def test_the_soak_counts_from_the_moment_the_service_was_healthy(
     clock = FakeClock()
     real_get = host.get
 
-    def get(url: str, timeout: float) -> tuple[int, Any]:
+    def get(url: str, timeout: float, headers: Any = None) -> tuple[int, Any]:
         if "/agents?" in url and clock.now >= 1.5:  # listed 1.5 s after becoming healthy
             host.listed = True
-        return real_get(url, timeout)
+        return real_get(url, timeout, headers)
 
     host.get = get  # type: ignore[method-assign]
     Activation(plan_for(install, tmp_path), host=host, clock=clock, sleep=clock.sleep).run()
@@ -290,9 +292,9 @@ def test_the_smoke_runs_after_ready_and_before_the_registry_and_is_reported(
     events: list[str] = []
     real_get = host.get
 
-    def get(url: str, timeout: float) -> tuple[int, Any]:
+    def get(url: str, timeout: float, headers: Any = None) -> tuple[int, Any]:
         events.append(url.rsplit("/", 1)[1].split("?")[0])
-        return real_get(url, timeout)
+        return real_get(url, timeout, headers)
 
     def smoke_it(timeout: float) -> SmokeResult:
         events.append("smoke")
@@ -460,3 +462,27 @@ def test_smoke_result_json_names_the_failed_check_only_on_failure() -> None:
     assert failed.to_json()["failed_check"] == "tools/list" and failed.cause == (
         "tools/list: no read_file"
     )
+
+
+def test_the_registry_listing_is_read_with_the_registry_token(
+    install: Path, tmp_path: Path
+) -> None:
+    from mcp_mesh_sdk.envreader import Secret
+
+    host = FakeHost()
+    activate(plan_for(install, tmp_path, registry_token=Secret("registry-token-" + "r" * 20)), host)
+    assert host.headers["agents"] == {"Authorization": f"Bearer registry-token-{'r' * 20}"}
+    assert host.headers["ready"] == {}  # the agent's own probes need none
+
+
+def test_an_agent_plan_takes_the_registry_token_from_the_env_file(
+    install: Path, tmp_path: Path
+) -> None:
+    from mcp_mesh_sdk.cli import build_parser
+
+    env = agent_env_file(tmp_path)
+    env.write_text(env.read_text() + f"MCP_MESH_REGISTRY_TOKEN={'q' * 32}\n")
+    argv = ["release", "activate", "--release-dir", str(install / "releases" / "1.1.0"),
+            "--env-file", str(env)]  # fmt: skip
+    plan = release_command._plan(build_parser(argv).parse_args(argv))
+    assert plan.registry_token is not None and plan.registry_token.reveal() == "q" * 32

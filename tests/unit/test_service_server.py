@@ -121,7 +121,7 @@ def test_both_services_echo_or_make_request_ids_and_count_requests(
         assert registry.get_sample_value("mcp_mesh_agent_requests_in_flight") == 0
     else:
         sample = f'{metric}{{method="GET",route="{labels["route"]}",status="200"}} 3.0'
-        assert sample in client.get("/metrics").text
+        assert sample in client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
 
 
 def test_a_taken_port_is_a_clear_error() -> None:

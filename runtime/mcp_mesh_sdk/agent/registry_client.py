@@ -5,6 +5,10 @@ most RETRY_MAX_DELAY, with jitter so a fleet does not retry in step). Registrati
 for as long as the agent runs; a heartbeat round gives up after RETRY_ATTEMPTS retries and
 the next round comes one interval later. Whether the agent may serve meanwhile is decided by
 FALLBACK_MODE, in `lifecycle`.
+
+Besides the shared registry token, every write carries this agent's own key (`registry_key`):
+the registry binds the name to it at the first registration and refuses (409/403) a change of
+this entry by anyone without it. A refusal is reported with the registry's reason.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from mcp_mesh_sdk.agent.registry_key import RegistryKeyError, load_or_create_key
 from mcp_mesh_sdk.config import AgentConfig
+from mcp_mesh_sdk.constants import AGENT_KEY_HEADER
+from mcp_mesh_sdk.envreader import Secret
 
 if TYPE_CHECKING:
     import httpx2
@@ -98,6 +105,7 @@ class RegistryClient:
         self._client: httpx2.AsyncClient | None = None
         self._stopped = False
         self._register_sent = False
+        self._key: Secret | None = None
 
     # -- the loop --------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -148,6 +156,12 @@ class RegistryClient:
                 await self._heartbeat_round()
 
     async def _register(self) -> bool:
+        if self._key is None:
+            try:
+                self._key = await asyncio.to_thread(load_or_create_key, self.config.state_dir)
+            except RegistryKeyError as exc:
+                self._failed("register", str(exc))
+                return False
         body = {
             "name": self.config.agent_name,
             "host": self.config.advertise_host,
@@ -218,7 +232,7 @@ class RegistryClient:
             return False
         import httpx2
 
-        headers = {}
+        headers = self._key_header()
         if self.config.registry_token is not None:
             headers["Authorization"] = f"Bearer {self.config.registry_token.reveal()}"
         url = f"{self.config.mesh_registry_url}/agents/{quote(self.config.agent_name, safe='')}"
@@ -232,12 +246,19 @@ class RegistryClient:
         self.status.reachable = False
         self._on_change()
         if response.status_code >= 400 and response.status_code != 404:
-            logger.warning("registry refused the deregistration: HTTP %d", response.status_code)
+            logger.warning(
+                "registry refused the deregistration: HTTP %d%s",
+                response.status_code,
+                _reason(response),
+            )
             return False
         logger.info("deregistered from the registry")
         return True
 
     # -- one HTTP call ---------------------------------------------------------------------------
+    def _key_header(self) -> dict[str, str]:
+        return {} if self._key is None else {AGENT_KEY_HEADER: self._key.reveal()}
+
     async def _call(
         self, method: str, path: str, *, json: Any = None, unknown_is_error: bool = False
     ) -> Any:
@@ -245,15 +266,22 @@ class RegistryClient:
 
         assert self._client is not None
         try:
-            response = await self._client.request(method, path, json=json)
+            response = await self._client.request(
+                method, path, json=json, headers=self._key_header()
+            )
         except httpx2.HTTPError as exc:
             raise RegistryCallFailed(_describe_error(exc)) from exc
         if response.status_code == 404 and unknown_is_error:
             raise UnknownToRegistry()
-        if response.status_code in (401, 403):
+        if response.status_code == 401:
             raise RegistryCallFailed(
-                f"registry refused the token (HTTP {response.status_code}); "
-                "check MCP_MESH_REGISTRY_TOKEN",
+                "registry refused the token (HTTP 401); check MCP_MESH_REGISTRY_TOKEN",
+                retryable=False,
+            )
+        if response.status_code in (403, 409):  # this name is bound to another agent key
+            raise RegistryCallFailed(
+                f"registry refused {self.config.agent_name} (HTTP {response.status_code})"
+                f"{_reason(response)}",
                 retryable=False,
             )
         if response.status_code >= 400:
@@ -275,6 +303,15 @@ class RegistryClient:
         log("registry %s failed: %s", call, reason)
         if first:
             self._on_change()
+
+
+def _reason(response: Any) -> str:
+    """`: <the registry's error message>`, short, or nothing when it sent none."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {error[:300]}" if isinstance(error, str) and error else ""
 
 
 def _describe_error(exc: Exception) -> str:

@@ -152,6 +152,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         state_dir=args.state_dir or agent.state_dir,
         url=local_url(agent.host, agent.port),
         registry_url=agent.mesh_registry_url,
+        registry_token=agent.registry_token,
         agent_name=agent.agent_name,
         smoke=args.smoke is not False,
         smoke_target=SmokeTarget.of_agent(agent, local_url(agent.host, agent.port)),

@@ -1,16 +1,27 @@
-"""The registry's HTTP API (Starlette). Writes need the shared bearer token; reads are open.
+"""The registry's HTTP API (Starlette). Every call but the probes needs the shared bearer token.
 
 - `POST /agents/register` `{"name","host","port","version","capabilities"}` -> `{"agent": {...}}`
 - `POST /agents/{name}/heartbeat` -> `{"agent": {...}}`, 404 for an unknown agent
 - `DELETE /agents/{name}` -> `{"deleted": name}`, 404 for an unknown agent
 - `GET /agents?status=&name=&version=` -> `{"agents": [...]}`
-- `GET /health`, `GET /ready`, `GET /metrics`
+- `GET /metrics`
+- `GET /health`, `GET /ready`: open (probes)
+
+The three writes carry the agent's own key too (`X-Mesh-Agent-Key`): the first registration
+with a key binds the name to it, and from then on a write of that name without that key is
+refused (409 for a registration, 403 otherwise) and the entry is left as it was. So the shared
+token lets a host join the mesh but not take over another agent's entry (registry/store.py).
+
+Bodies are limited to MAX_BODY bytes: a larger Content-Length gets 413 before anything is
+read, and a chunked body is cut off with 413 as soon as it passes the limit. A body that is
+not JSON (or nests too deep to parse) gets 400; a registration with bad fields gets 422.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -20,25 +31,32 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from mcp_mesh_sdk import __version__
+from mcp_mesh_sdk.constants import AGENT_KEY_HEADER
+from mcp_mesh_sdk.envreader import is_host_name_or_address
 from mcp_mesh_sdk.registry.config import RegistryConfig
-from mcp_mesh_sdk.registry.store import STATUSES, AgentStore
+from mcp_mesh_sdk.registry.store import STATUSES, AgentStore, NotYours
 from mcp_mesh_sdk.serving.bearer import BearerCheck
 from mcp_mesh_sdk.serving.middleware import RequestMetrics
 
 log = logging.getLogger("mcp_mesh_sdk.registry")
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32,256}$")
 MAX_BODY = 64 * 1024
 
 
 class BadRequest(Exception):
-    """The request body is not what the API takes; the message says what is wrong."""
+    """The request is not what the API takes; the message says what is wrong."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
@@ -52,8 +70,8 @@ def _registration(body: Any) -> tuple[str, str, int, str, list[str]]:
     version, capabilities = body.get("version", ""), body.get("capabilities", [])
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise BadRequest("name must be 1-128 letters, digits, '.', '_' or '-'")
-    if not isinstance(host, str) or not host.strip() or len(host) > 253:
-        raise BadRequest("host must be a non-empty string")
+    if not isinstance(host, str) or not is_host_name_or_address(host.strip()):
+        raise BadRequest("host must be a host name or an IP address")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise BadRequest("port must be an integer from 1 to 65535")
     if not isinstance(version, str) or len(version) > 64:
@@ -61,6 +79,46 @@ def _registration(body: Any) -> tuple[str, str, int, str, list[str]]:
     if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
         raise BadRequest("capabilities must be a list of strings")
     return name, host.strip(), port, version, capabilities
+
+
+def _agent_key(request: Request) -> str | None:
+    """The agent key the call presents, None when it presents none."""
+    key = request.headers.get(AGENT_KEY_HEADER)
+    if key is None:
+        return None
+    if not KEY_PATTERN.match(key):  # the value is never echoed
+        raise BadRequest(f"{AGENT_KEY_HEADER} must be 32-256 letters, digits, '-' or '_'", 400)
+    return key
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused with 413 by its Content-Length before it is read, or as soon as a
+    body without one (chunked) passes MAX_BODY."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("Content-Length must be a number of bytes", 400)
+        if int(declared) > MAX_BODY:
+            raise BadRequest(f"body too large: at most {MAX_BODY} bytes", 413)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise BadRequest(f"body too large: at most {MAX_BODY} bytes", 413)
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise BadRequest("the client went away before the body was complete", 400) from exc
+    return b"".join(chunks)
+
+
+async def _read_json(request: Request) -> Any:
+    body = await _read_body(request)
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise BadRequest("body is not valid JSON", 400) from exc
 
 
 class AgentsCollector:
@@ -86,6 +144,11 @@ class AgentsCollector:
             by_status.add_metric([status], sum(n for k, n in counts.items() if k[0] == status))
         yield by_status
         yield gauge
+
+
+def _client(request: Request) -> str | None:
+    """The calling address, for the log of a refused call."""
+    return request.client.host if request.client else None
 
 
 def route_template(routes: list[Route]) -> Callable[[Scope], str]:
@@ -121,31 +184,44 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
     def unauthorized() -> JSONResponse:
         return _error(401, "missing or wrong bearer token", **bearer.challenge())
 
-    async def read_json(request: Request) -> Any:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise BadRequest("body too large")
-        try:
-            return await request.json()
-        except ValueError as exc:
-            raise BadRequest("body is not valid JSON") from exc
-
     async def register(request: Request) -> Response:
         if not authorized(request):
             return unauthorized()
         try:
-            name, host, port, version, capabilities = _registration(await read_json(request))
+            key = _agent_key(request)
+            name, host, port, version, capabilities = _registration(await _read_json(request))
         except BadRequest as exc:
-            return _error(422, str(exc))
-        agent = store.register(name, host, port, version, capabilities)
-        log.info("agent registered", extra={"fields": {"agent": name, "host": host, "port": port}})
+            if exc.status == 413:  # the rest of the body is not wanted: close the connection
+                return _error(413, str(exc), Connection="close")
+            return _error(exc.status, str(exc))
+        try:
+            agent = store.register(name, host, port, version, capabilities, key=key)
+        except NotYours as refusal:
+            log.warning(
+                "refused a registration of an agent bound to another key",
+                extra={"fields": {"agent": name, "host": host, "client": _client(request)}},
+            )
+            return _error(409, str(refusal))
+        fields = {"agent": name, "host": host, "port": port, "bound": agent.bound}
+        log.info("agent registered", extra={"fields": fields})
+        if key is None and not agent.bound:
+            log.warning(
+                "agent registered without an agent key: any holder of the registry token can "
+                "take its entry over until it registers with one (upgrade it)",
+                extra={"fields": {"agent": name}},
+            )
         return JSONResponse({"agent": agent.to_json()})
 
     async def heartbeat(request: Request) -> Response:
         if not authorized(request):
             return unauthorized()
         name = request.path_params["name"]
-        agent = store.heartbeat(name)
+        try:
+            agent = store.heartbeat(name, key=_agent_key(request))
+        except BadRequest as exc:
+            return _error(exc.status, str(exc))
+        except NotYours as refusal:
+            return _error(403, str(refusal))
         if agent is None:
             return _error(404, f"unknown agent {name!r}: register again")
         return JSONResponse({"agent": agent.to_json()})
@@ -154,12 +230,24 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
         if not authorized(request):
             return unauthorized()
         name = request.path_params["name"]
-        if not store.deregister(name):
+        try:
+            removed = store.deregister(name, key=_agent_key(request))
+        except BadRequest as exc:
+            return _error(exc.status, str(exc))
+        except NotYours as refusal:
+            log.warning(
+                "refused a deregistration of an agent bound to another key",
+                extra={"fields": {"agent": name, "client": _client(request)}},
+            )
+            return _error(403, str(refusal))
+        if not removed:
             return _error(404, f"unknown agent {name!r}")
         log.info("agent deregistered", extra={"fields": {"agent": name}})
         return JSONResponse({"deleted": name})
 
     async def list_agents(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
         status = request.query_params.get("status") or None
         if status is not None and status not in STATUSES:
             return _error(422, f"status must be one of {', '.join(STATUSES)}")
@@ -185,6 +273,8 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
         return JSONResponse({"ready": False, "reason": "database unavailable"}, status_code=503)
 
     async def metrics_endpoint(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     routes = [

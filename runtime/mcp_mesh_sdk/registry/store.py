@@ -3,10 +3,19 @@
 An agent is `healthy` while its last heartbeat is at most `stale_after` seconds old, `stale`
 after that, and deleted by `sweep()` once it has been stale for `retention` seconds more.
 "now" is injectable so staleness can be tested without sleeping.
+
+Each name may be bound to its agent's key (`agent_keys`: the SHA-256 of the key, never the
+key). The binding is made by the first registration that presents a key; from then on a
+registration, heartbeat or deregistration of that name without that key raises `NotYours`.
+Bindings outlive the entry (deregistration and the sweep keep them): only `forget()` drops one.
+The table is separate from `agents`, so an older release keeps reading and writing the same
+database; entries without a binding (older agents) are bound at their next keyed registration.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sqlite3
 import threading
@@ -35,6 +44,36 @@ CREATE TABLE IF NOT EXISTS agents (
     last_heartbeat REAL NOT NULL
 )
 """
+_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS agent_keys (
+    name TEXT PRIMARY KEY,
+    key_sha256 TEXT NOT NULL,
+    bound_at REAL NOT NULL
+)
+"""
+_SELECT_AGENTS = (
+    "SELECT a.name, a.host, a.port, a.version, a.capabilities, a.first_seen, a.last_heartbeat,"
+    " k.name IS NOT NULL FROM agents a LEFT JOIN agent_keys k ON k.name = a.name"
+)
+
+
+class NotYours(Exception):
+    """The name is bound to an agent key the call did not present; the message says why."""
+
+    def __init__(self, name: str, *, key_missing: bool) -> None:
+        why = "this call carries none" if key_missing else "this call carries another"
+        message = (
+            f"agent {name!r} is bound to an agent key and {why}: only that agent can change its "
+            f"entry (to bind the name anew, e.g. its host was rebuilt and lost the key, run "
+            f"`mcp-mesh-sdk registry forget {name}` on the registry host)"
+        )
+        super().__init__(message)
+        self.key_missing = key_missing
+
+
+def key_digest(key: str) -> str:
+    """What the store keeps of an agent key: its SHA-256, hex (the key is random, 256 bits)."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def iso(timestamp: float) -> str:
@@ -51,6 +90,7 @@ class Agent:
     first_seen: float
     last_heartbeat: float
     status: str
+    bound: bool = False  # the name is bound to an agent key
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +102,7 @@ class Agent:
             "first_seen": iso(self.first_seen),
             "last_heartbeat": iso(self.last_heartbeat),
             "status": self.status,
+            "bound": self.bound,
         }
 
 
@@ -82,6 +123,7 @@ class AgentStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(_SCHEMA)
+        self._db.execute(_KEYS_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -102,7 +144,7 @@ class AgentStore:
         return HEALTHY if now - last_heartbeat <= self.stale_after else STALE
 
     def _row_to_agent(self, row: tuple[Any, ...], now: float) -> Agent:
-        name, host, port, version, capabilities, first_seen, last_heartbeat = row
+        name, host, port, version, capabilities, first_seen, last_heartbeat, bound = row
         return Agent(
             name=name,
             host=host,
@@ -112,50 +154,100 @@ class AgentStore:
             first_seen=first_seen,
             last_heartbeat=last_heartbeat,
             status=self.status_of(last_heartbeat, now),
+            bound=bool(bound),
         )
 
+    def _one(self, db: sqlite3.Connection, name: str) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = db.execute(
+            f"{_SELECT_AGENTS} WHERE a.name = ?", (name,)
+        ).fetchone()
+        return row
+
+    def _check_key(
+        self, db: sqlite3.Connection, name: str, key: str | None, *, bind: bool = False
+    ) -> None:
+        """Raise NotYours unless `key` is the one `name` is bound to; an unbound name is
+        bound to `key` when `bind` (a registration) and a key is given."""
+        row = db.execute("SELECT key_sha256 FROM agent_keys WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            if bind and key is not None:
+                db.execute(
+                    "INSERT INTO agent_keys VALUES (?, ?, ?)", (name, key_digest(key), self.clock())
+                )
+            return
+        if key is None:
+            raise NotYours(name, key_missing=True)
+        if not hmac.compare_digest(str(row[0]), key_digest(key)):
+            raise NotYours(name, key_missing=False)
+
     def register(
-        self, name: str, host: str, port: int, version: str, capabilities: list[str]
+        self,
+        name: str,
+        host: str,
+        port: int,
+        version: str,
+        capabilities: list[str],
+        key: str | None = None,
     ) -> Agent:
-        """Add or refresh an agent; a re-registration keeps its first-seen time."""
+        """Add or refresh an agent; a re-registration keeps its first-seen time.
+
+        The first registration with a key binds the name to it; NotYours when the name is
+        bound to another key (or `key` is None), and the entry is left as it was."""
         now = self.clock()
         with self._transaction() as db:
+            self._check_key(db, name, key, bind=True)
             db.execute(
-                "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
+                "INSERT INTO agents (name, host, port, version, capabilities, first_seen,"
+                " last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET"
                 " host=excluded.host, port=excluded.port, version=excluded.version,"
                 " capabilities=excluded.capabilities, last_heartbeat=excluded.last_heartbeat",
                 (name, host, port, version, json.dumps(capabilities), now, now),
             )
-            row = db.execute("SELECT * FROM agents WHERE name = ?", (name,)).fetchone()
+            row = self._one(db, name)
+        assert row is not None
         return self._row_to_agent(row, now)
 
-    def heartbeat(self, name: str) -> Agent | None:
-        """Record a heartbeat; None when the agent is unknown (it should register again)."""
+    def heartbeat(self, name: str, key: str | None = None) -> Agent | None:
+        """Record a heartbeat; None when the agent is unknown (it should register again).
+
+        NotYours when the name is bound to a key other than `key`."""
         now = self.clock()
         with self._transaction() as db:
+            self._check_key(db, name, key)
             db.execute("UPDATE agents SET last_heartbeat = ? WHERE name = ?", (now, name))
-            row = db.execute("SELECT * FROM agents WHERE name = ?", (name,)).fetchone()
+            row = self._one(db, name)
         return None if row is None else self._row_to_agent(row, now)
 
-    def deregister(self, name: str) -> bool:
+    def deregister(self, name: str, key: str | None = None) -> bool:
+        """Remove the entry (the binding stays); NotYours when bound to a key other than `key`."""
         with self._transaction() as db:
+            self._check_key(db, name, key)
             return db.execute("DELETE FROM agents WHERE name = ?", (name,)).rowcount > 0
+
+    def forget(self, name: str) -> tuple[bool, bool]:
+        """Drop the entry and the binding of `name` (an operator's re-binding):
+        (whether an entry was removed, whether a binding was)."""
+        with self._transaction() as db:
+            entry = db.execute("DELETE FROM agents WHERE name = ?", (name,)).rowcount > 0
+            binding = db.execute("DELETE FROM agent_keys WHERE name = ?", (name,)).rowcount > 0
+        return entry, binding
 
     def list(
         self, status: str | None = None, name: str | None = None, version: str | None = None
     ) -> list[Agent]:
         """Agents ordered by name, filtered; rows past retention are never listed."""
         now = self.clock()
-        query = "SELECT * FROM agents WHERE last_heartbeat >= ?"
+        query = f"{_SELECT_AGENTS} WHERE a.last_heartbeat >= ?"
         params: list[Any] = [now - self.stale_after - self.retention]
         if name:
-            query += " AND name = ?"
+            query += " AND a.name = ?"
             params.append(name)
         if version:
-            query += " AND version = ?"
+            query += " AND a.version = ?"
             params.append(version)
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY name", params).fetchall()
+            rows = self._db.execute(query + " ORDER BY a.name", params).fetchall()
         agents = [self._row_to_agent(row, now) for row in rows]
         return [agent for agent in agents if status is None or agent.status == status]
 

@@ -7,15 +7,19 @@
     .extra_args       arguments every further ansible-playbook run needs (secrets, source)
     .deploy_seconds   wall time of the first deploy
     .playbook(*args)  run playbooks/site.yml again with the same secrets -> CompletedProcess
+    .registry_agents(**query)  GET /agents on the lab's registry (with its token) -> agents
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +29,7 @@ import pytest
 import yaml
 
 from mcp_mesh_sdk import __version__
+from mcp_mesh_sdk.constants import REGISTRY_PORT
 
 SITE = "playbooks/site.yml"
 RECAP_LINE = re.compile(
@@ -53,6 +58,17 @@ class Fleet:
 
     def playbook(self, *args: str, playbook: str = SITE) -> subprocess.CompletedProcess[str]:
         return self.lab.ansible_playbook(playbook, *self.extra_args, *args)
+
+    def registry_agents(self, **query: str) -> list[dict[str, Any]]:
+        """The agents the lab's registry lists for `query` (status=, name=, version=)."""
+        registry = self.lab.hosts[self.lab.groups["registry"][0]]
+        request = urllib.request.Request(
+            f"http://{registry}:{REGISTRY_PORT}/agents?{urllib.parse.urlencode(query)}",
+            headers={"Authorization": f"Bearer {self.tokens['registry']}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            agents: list[dict[str, Any]] = json.loads(response.read())["agents"]
+        return agents
 
 
 def _secrets_for(inventory: Path, folder: Path) -> tuple[dict[str, str], list[str]]:

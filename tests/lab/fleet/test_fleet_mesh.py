@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -45,13 +46,21 @@ def test_every_agent_is_ready(fleet: Any, lab_agent_name: str) -> None:
 def test_registry_lists_every_agent_healthy_with_the_deployed_version(
     fleet: Any, lab_agent_name: str
 ) -> None:
-    registry = fleet.lab.hosts[fleet.lab.groups["registry"][0]]
-    _, _, body = get(f"http://{registry}:{REGISTRY_PORT}/agents?status=healthy")
-    agents = {agent["name"]: agent for agent in json.loads(body)["agents"]}
+    agents = {agent["name"]: agent for agent in fleet.registry_agents(status="healthy")}
     assert lab_agent_name in agents
     assert agents[lab_agent_name]["version"] == fleet.version
     assert agents[lab_agent_name]["status"] == "healthy"
     assert agents[lab_agent_name]["host"] == fleet.lab.hosts[lab_agent_name]
+
+
+def test_the_registry_lists_nothing_without_its_token(fleet: Any) -> None:
+    registry = fleet.lab.hosts[fleet.lab.groups["registry"][0]]
+    try:
+        get(f"http://{registry}:{REGISTRY_PORT}/agents")
+    except urllib.error.HTTPError as refused:
+        assert refused.code == 401
+    else:
+        raise AssertionError("the registry listed its agents without a token")
 
 
 def test_requests_through_the_load_balancer_reach_every_agent(fleet: Any) -> None:

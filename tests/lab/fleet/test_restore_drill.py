@@ -49,10 +49,7 @@ def run(fleet: Any, playbook: str, host: str, *args: str) -> subprocess.Complete
 
 
 def registered_healthy(fleet: Any, host: str) -> bool:
-    registry = fleet.lab.hosts[fleet.lab.groups["registry"][0]]
-    url = f"http://{registry}:8000/agents?status=healthy&name={host}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return len(json.loads(response.read())["agents"]) == 1
+    return len(fleet.registry_agents(status="healthy", name=host)) == 1
 
 
 def test_full_restore_brings_back_every_file_and_the_env_file(

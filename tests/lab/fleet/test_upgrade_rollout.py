@@ -84,9 +84,7 @@ def served_versions(fleet: Any) -> dict[str, str]:
 
 
 def registry_versions(fleet: Any) -> dict[str, str]:
-    registry = fleet.lab.hosts[fleet.lab.groups["registry"][0]]
-    agents = get_json(f"http://{registry}:8000/agents?status=healthy")["agents"]
-    return {agent["name"]: agent["version"] for agent in agents}
+    return {agent["name"]: agent["version"] for agent in fleet.registry_agents(status="healthy")}
 
 
 def current_release(host: Any) -> str:

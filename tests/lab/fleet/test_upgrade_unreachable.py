@@ -82,9 +82,7 @@ def served_versions(fleet: Any, names: list[str]) -> dict[str, str]:
 
 def registry_versions(fleet: Any, names: list[str]) -> dict[str, str | None]:
     """The version the registry lists each agent healthy with (None: not listed healthy)."""
-    registry = fleet.lab.hosts[fleet.lab.groups["registry"][0]]
-    _, body = get(f"http://{registry}:8000/agents?status=healthy")
-    healthy = {agent["name"]: agent["version"] for agent in body["agents"]}
+    healthy = {agent["name"]: agent["version"] for agent in fleet.registry_agents(status="healthy")}
     return {name: healthy.get(name) for name in names}
 
 
