@@ -79,6 +79,38 @@ def test_symlink_staying_inside_is_followed(tools: FileTools, base: Path) -> Non
     assert tools.read_file("alias.txt") == "same file"
 
 
+def test_links_that_stay_inside_are_followed_through_folders_too(
+    tools: FileTools, base: Path
+) -> None:
+    (base / "real" / "sub").mkdir(parents=True)
+    (base / "alias").symlink_to("real")
+    (base / "real" / "sub" / "up.txt").symlink_to("../../real/note.txt")
+    assert tools.write_file("alias/sub/new.txt", "via a link")["path"] == "real/sub/new.txt"
+    assert (base / "real" / "sub" / "new.txt").read_text() == "via a link"
+    assert tools.list_directory("alias")["path"] == "real"
+    tools.write_file("alias/sub/up.txt", "noted")  # written where the link points
+    assert (base / "real" / "note.txt").read_text() == "noted"
+    assert (base / "real" / "sub" / "up.txt").is_symlink()
+    assert tools.file_info("alias/sub/up.txt")["path"] == "real/note.txt"
+
+
+def test_a_symlink_loop_is_refused(tools: FileTools, base: Path) -> None:
+    (base / "a.txt").symlink_to("b.txt")
+    (base / "b.txt").symlink_to("a.txt")
+    refused = refusal(tools.read_file, "a.txt")
+    assert refused.event is TRAVERSAL and "too many symlinks" in str(refused)
+
+
+def test_a_base_directory_configured_through_a_symlink(tmp_path: Path, base: Path) -> None:
+    configured = tmp_path / "configured"
+    configured.symlink_to(base)
+    tools = FileTools(PathGuard(configured, {".txt"}, max_file_size=100))
+    assert tools.write_file(str(configured / "x.txt"), "x")["path"] == "x.txt"
+    (base / "absolute.txt").symlink_to(configured / "x.txt")
+    assert tools.read_file("absolute.txt") == "x"
+    assert tools.read_file(str(base / "x.txt")) == "x"
+
+
 def test_disallowed_extension_is_refused_for_read_and_write(tools: FileTools, base: Path) -> None:
     (base / "script.sh").write_text("echo")
     for action, args in [(tools.read_file, ("script.sh",)), (tools.write_file, ("x.py", "1"))]:

@@ -34,6 +34,7 @@ from mcp_mesh_sdk.agent.operations import OperationRunner
 from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX, Outcome, PathGuard
 from mcp_mesh_sdk.agent.registry_client import RegistryClient
 from mcp_mesh_sdk.agent.security import SecurityMonitor
+from mcp_mesh_sdk.agent.temporaries import reap_temporaries
 from mcp_mesh_sdk.agent.tools import TOOL_NAMES, FileTools
 from mcp_mesh_sdk.config import AgentConfig
 
@@ -52,7 +53,11 @@ class Agent:
         for tool in TOOL_NAMES:  # every series exists from the start: rate() sees the first one
             for outcome in Outcome:
                 self.metrics.operations.labels(operation=tool, outcome=outcome.value)
-        self.security = SecurityMonitor()
+        self.security = SecurityMonitor(
+            window_minutes=config.security_window,
+            max_events_per_source=config.security_threshold,
+            trusted_proxies=config.trusted_proxies,
+        )
         self.security.event_listeners.append(self._count_security_event)
         self.performance = PerformanceMonitor()
         self.alerts = AlertManager()
@@ -94,6 +99,7 @@ class Agent:
         self._engine_settled = asyncio.Event()  # loaded, or failed to load
         self._engine_task: asyncio.Task[None] | None = None
         self._registry_task: asyncio.Task[None] | None = None
+        self._reaper_task: asyncio.Task[None] | None = None
         self._deregistered = False
         self._file_check: tuple[float, list[str]] = (-FILE_CHECK_SECONDS, [])
         self._performance_check: tuple[float, PerformanceHealth | None] = (
@@ -110,20 +116,46 @@ class Agent:
 
     # -- start and stop --------------------------------------------------------------------------
     async def startup(self) -> None:
+        from mcp_mesh_sdk.agent.mcp_engine import load_sdk
+
+        try:  # before the listener accepts (see load_sdk); a failure shows when it is built
+            await asyncio.to_thread(load_sdk)
+        except Exception:  # noqa: S110
+            pass
         self._tasks.periodic.append(
             PeriodicTask("system-sample", SYSTEM_SAMPLE_SECONDS, self._sample_system,
                          run_at_start=True)
         )  # fmt: skip
         self._tasks.start()
+        self._reaper_task = asyncio.create_task(
+            asyncio.to_thread(self.reap_temporaries), name="reap-temporaries"
+        )
         self._registry_task = asyncio.create_task(self.registry.run(), name="registry")
         self._engine_task = asyncio.create_task(self._serve_engine(), name="mcp-engine")
 
-    async def _serve_engine(self) -> None:
-        from mcp_mesh_sdk.agent.mcp_engine import build_engine
-
-        await self.lifecycle.wait_listening()  # importing the SDK must not delay the listener
+    def reap_temporaries(self) -> None:
+        """Remove the temporary files of writes a previous run left (see `temporaries`)."""
+        base = self.config.base_directory
+        if base is None:
+            return
         try:
-            engine = await asyncio.to_thread(build_engine, self.config, self.tools, self.runner)
+            reaped = reap_temporaries(base, written_before=self.lifecycle.started_at)
+        except OSError as exc:
+            logger.warning("leftover temporary files not looked for in %s: %s", base,
+                           exc.strerror or exc)  # fmt: skip
+            return
+        bounded = "" if reaped.complete else " (stopped at the walk's bound: more at next start)"
+        logger.info("removed %d temporary file(s) left by interrupted writes in %s%s",
+                    reaped.removed, base, bounded)  # fmt: skip
+
+    async def _serve_engine(self) -> None:
+        from mcp_mesh_sdk.agent.mcp_engine import build_engine_patiently
+
+        await self.lifecycle.wait_listening()
+        try:
+            engine = await asyncio.to_thread(
+                build_engine_patiently, self.config, self.tools, self.runner
+            )
         except Exception:
             logger.critical("the MCP engine could not be built; stopping", exc_info=True)
             self._engine_settled.set()
@@ -286,8 +318,7 @@ class Agent:
             "performance": performance.describe(),
             "mcp": {"loaded": self.lifecycle.engine_loaded, "transport": "streamable-http",
                     "stateless": True},
-            "security": {"events_in_window": self.security.summary()["total_events"],
-                         "blocked_sources": self.security.blocked_count()},
+            "security": self.security.health(),
             "readiness": self.lifecycle.readiness().describe(),
         }  # fmt: skip
         body = {

@@ -1,8 +1,10 @@
 """The four file operations the agent offers, confined by a PathGuard.
 
 Plain blocking functions with JSON-able results, no MCP in sight: the MCP layer runs them in
-worker threads and turns `Refusal` / `OperationFailed` into tool errors. Writes are atomic
-(temporary file, fsync, rename), so a reader never sees half a file.
+worker threads and turns `Refusal` / `OperationFailed` into tool errors. Each acts through the
+descriptor of the folder `PathGuard.locate` walked to, never through a path the kernel would
+resolve again. Writes are atomic (temporary file, fsync, rename, fsync of the folder), so a
+reader never sees half a file.
 
 Every failure says whose fault it is (see `paths.Outcome`): a refusal, a missing file, a path
 through a file, a directory where a file is wanted, a file that is not UTF-8 are client
@@ -13,21 +15,29 @@ and the agent could not do it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
-from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX, ClientError, PathGuard, Refusal, ServerError
+from mcp_mesh_sdk.agent.paths import (
+    AGENT_OWN_PREFIX,
+    ClientError,
+    Location,
+    PathGuard,
+    Refusal,
+    ServerError,
+)
 from mcp_mesh_sdk.agent.security import SecurityEventType
+from mcp_mesh_sdk.agent.temporaries import temporary_name
 
 TOOL_NAMES = ("read_file", "write_file", "list_directory", "file_info")
 MAX_LISTED_ENTRIES = 1000
 _TEMP_PREFIX = AGENT_OWN_PREFIX
-_OPEN_FLAGS = os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+_OPEN_FLAGS = os.O_NONBLOCK  # a FIFO opens without waiting (and is refused as not a file)
 
 
 class FileTools:
@@ -41,11 +51,9 @@ class FileTools:
 
     def read_file(self, path: str) -> str:
         guard = self._guard()
-        real = guard.resolve(path)
-        guard.check_extension(path, real)
-        fd = _open(real, os.O_RDONLY, path)
+        with _located(guard, path, check_extension=True) as where:
+            fd = _opened(where, os.O_RDONLY | _OPEN_FLAGS, path)
         try:
-            guard.verify_open_file(fd, path)
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise ClientError(f"{path!r} is not a regular file", "not_a_file")
@@ -65,54 +73,25 @@ class FileTools:
 
     def write_file(self, path: str, content: str) -> dict[str, Any]:
         guard = self._guard()
-        real = guard.resolve(path)
-        guard.check_extension(path, real)
         data = content.encode("utf-8")
-        guard.check_size(path, len(data))
-        if real == guard.real_base or real.is_dir():
-            raise ClientError(f"{path!r} is a directory", "is_a_directory")
-        try:
-            mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else None
-        except OSError as exc:
-            raise os_failure(exc, path) from exc
-        try:
-            real.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise ClientError(
-                f"a parent of {path!r} is not a directory", "not_a_directory"
-            ) from exc
-        except OSError as exc:
-            raise os_failure(exc, path, f"cannot create the folder for {path!r}") from exc
-        parent = guard.resolve(str(real.parent))  # the folders just made stay inside too
-        temp = parent / f"{_TEMP_PREFIX}{uuid.uuid4().hex}.tmp"
-        fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, path, mode=0o644)
-        try:
-            guard.verify_open_file(fd, path)
-            if mode is not None:  # a replaced file keeps its permissions
-                os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb", closefd=False) as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            temp.replace(parent / real.name)
-        except BaseException as exc:
-            if fd >= 0:
-                os.close(fd)
-            temp.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
+        with _located(guard, path, check_extension=True, write_size=len(data),
+                      make_folders=True) as where:  # fmt: skip
+            try:
+                mode = _replaced_mode(where, path)
+                _replace(where, data, mode)
+            except OSError as exc:
                 raise os_failure(exc, path) from exc
-            raise
-        return {"path": guard.display(real), "bytes_written": len(data), "created": mode is None}
+            return {"path": where.display, "bytes_written": len(data), "created": mode is None}
 
     def list_directory(self, path: str = ".") -> dict[str, Any]:
         guard = self._guard()
-        real = guard.resolve(path)
+        with _located(guard, path) as where:
+            fd = _opened(where, os.O_RDONLY | os.O_DIRECTORY, path)
+            shown = where.display
         entries: list[dict[str, Any]] = []
         truncated = False
         try:
-            with os.scandir(real) as listing:
+            with os.scandir(fd) as listing:
                 for entry in sorted(listing, key=lambda item: item.name):
                     if entry.name.startswith(_TEMP_PREFIX):
                         continue
@@ -120,37 +99,100 @@ class FileTools:
                         truncated = True
                         break
                     entries.append(_describe_entry(entry))
-        except NotADirectoryError as exc:
-            raise ClientError(f"{path!r} is not a directory", "not_a_directory") from exc
         except OSError as exc:
             raise os_failure(exc, path) from exc
-        return {"path": guard.display(real), "entries": entries, "truncated": truncated}
+        finally:
+            os.close(fd)
+        return {"path": shown, "entries": entries, "truncated": truncated}
 
     def file_info(self, path: str) -> dict[str, Any]:
         guard = self._guard()
-        real = guard.resolve(path)
-        try:
-            info = real.stat()
-        except OSError as exc:
-            raise os_failure(exc, path) from exc
-        name = real.name.lower()
+        with _located(guard, path) as where:
+            try:
+                info = where.stat()
+            except OSError as exc:
+                raise os_failure(exc, path) from exc
+            shown = where.display
+            name = where.parts[-1] if where.parts else guard.real_base.name
         return {
-            "path": guard.display(real),
-            "name": real.name,
+            "path": shown,
+            "name": name,
             "type": _kind(info.st_mode),
             "size": info.st_size,
             "modified": datetime.fromtimestamp(info.st_mtime, UTC).isoformat(),
             "permissions": oct(stat.S_IMODE(info.st_mode)),
-            "extension": "".join(real.suffixes).lower(),
-            "allowed": any(name.endswith(ext) for ext in guard.allowed_extensions),
+            "extension": "".join(PurePosixPath(name).suffixes).lower(),
+            "allowed": any(name.lower().endswith(ext) for ext in guard.allowed_extensions),
         }
 
 
-def _open(real: Path, flags: int, shown: str, mode: int = 0o644) -> int:
+def _located(
+    guard: PathGuard,
+    path: str,
+    *,
+    check_extension: bool = False,
+    write_size: int | None = None,
+    make_folders: bool = False,
+) -> Location:
+    """`guard.locate`, with an OSError on the way told as the caller's or the agent's fault."""
     try:
-        return os.open(real, flags | _OPEN_FLAGS, mode)
+        return guard.locate(
+            path, check_extension=check_extension, write_size=write_size,
+            make_folders=make_folders,
+        )  # fmt: skip
+    except NotADirectoryError as exc:
+        if make_folders:
+            raise ClientError(
+                f"a parent of {path!r} is not a directory", "not_a_directory"
+            ) from exc
+        raise os_failure(exc, path) from exc
+    except OSError as exc:
+        context = f"cannot create the folder for {path!r}" if make_folders else None
+        raise os_failure(exc, path, context) from exc
+
+
+def _opened(where: Location, flags: int, shown: str) -> int:
+    try:
+        return where.open(flags)
     except OSError as exc:
         raise os_failure(exc, shown) from exc
+
+
+def _replaced_mode(where: Location, path: str) -> int | None:
+    """The permissions of the file a write replaces (kept), or None for a new file."""
+    try:
+        info = where.stat()
+    except FileNotFoundError:
+        return None
+    if where.name == "." or stat.S_ISDIR(info.st_mode):
+        raise ClientError(f"{path!r} is a directory", "is_a_directory")
+    return stat.S_IMODE(info.st_mode)
+
+
+def _replace(where: Location, data: bytes, mode: int | None) -> None:
+    """Temporary file in the target's folder, fsync, rename over the target, fsync of the
+    folder: all through the folder's descriptor, none of it through a symlink."""
+    temporary = temporary_name()
+    folder = where.folder
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o644, dir_fd=folder)  # fmt: skip
+    try:
+        if mode is not None:  # a replaced file keeps its permissions
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb", closefd=False) as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.rename(temporary, where.name, src_dir_fd=folder, dst_dir_fd=folder)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=folder)
+        raise
+    os.fsync(folder)
 
 
 # errno -> (detail, what the caller is told): the caller's mistake, not the agent's.
