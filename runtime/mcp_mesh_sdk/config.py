@@ -31,6 +31,29 @@ RETIRED_VARIABLES = {
     "SECRET_KEY": "the agent signs nothing",
 }
 
+# What BASE_DIRECTORY may not be: clients read and overwrite everything under it (and backups
+# archive it). `/` is the whole system; the others hold its configuration and secrets (/etc,
+# /root), programs and libraries (/usr, /bin, /sbin, /lib*, /boot), kernel and device
+# interfaces (/proc, /sys, /dev, /run), every service's data (/var) or the users' files
+# (/home). A folder of its own inside one (the default /var/lib/mcp-mesh/data) is fine.
+SYSTEM_DIRECTORIES = frozenset(
+    ["/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+     "/proc", "/root", "/run", "/sbin", "/sys", "/usr", "/var"]
+)  # fmt: skip
+
+
+def system_directory_problem(path: Path) -> str | None:
+    """Why `path` (absolute) cannot be BASE_DIRECTORY, or None when it can."""
+    canonical = "/" + "/".join(Path(os.path.normpath(path)).parts[1:])  # `//etc` is `/etc`
+    if canonical not in SYSTEM_DIRECTORIES:
+        return None
+    what = "the root of the file system" if canonical == "/" else "a system directory"
+    return (
+        f"must not be {canonical}: that is {what}, and the file tools would let clients read "
+        "and overwrite the system's own files; give the agent a folder of its own "
+        "(e.g. /var/lib/mcp-mesh/data)"
+    )
+
 
 def short_host_name() -> str:
     """This machine's host name without its domain."""
@@ -71,11 +94,17 @@ class AgentConfig:
     advertise_host: str = field(default_factory=socket.gethostname)  # MCP_MESH_ADVERTISE_HOST
     allowed_hosts: tuple[str, ...] = ()  # MCP_MESH_ALLOWED_HOSTS
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # MCP_MESH_TRUSTED_PROXIES
+    security_window: int = 60  # MCP_MESH_SECURITY_WINDOW, minutes a source's events count
+    security_threshold: int = 100  # MCP_MESH_SECURITY_THRESHOLD, events per source that block
     graceful_timeout: float = 10.0  # MCP_MESH_GRACEFUL_TIMEOUT, seconds
     drain_delay: float = 2.0  # MCP_MESH_DRAIN_DELAY, seconds
     state_dir: Path = STATE_DIR  # MCP_MESH_STATE_DIR
     incident_interval: int = 30  # MCP_MESH_INCIDENT_INTERVAL, seconds
     database_url: Secret | None = None  # DATABASE_URL
+    max_connections: int = 1000  # MCP_MESH_MAX_CONNECTIONS, open HTTP connections
+    header_timeout: float = 10.0  # MCP_MESH_HEADER_TIMEOUT, seconds for request headers
+    keep_alive_timeout: int = 5  # MCP_MESH_KEEP_ALIVE_TIMEOUT, seconds idle between requests
+    max_buffered_bytes: int = 32 * 1024 * 1024  # MCP_MESH_MAX_BUFFERED_BYTES, /mcp bodies
     test_tool_delay: float = 0.0  # MCP_MESH_TEST_TOOL_DELAY, seconds; TEST ONLY
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -187,6 +216,16 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
         advertise_host=read.host("MCP_MESH_ADVERTISE_HOST", default.advertise_host),
         allowed_hosts=read.host_list("MCP_MESH_ALLOWED_HOSTS"),
         trusted_proxies=read.networks("MCP_MESH_TRUSTED_PROXIES", default.trusted_proxies),
+        security_window=read.integer(
+            "MCP_MESH_SECURITY_WINDOW",
+            default.security_window,
+            minimum=1,
+            maximum=1440,
+            unit="minutes",
+        ),
+        security_threshold=read.integer(
+            "MCP_MESH_SECURITY_THRESHOLD", default.security_threshold, minimum=1, maximum=1_000_000
+        ),
         graceful_timeout=read.number(
             "MCP_MESH_GRACEFUL_TIMEOUT",
             default.graceful_timeout,
@@ -206,6 +245,27 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
             unit="seconds",
         ),
         database_url=read.secret("DATABASE_URL"),
+        max_connections=read.integer(
+            "MCP_MESH_MAX_CONNECTIONS", default.max_connections, minimum=1, maximum=1_000_000
+        ),
+        header_timeout=read.number(
+            "MCP_MESH_HEADER_TIMEOUT",
+            default.header_timeout,
+            minimum=0.0,
+            maximum=600.0,
+            unit="seconds",
+            allow_minimum=False,
+        ),
+        keep_alive_timeout=read.integer(
+            "MCP_MESH_KEEP_ALIVE_TIMEOUT",
+            default.keep_alive_timeout,
+            minimum=1,
+            maximum=3600,
+            unit="seconds",
+        ),
+        max_buffered_bytes=read.integer(
+            "MCP_MESH_MAX_BUFFERED_BYTES", default.max_buffered_bytes, minimum=1, unit="bytes"
+        ),
         test_tool_delay=read.number(
             "MCP_MESH_TEST_TOOL_DELAY",
             default.test_tool_delay,
@@ -215,6 +275,10 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
         ),
     )
     _warn_about_retired_variables(read)
+    if config.base_directory is not None:
+        base_problem = system_directory_problem(config.base_directory)
+        if base_problem is not None:
+            read.problem("BASE_DIRECTORY", base_problem)
     read.unknown_variables(AGENT_PREFIXES)
     if read.problems:
         return AgentEnvCheck(None, tuple(read.problems), tuple(read.warnings), config)

@@ -47,6 +47,8 @@ DEFAULTS = {
     "registry_token": None,
     "allowed_hosts": (),
     "trusted_proxies": ("127.0.0.1", "::1"),
+    "security_window": 60,
+    "security_threshold": 100,
     "graceful_timeout": 10.0,
     "drain_delay": 2.0,
     "state_dir": Path("/var/lib/mcp-mesh"),
@@ -101,6 +103,9 @@ GOOD = [
      ("mesh.lab", "10.0.0.5:8080", "[::1]:*")),
     ("MCP_MESH_TRUSTED_PROXIES", "10.0.0.0/24, 192.168.1.5", "trusted_proxies",
      ("10.0.0.0/24", "192.168.1.5")),
+    ("MCP_MESH_TRUSTED_PROXIES", "fd00::/8", "trusted_proxies", ("fd00::/8",)),
+    ("MCP_MESH_SECURITY_WINDOW", "5", "security_window", 5),
+    ("MCP_MESH_SECURITY_THRESHOLD", "20", "security_threshold", 20),
     ("MCP_MESH_GRACEFUL_TIMEOUT", "2.5", "graceful_timeout", 2.5),
     ("MCP_MESH_DRAIN_DELAY", "0", "drain_delay", 0.0),
     ("MCP_MESH_STATE_DIR", "/tmp/state", "state_dir", Path("/tmp/state")),
@@ -150,6 +155,12 @@ BAD = [
     ("MCP_MESH_ALLOWED_HOSTS", "good.lab,bad host", "'bad host'"),
     ("MCP_MESH_ALLOWED_HOSTS", "good.lab:70000", "good.lab:70000"),
     ("MCP_MESH_TRUSTED_PROXIES", "10.0.0.0/24,proxy.lab", "'proxy.lab'"),
+    ("MCP_MESH_TRUSTED_PROXIES", "*", "'*' trusts every address"),
+    ("MCP_MESH_TRUSTED_PROXIES", "10.0.0.5, 0.0.0.0/0", "'0.0.0.0/0' trusts every address"),
+    ("MCP_MESH_TRUSTED_PROXIES", "::/0", "any address in X-Forwarded-For"),
+    ("MCP_MESH_SECURITY_WINDOW", "0", "integer from 1 to 1440 (minutes)"),
+    ("MCP_MESH_SECURITY_WINDOW", "1h", "integer from 1 to 1440"),
+    ("MCP_MESH_SECURITY_THRESHOLD", "0", "integer from 1"),
     ("MCP_MESH_GRACEFUL_TIMEOUT", "-1", "number >= 0"),
     ("MCP_MESH_DRAIN_DELAY", "soon", "number >= 0"),
     ("MCP_MESH_STATE_DIR", "state", "absolute path"),
@@ -170,6 +181,37 @@ def test_every_bad_variable_is_listed_at_once() -> None:
         MCP_MESH_PORT="70000", HEALTH_INTERVAL="x", LOG_LEVEL="loud", BASE_DIRECTORY="rel"
     )
     assert set(found) == {"MCP_MESH_PORT", "HEALTH_INTERVAL", "LOG_LEVEL", "BASE_DIRECTORY"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["/", "//", "/etc/..", "/etc", "/usr/", "/var", "/proc", "/sys", "/dev", "/boot", "/bin",
+     "/sbin", "/lib", "/lib64", "/run", "/root", "/home"],
+)  # fmt: skip
+def test_the_root_and_the_system_directories_are_refused_as_base_directory(value: str) -> None:
+    found = problems_of(BASE_DIRECTORY=value)
+    assert list(found) == ["BASE_DIRECTORY"]
+    reason = found["BASE_DIRECTORY"]
+    assert ("the root of the file system" in reason) is (value in ("/", "//", "/etc/.."))
+    assert "a system directory" in reason or "the root of the file system" in reason
+    assert "give the agent a folder of its own" in reason
+
+
+@pytest.mark.parametrize(
+    "value", ["/var/lib/mcp-mesh/data", "/srv", "/srv/data", "/home/mesh/data", "/etcetera"]
+)
+def test_a_folder_of_its_own_is_fine_as_base_directory_even_inside_one(value: str) -> None:
+    assert load(BASE_DIRECTORY=value).base_directory == Path(value)
+
+
+def test_the_agent_role_refuses_the_same_system_directories_before_it_makes_one() -> None:
+    import yaml
+
+    from mcp_mesh_sdk.config import SYSTEM_DIRECTORIES
+
+    role_vars = Path(__file__).resolve().parents[2] / "roles" / "mesh_agent" / "vars" / "main.yml"
+    listed = yaml.safe_load(role_vars.read_text())["_mesh_agent_system_directories"]
+    assert sorted(listed) == sorted(SYSTEM_DIRECTORIES)
 
 
 def test_retry_max_delay_below_initial_delay_is_refused() -> None:

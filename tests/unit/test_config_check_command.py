@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,39 @@ def test_missing_base_directory_is_a_warning_not_a_failure(
     env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}/later\n")
     assert main(["check-config", "--env-file", str(env)]) == 0
     assert "BASE_DIRECTORY: " in capsys.readouterr().err
+
+
+def test_a_base_directory_that_is_not_a_directory_is_a_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "data").write_text("a file, not a folder")
+    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}/data\n")
+    assert main(["check-config", "--env-file", str(env)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert f"BASE_DIRECTORY: {tmp_path}/data is not a directory (a regular file)" in err
+    assert "does not exist" not in err
+    os.mkfifo(tmp_path / "pipe")
+    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}/pipe\n")
+    assert main(["check-config", "--env-file", str(env), "--json"]) == EXIT_CONFIG
+    report = json.loads(capsys.readouterr().out)
+    assert report["problems"] == [
+        {"variable": "BASE_DIRECTORY", "reason": f"{tmp_path}/pipe is not a directory (a FIFO)"}
+    ]
+
+
+def test_the_root_as_base_directory_is_refused_also_through_a_symlink(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY=/\n")
+    assert main(["check-config", "--env-file", str(env)]) == EXIT_CONFIG
+    assert "BASE_DIRECTORY: must not be /: that is the root of the file system" in (
+        capsys.readouterr().err
+    )
+    (tmp_path / "data").symlink_to("/etc")
+    env = write_env(tmp_path, f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}/data\n")
+    assert main(["check-config", "--env-file", str(env)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert f"BASE_DIRECTORY: {tmp_path}/data leads to /etc: must not be /etc" in err
 
 
 def test_bad_file_exits_78_naming_every_bad_variable_without_secrets(tmp_path: Path) -> None:
@@ -142,3 +176,27 @@ def test_no_warning_about_the_default_registry_url(
     report = json.loads(capsys.readouterr().out)
     assert report["settings"]["mesh_registry_url"] == "http://localhost:8000"
     assert not any(w.startswith("MESH_REGISTRY_URL") for w in report["warnings"])
+
+
+def test_any_address_as_a_trusted_proxy_is_refused_a_specific_network_is_fine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}\n"
+    for forged_anything in ("*", "10.0.0.5,*", "0.0.0.0/0"):
+        env = write_env(tmp_path, base + f"MCP_MESH_TRUSTED_PROXIES={forged_anything}\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "mcp_mesh_sdk", "check-config", "--env-file", str(env)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == EXIT_CONFIG, forged_anything
+        assert "MCP_MESH_TRUSTED_PROXIES: " in done.stderr
+        assert "trusts every address" in done.stderr and "Traceback" not in done.stderr
+        assert TOKEN not in done.stdout + done.stderr
+    env = write_env(tmp_path, base + "MCP_MESH_TRUSTED_PROXIES=*\n")
+    assert main(["check-config", "--env-file", str(env), "--json"]) == EXIT_CONFIG
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["variable"] == "MCP_MESH_TRUSTED_PROXIES"
+    env = write_env(tmp_path, base + "MCP_MESH_TRUSTED_PROXIES=10.0.0.0/24,fd00::7\n")
+    assert main(["check-config", "--env-file", str(env)]) == 0
+    assert "is valid" in capsys.readouterr().out

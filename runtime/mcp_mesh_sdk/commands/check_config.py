@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
@@ -62,14 +65,12 @@ def _check(
         from mcp_mesh_sdk.config import check_agent_env
 
         checked = check_agent_env(env)
-        warnings = list(checked.warnings)
+        problems, warnings = list(checked.problems), list(checked.warnings)
         base = checked.config.base_directory if checked.config else None
-        if base is not None and not base.is_dir():
-            warnings.append(
-                f"BASE_DIRECTORY: {base} does not exist (yet); /ready fails until it does"
-            )
+        if base is not None:
+            _check_base_directory(base, problems, warnings)
         shown = checked.config.redacted() if checked.config else None
-        return shown, list(checked.problems), warnings
+        return shown, problems, warnings
     from mcp_mesh_sdk.registry.config import load_registry_config
 
     try:
@@ -77,6 +78,41 @@ def _check(
     except ConfigError as exc:
         return None, list(exc.problems), []
     return config.redacted(), [], list(config.warnings)
+
+
+_KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (lambda mode: True, "a device"),
+)
+
+
+def _check_base_directory(base: Path, problems: list[ConfigProblem], warnings: list[str]) -> None:
+    """What this host holds at BASE_DIRECTORY: a directory (fine, unless a symlink leads it to
+    a system directory), nothing yet (a warning: /ready fails until it exists), or anything
+    else (a problem: the file tools could never work)."""
+    from mcp_mesh_sdk.config import system_directory_problem
+
+    try:
+        info = base.stat()
+    except FileNotFoundError:
+        warnings.append(f"BASE_DIRECTORY: {base} does not exist (yet); /ready fails until it does")
+        return
+    except PermissionError:
+        warnings.append(f"BASE_DIRECTORY: {base} cannot be checked by this user (run as root)")
+        return
+    except OSError as exc:  # a file on the way (ENOTDIR), a symlink loop
+        problems.append(ConfigProblem("BASE_DIRECTORY", f"{base} cannot be read: {exc.strerror}"))
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        kind = next(name for test, name in _KINDS if test(info.st_mode))
+        problems.append(ConfigProblem("BASE_DIRECTORY", f"{base} is not a directory ({kind})"))
+        return
+    real = Path(os.path.realpath(base))
+    leads_to = system_directory_problem(real) if real != base else None
+    if leads_to is not None:
+        problems.append(ConfigProblem("BASE_DIRECTORY", f"{base} leads to {real}: {leads_to}"))
 
 
 def _report(
