@@ -3,6 +3,7 @@
     mesh-ops [-i INVENTORY] status [--json] | health | incidents [-g GROUP]
     mesh-ops [-i INVENTORY] logs HOST [-n N] [--follow]
     mesh-ops [-i INVENTORY] restart HOST
+    mesh-ops [-i INVENTORY] security list|unblock SOURCE [-g GROUP] [--json]
 
 The inventory is read with `ansible-inventory --list`, so hosts are reached as the playbooks
 reach them (address, port, key, `ansible_user`, become through sudo). Every host of the group
@@ -40,6 +41,8 @@ from mesh_ops.remote import (
     run_json,
     status_probe,
 )
+from mesh_ops.security import cmd_list as security_list
+from mesh_ops.security import cmd_unblock as security_unblock
 from mesh_ops.status import fleet_status, render_table, table, verdict
 
 RESTART = REPO / "playbooks" / "restart.yml"
@@ -129,6 +132,17 @@ def cmd_logs(host: Host, lines: int, follow: bool) -> int:
     return 0
 
 
+def cmd_security(hosts: list[Host], action: str, source: str | None, as_json: bool) -> int:
+    """The blocks of every agent (`list`), or lift SOURCE on every agent (`unblock`)."""
+    if action == "unblock":
+        assert source is not None  # argparse requires it
+        output, failures = security_unblock(hosts, source, as_json)
+    else:
+        output, failures = security_list(hosts, as_json)
+    print(output)
+    return report_failures(failures)
+
+
 def cmd_restart(inventory_path: Path, host: Host, vault_password_file: Path | None) -> int:
     """Run `host` through the host cycle (playbooks/restart.yml), the one the rollouts use:
     drain, restart, wait until ready, smoke test, enable, judge it by its traffic."""
@@ -186,6 +200,16 @@ def parser() -> argparse.ArgumentParser:
         "restart", help="drain, restart, smoke-test, enable and judge one agent (restart.yml)"
     )
     restart.add_argument("host")
+    security = sub.add_parser(
+        "security", help="the sources each agent blocks (list), or lift one everywhere (unblock)"
+    )
+    actions = security.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="every agent's blocked sources, why and until when")
+    unblock = actions.add_parser("unblock", help="lift the block of SOURCE on every agent")
+    unblock.add_argument("source", help="the blocked address, as `security list` shows it")
+    for action in actions.choices.values():
+        action.add_argument("-g", "--group", default="agents", help="inventory group (agents)")
+        action.add_argument("--json", action="store_true", help="print JSON")
     return top
 
 
@@ -199,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_health(inventory.group(args.group))
         if args.command == "incidents":
             return cmd_incidents(inventory.group(args.group), args.all)
+        if args.command == "security":
+            hosts = inventory.group(args.group)
+            return cmd_security(hosts, args.action, getattr(args, "source", None), args.json)
         host = inventory.host(args.host)
         if args.command == "logs":
             if args.lines < 1:

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "migrate": "migrate",
     "lb": "lb",
     "release": "release",
+    "security": "security",
 }
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd shows it as a configuration error

@@ -67,6 +67,12 @@ class Secret:
         raise TypeError("secrets are not pickled")
 
 
+_ANY_PROXY = (
+    "any client could then name any address in X-Forwarded-For (and have it blocked); "
+    "list the load balancers' addresses or networks"
+)
+
+
 def is_host_name_or_address(value: str) -> bool:
     """An IP address (v4 or v6) or an RFC 1123 host name."""
     try:
@@ -270,7 +276,8 @@ class EnvReader:
         return tuple(entries)
 
     def networks(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        """Comma-separated IP addresses or CIDR networks (or `*` for any)."""
+        """Comma-separated IP addresses or CIDR networks of trusted proxies. `*` and /0 are
+        refused: every client could then name any address in X-Forwarded-For."""
         value = self.raw(name)
         if value is None:
             return default
@@ -278,12 +285,17 @@ class EnvReader:
         for item in (part.strip() for part in value.split(",")):
             if not item:
                 continue
-            if item != "*":
-                try:
-                    ipaddress.ip_network(item, strict=False)
-                except ValueError:
+            try:
+                network = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                if item == "*":
+                    self.problem(name, f"'*' trusts every address: {_ANY_PROXY}")
+                else:
                     self.problem(name, f"{item!r} is not an IP address or network")
-                    continue
+                continue
+            if network.prefixlen == 0:
+                self.problem(name, f"{item!r} trusts every address: {_ANY_PROXY}")
+                continue
             entries.append(item)
         return tuple(entries)
 

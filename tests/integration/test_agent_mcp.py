@@ -135,7 +135,13 @@ def test_traversal_is_refused_and_counted(agent: RunningAgent, tmp_path) -> None
     assert summary.json()["top_sources"] == {"127.0.0.1": 4}
 
 
-def test_a_source_is_blocked_after_more_than_five_traversal_attempts(agent: RunningAgent) -> None:
+def test_a_source_is_blocked_after_more_than_five_traversal_attempts(
+    agent_env, start_agent
+) -> None:
+    # Loopback is a trusted proxy by default, and a trusted proxy's own address is never
+    # blocked: here the test client is an ordinary client.
+    agent = start_agent({**agent_env, "MCP_MESH_TRUSTED_PROXIES": "192.0.2.1"})
+
     async def attempts(session: ClientSession) -> list[bool]:
         return [
             (await session.call_tool("read_file", {"path": f"../x{n}.txt"})).is_error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,72 @@ def test_restart_without_ansible_playbook_is_a_clear_error(
     err = capsys.readouterr().err
     assert "agent1: cannot run" in err and "No such file or directory" in err
     assert "Traceback" not in err
+
+
+def fake_hosts(monkeypatch: pytest.MonkeyPatch, replies: dict[str, Any]) -> list[str]:
+    """Each host answers `mcp-mesh-sdk security ... --json` with replies[host] (a str: it
+    failed with that message); returns the commands run."""
+    import mesh_ops.security as security
+
+    commands: list[str] = []
+
+    def on_each(hosts: list[Any], work: Any) -> list[tuple[Any, Any, str | None]]:
+        results = []
+        for host in hosts:
+            reply = replies[host.name]
+            if isinstance(reply, str):
+                results.append((host, None, reply))
+            else:
+                results.append((host, work(None, host), None))
+        return results
+
+    def run_json(connection: Any, host: Any, command: str) -> Any:
+        commands.append(command)
+        return replies[host.name]
+
+    monkeypatch.setattr(security, "on_each", on_each)
+    monkeypatch.setattr(security, "run_json", run_json)
+    return commands
+
+
+BLOCK = {"source": "203.0.113.7", "scope": "unauthenticated", "reason": "more than 100 requests",
+         "since": "2026-11-30T03:00:00+00:00", "until": "2026-11-30T04:00:00+00:00"}  # fmt: skip
+
+
+def test_security_list_shows_every_agent_s_blocks_and_names_a_silent_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = fake_hosts(
+        monkeypatch, {"agent1": {"blocked": [BLOCK]}, "agent2": "agent2 did not answer over SSH"}
+    )
+    assert main(["-i", str(write(tmp_path, INVENTORY)), "security", "list"]) == 1
+    out, err = capsys.readouterr()
+    [row] = out.splitlines()[1:]
+    assert row.split()[:3] == ["agent1", "203.0.113.7", "unauthenticated"]
+    assert "FAILED agent2 did not answer" in err
+    assert commands == ["/opt/mcp-mesh/current/venv/bin/mcp-mesh-sdk security list --json"]
+
+
+def test_security_unblock_lifts_the_source_on_every_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = fake_hosts(
+        monkeypatch, {"agent1": {"unblocked": True}, "agent2": {"unblocked": False}}
+    )
+    inventory = str(write(tmp_path, INVENTORY))
+    assert main(["-i", inventory, "security", "unblock", "203.0.113.7", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["unblocked_on"], document["not_blocked_on"]) == (["agent1"], ["agent2"])
+    assert all(c.endswith("security unblock 203.0.113.7 --json") for c in commands)
+    assert main(["-i", inventory, "security", "unblock", "203.0.113.7"]) == 0
+    assert capsys.readouterr().out.startswith("203.0.113.7: unblocked on agent1")
+
+
+def test_security_unblock_refuses_a_source_no_agent_could_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = fake_hosts(monkeypatch, {})
+    inventory = str(write(tmp_path, INVENTORY))
+    assert main(["-i", inventory, "security", "unblock", "1.2.3.4; reboot"]) == 1
+    assert "is not an address an agent could have blocked" in capsys.readouterr().err
+    assert commands == []
