@@ -19,7 +19,9 @@ HELP = "run the mesh registry (agents register and heartbeat here), or forget an
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_env_file_option(parser)
-    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions = parser.add_subparsers(
+        dest="action", metavar="ACTION", help="none: serve until SIGTERM"
+    )
     forget = actions.add_parser(
         "forget",
         help="drop an agent's entry and its key binding (its next registration binds anew)",
