@@ -9,8 +9,9 @@ AGENTS ?= 3
 # Which lab the lab-* targets and demo act on (inventories/lab/hosts.yml for "mesh").
 LAB ?= $(or $(MESH_LAB_NAME),mesh)
 # What the controller needs from Debian: the lab (nspawn, debootstrap, iproute2, ssh),
-# and the load balancer and load generator the tests compare against.
-APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync
+# the load balancer and load generator the tests compare against, and age (opening a backup by
+# hand, as the restore runbook does).
+APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync age
 PYTEST_ARGS ?=
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg

@@ -34,7 +34,11 @@ def host(tmp_path: Path) -> dict[str, Path]:
     )
     for n in range(50):
         (data / "docs" / f"note{n}.txt").write_text(f"note {n}\n" * 1000)
-    return {"env": env_file, "data": data, "state": state, "backups": tmp_path / "backups"}
+    key = etc / "backup.key"  # the identity, made as the runbook says
+    made = subprocess.run(["age-keygen", "-o", str(key)], capture_output=True, text=True)
+    assert made.returncode == 0 and key.stat().st_mode & 0o077 == 0, made.stderr
+    return {"env": env_file, "data": data, "state": state, "backups": tmp_path / "backups",
+            "key": key}  # fmt: skip
 
 
 def test_create_verify_damage_restore_prune(host) -> None:
@@ -74,7 +78,7 @@ def test_create_verify_damage_restore_prune(host) -> None:
     pruned = json.loads(cli("backup", "prune", "--keep", "0", "--json", *env).stdout)
     assert pruned["newest_verified"] == first["name"]  # the damaged newer one does not count
     assert pruned["deleted"] == [second["name"]]
-    assert [p.name for p in host["backups"].glob("*.tar.gz")] == [first["name"]]
+    assert [p.name for p in host["backups"].glob("*.tar.gz.age")] == [first["name"]]
 
 
 def test_restore_killed_while_staging_leaves_the_data_as_it_was(host) -> None:
@@ -123,7 +127,7 @@ def test_report_on_the_host_then_on_the_controller_with_its_copies(host, tmp_pat
     (copies / made["name"]).write_bytes(Path(made["path"]).read_bytes()[:-100])
     judged = subprocess.run(
         [sys.executable, "-m", "mcp_mesh_sdk", "backup", "report", "--from-json", "-",
-         "--copies", str(copies)],
+         "--copies", str(copies), "--identity-file", str(host["key"])],
         input=on_host.stdout, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert judged.returncode == 1, judged.stderr

@@ -1,9 +1,10 @@
+import io
 import json
 import socket
 import subprocess
 import tarfile
 
-from test_backup_helpers import make_host
+from test_backup_helpers import decrypt, make_host
 
 from mcp_mesh_sdk.backup.create import create_backup
 from mcp_mesh_sdk.backup.reader import read_manifest
@@ -13,11 +14,11 @@ from mcp_mesh_sdk.cli import main
 def test_archive_starts_with_a_manifest_of_every_member(tmp_path) -> None:
     host = make_host(tmp_path)
     result = create_backup(host.sources())
-    with tarfile.open(result.path) as tar:
+    with tarfile.open(fileobj=io.BytesIO(decrypt(result.path, host.key()))) as tar:
         names = tar.getnames()
-        assert names[0] == "MANIFEST.json"
+        assert names[:2] == ["MANIFEST.json", "MANIFEST.hmac"]
         manifest = json.loads(tar.extractfile("MANIFEST.json").read())
-    assert {m["path"] for m in manifest["members"]} == set(names[1:])
+    assert {m["path"] for m in manifest["members"]} == set(names[2:])
     by_path = {m["path"]: m for m in manifest["members"]}
     assert "config/agent.env" in by_path
     assert by_path["data/secret.yaml"]["mode"] == 0o600
@@ -29,11 +30,17 @@ def test_archive_starts_with_a_manifest_of_every_member(tmp_path) -> None:
     assert not any(p.startswith("state/data") for p in by_path)
 
 
-def test_standard_tar_reads_the_archive(tmp_path) -> None:
-    result = create_backup(make_host(tmp_path).sources())
-    listing = subprocess.run(["tar", "tzf", str(result.path)], capture_output=True, text=True)
-    assert listing.returncode == 0, listing.stderr
-    assert "data/docs/a.txt" in listing.stdout.split()
+def test_age_and_tar_open_the_archive_by_hand(tmp_path) -> None:
+    """What the runbook tells an operator: `age -d -i KEY ARCHIVE | tar -tz`."""
+    host = make_host(tmp_path)
+    result = create_backup(host.sources())
+    opened = subprocess.run(
+        f"age -d -i {host.identity_file} {result.path} | tar -tz",
+        shell=True, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    assert {"MANIFEST.json", "data/docs/a.txt", "config/agent.env"} <= set(opened.stdout.split())
+    assert "backup.key" not in opened.stdout  # the identity never goes into a backup
 
 
 def test_backup_dir_and_sockets_are_skipped(tmp_path) -> None:
@@ -45,7 +52,7 @@ def test_backup_dir_and_sockets_are_skipped(tmp_path) -> None:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(host.state / "agent.sock"))
         second = create_backup(sources)
-    paths = {entry.path for entry in read_manifest(second.path).entries}
+    paths = {entry.path for entry in read_manifest(second.path, host.key()).entries}
     assert not any("backups" in p or "agent.sock" in p for p in paths)
     assert any("agent.sock" in s for s in second.skipped)
 
@@ -54,7 +61,7 @@ def test_no_temporary_file_is_left_and_the_name_sorts_by_time(tmp_path) -> None:
     host = make_host(tmp_path)
     first = create_backup(host.sources())
     second = create_backup(host.sources())
-    assert sorted(p.name for p in host.backups.iterdir() if p.name.endswith(".tar.gz")) == [
+    assert sorted(p.name for p in host.backups.iterdir() if p.name.endswith(".age")) == [
         first.name, second.name,
     ]  # fmt: skip
     assert not [p for p in host.backups.iterdir() if p.name.startswith(".")]
@@ -97,12 +104,13 @@ def test_manifest_outgrowing_its_space_still_gives_a_valid_archive(tmp_path, mon
     from mcp_mesh_sdk.backup.verify import verify_archive
 
     monkeypatch.setattr(layout, "reserve_for", lambda bound: 64)  # far too small
-    result = create_backup(make_host(tmp_path).sources())
+    host = make_host(tmp_path)
+    result = create_backup(host.sources())
     import hashlib
 
     assert result.sha256 == hashlib.sha256(result.path.read_bytes()).hexdigest()
-    assert verify_archive(result.path).ok
-    with tarfile.open(result.path) as tar:
+    assert verify_archive(result.path, host.key()).ok
+    with tarfile.open(fileobj=io.BytesIO(decrypt(result.path, host.key()))) as tar:
         assert tar.getnames()[0] == "MANIFEST.json"
 
 
@@ -123,12 +131,12 @@ def test_live_sqlite_database_is_archived_as_a_consistent_snapshot(tmp_path) -> 
         result = create_backup(host.sources())
     finally:
         writer.close()
-    paths = {entry.path for entry in read_manifest(result.path).entries}
+    paths = {entry.path for entry in read_manifest(result.path, host.key()).entries}
     assert "state/registry.db" in paths
     assert not any(p.endswith(("-wal", "-shm")) for p in paths)
 
     database.unlink()
-    restore_backup(result.path, "full", host.sources())
+    restore_backup(result.path, "full", host.sources(), key=host.key())
     restored = sqlite3.connect(database)
     assert restored.execute("SELECT name FROM agents ORDER BY name").fetchall() == [
         ("a1",),
@@ -150,7 +158,8 @@ def test_the_agents_own_entries_in_the_data_directory_are_left_out(tmp_path) -> 
     (host.data / "docs" / "x.mcp-mesh-kept.txt").write_text("a client's file")
     (host.state / f"{AGENT_OWN_PREFIX}state-file").write_text("state is kept whole")
 
-    paths = {entry.path for entry in read_manifest(create_backup(host.sources()).path).entries}
+    archive = create_backup(host.sources()).path
+    paths = {entry.path for entry in read_manifest(archive, host.key()).entries}
 
     assert AGENT_OWN_PREFIX == _TEMP_PREFIX and SMOKE_PREFIX.startswith(AGENT_OWN_PREFIX)
     own = [p for p in paths if any(part.startswith(AGENT_OWN_PREFIX) for part in p.split("/"))]

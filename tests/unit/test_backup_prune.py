@@ -24,9 +24,9 @@ def names(backups) -> list[str]:
 
 def test_keeps_the_newest_n(tmp_path) -> None:
     host, made = make_backups(tmp_path, 4)
-    outcome = prune(host.backups, keep=2, now=START + timedelta(days=4))
+    outcome = prune(host.backups, keep=2, now=START + timedelta(days=4), key=host.key())
     assert names(outcome.deleted) == [made[1].name, made[0].name]
-    assert names(list_backups(host.backups)) == [made[3].name, made[2].name]
+    assert names(list_backups(host.backups, host.key())) == [made[3].name, made[2].name]
     assert not list(host.backups.glob(f"{made[0].name}*"))  # sidecar gone too
 
 
@@ -34,15 +34,17 @@ def test_never_deletes_the_newest_verified_backup(tmp_path) -> None:
     host, made = make_backups(tmp_path, 3)
     newest = made[2].path
     newest.write_bytes(newest.read_bytes()[:-50])  # the newest one is damaged
-    outcome = prune(host.backups, keep=1, now=START + timedelta(days=3))
+    outcome = prune(host.backups, keep=1, now=START + timedelta(days=3), key=host.key())
     assert outcome.protected == made[1].name
     assert set(names(outcome.kept)) == {made[2].name, made[1].name}
-    assert verify_archive(made[1].path).ok
+    assert verify_archive(made[1].path, host.key()).ok
 
 
 def test_max_age_deletes_old_ones_but_not_the_newest_verified(tmp_path) -> None:
     host, made = make_backups(tmp_path, 3)
-    outcome = prune(host.backups, keep=3, max_age_days=1, now=START + timedelta(days=30))
+    outcome = prune(
+        host.backups, keep=3, max_age_days=1, now=START + timedelta(days=30), key=host.key()
+    )
     assert names(outcome.kept) == [made[2].name]
     assert len(outcome.deleted) == 2
 
@@ -50,11 +52,11 @@ def test_max_age_deletes_old_ones_but_not_the_newest_verified(tmp_path) -> None:
 def test_dry_run_deletes_nothing(tmp_path, capsys) -> None:
     host, _ = make_backups(tmp_path, 3)
     code = main(["backup", "prune", "--keep", "1", "--dry-run", "--json",
-                 "--output-dir", str(host.backups)])  # fmt: skip
+                 "--output-dir", str(host.backups), "--env-file", str(host.env_file)])  # fmt: skip
     assert code == 0
     document = json.loads(capsys.readouterr().out)
     assert len(document["deleted"]) == 2
-    assert len(list_backups(host.backups)) == 3
+    assert len(list_backups(host.backups, host.key())) == 3
 
 
 def test_temporaries_of_a_killed_create_are_removed_once_stale(tmp_path) -> None:
@@ -66,7 +68,7 @@ def test_temporaries_of_a_killed_create_are_removed_once_stale(tmp_path) -> None
     for path in (old, fresh):
         path.write_bytes(b"partial")
     os.utime(old, (0, 0))
-    outcome = prune(host.backups, keep=5)
+    outcome = prune(host.backups, keep=5, key=host.key())
     assert outcome.temporaries == [old.name]
     assert not old.exists() and fresh.exists()
-    assert names(list_backups(host.backups)) == [made[0].name]
+    assert names(list_backups(host.backups, host.key())) == [made[0].name]

@@ -26,6 +26,10 @@ def host(tmp_path):
     return make_host(tmp_path)
 
 
+def identity(host) -> list[str]:
+    return ["--identity-file", str(host.identity_file)]
+
+
 def run(capsys, *args: str) -> tuple[int, str, str]:
     code = main(["backup", "report", *args])
     captured = capsys.readouterr()
@@ -35,7 +39,9 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 def test_every_backup_verified_with_its_age_and_the_newest_young_enough(host) -> None:
     older = create_backup(host.sources(), now=START)
     newer = create_backup(host.sources(), now=START + timedelta(hours=20))
-    report = make_report(host.backups, [], host="agent1", now=START + timedelta(hours=23))
+    report = make_report(
+        host.backups, [], host="agent1", now=START + timedelta(hours=23), key=host.key()
+    )
     assert [(r.backup, r.age_hours, r.verified) for r in report.rows] == [
         (newer.name, 3.0, True),
         (older.name, 23.0, True),
@@ -51,10 +57,12 @@ def test_every_backup_verified_with_its_age_and_the_newest_young_enough(host) ->
 def test_a_newest_backup_older_than_the_limit_fails(host) -> None:
     made = create_backup(host.sources(), now=START)
     late = START + timedelta(hours=30)
-    report = make_report(host.backups, [], host="agent1", now=late)
+    report = make_report(host.backups, [], host="agent1", now=late, key=host.key())
     assert not report.verdict.ok
     assert report.verdict.message == f"agent1: newest backup {made.name} is 30.0 h old (limit 26 h)"
-    assert make_report(host.backups, [], "agent1", max_age_hours=48, now=late).verdict.ok
+    assert make_report(
+        host.backups, [], "agent1", max_age_hours=48, now=late, key=host.key()
+    ).verdict.ok
 
 
 def test_the_command_exits_non_zero_when_the_newest_backup_is_too_old(host, capsys) -> None:
@@ -81,22 +89,26 @@ def test_a_damaged_archive_is_named_with_its_problem(host, capsys) -> None:
     bad_line = next(line for line in lines if bad.name in line)
     assert bad_line.split()[-1] == "NO"
     problem = lines[lines.index(bad_line) + 1]
-    assert problem.startswith("       ") and "corrupt" in problem
+    assert problem.startswith("       ") and "not authentic" in problem
     assert next(line for line in lines if good.name in line).split()[-1] == "yes"
     assert lines[-1] == f"agent3: backups that do not verify: {bad.name}"
 
     document = json.loads(run(capsys, "--env-file", str(host.env_file), "--json")[1])
     row = next(r for r in document["rows"] if r["backup"] == bad.name)
-    assert row["verified"] is False and "corrupt" in row["problem"]
+    assert row["verified"] is False and "cut short" in row["problem"]
     assert document["verdict"]["not_verified"] == [bad.name]
 
 
 def test_an_empty_backup_directory_fails_with_a_clear_message(host, capsys) -> None:
     host.backups.mkdir()
-    code, out, _ = run(capsys, "--output-dir", str(host.backups), "--host", "agent1")
+    code, out, _ = run(
+        capsys, "--output-dir", str(host.backups), "--host", "agent1", *identity(host)
+    )
     assert code == 1
     assert out.strip() == f"agent1: no backups in {host.backups}"
-    document = json.loads(run(capsys, "--output-dir", str(host.backups), "--json")[1])
+    document = json.loads(
+        run(capsys, "--output-dir", str(host.backups), "--json", *identity(host))[1]
+    )
     assert document["rows"] == [] and document["verdict"]["ok"] is False
 
 
@@ -106,17 +118,17 @@ def test_copies_must_verify_but_do_not_count_for_age(host, tmp_path) -> None:
     copies.mkdir(parents=True)
     shutil.copy2(made.path, copies / made.name)
     now = START + timedelta(hours=1)
-    report = make_report(host.backups, [copies], host="agent1", now=now)
+    report = make_report(host.backups, [copies], host="agent1", now=now, key=host.key())
     assert [(r.location, r.verified) for r in report.rows] == [(HOST, True), (COPY, True)]
     assert report.verdict.ok
 
     damage(copies / made.name)
-    report = make_report(host.backups, [copies], host="agent1", now=now)
+    report = make_report(host.backups, [copies], host="agent1", now=now, key=host.key())
     assert report.verdict.message == f"agent1: backups that do not verify: {made.name}"
 
     shutil.copy2(made.path, copies / made.name)
     shutil.rmtree(host.backups)
-    report = make_report(host.backups, [copies], host="agent1", now=now)
+    report = make_report(host.backups, [copies], host="agent1", now=now, key=host.key())
     assert not report.verdict.ok and "no backups in" in report.verdict.message
 
 
@@ -131,7 +143,9 @@ def test_the_controller_completes_the_hosts_report_from_standard_input(
     shutil.copy2(made.path, copies / made.name)
     damage(copies / made.name)
     monkeypatch.setattr("sys.stdin", io.StringIO(on_host))
-    code, out, _ = run(capsys, "--from-json", "-", "--copies", str(copies), "--json")
+    code, out, _ = run(
+        capsys, "--from-json", "-", "--copies", str(copies), "--json", *identity(host)
+    )
     document = json.loads(out)
     assert code == 1
     assert document["host"] == "agent2"

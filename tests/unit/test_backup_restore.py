@@ -20,7 +20,7 @@ def test_full_restore_brings_everything_back_and_keeps_a_rollback_copy(tmp_path)
     (host.state / "stray.txt").write_text("new since the backup")
     host.env_file.write_text(host.env_file.read_text() + "LOG_LEVEL=DEBUG\n")
 
-    result = restore_backup(archive, "full", host.sources())
+    result = restore_backup(archive, "full", host.sources(), key=host.key())
 
     assert snapshot(host.state) == before_state
     assert snapshot(host.env_file.parent) == before_etc
@@ -34,7 +34,7 @@ def test_data_mode_touches_only_data(tmp_path) -> None:
     archive = create_backup(host.sources()).path
     (host.data / "docs" / "a.txt").write_text("damaged")
     (host.state / "incidents.jsonl").write_text("kept\n")
-    restore_backup(archive, "data", host.sources())
+    restore_backup(archive, "data", host.sources(), key=host.key())
     assert (host.data / "docs" / "a.txt").read_text() == "alpha\n" * 100
     assert (host.state / "incidents.jsonl").read_text() == "kept\n"
 
@@ -42,8 +42,8 @@ def test_data_mode_touches_only_data(tmp_path) -> None:
 def test_previous_rollback_copy_is_pruned(tmp_path) -> None:
     host = make_host(tmp_path)
     archive = create_backup(host.sources()).path
-    restore_backup(archive, "data", host.sources())
-    restore_backup(archive, "data", host.sources())
+    restore_backup(archive, "data", host.sources(), key=host.key())
+    restore_backup(archive, "data", host.sources(), key=host.key())
     copies = [p for p in host.state.iterdir() if p.name.startswith("data.pre-restore-")]
     assert len(copies) == 1
 
@@ -52,11 +52,12 @@ def _crafted_restore(tmp_path, members):
     host = make_host(tmp_path)
     (tmp_path / "incoming").mkdir()
     archive = craft_archive(
-        tmp_path / "incoming" / "crafted.tar.gz", members, roots={"data": str(host.data)}
-    )
+        tmp_path / "incoming" / "crafted.tar.gz.age", members, roots={"data": str(host.data)},
+        key=host.key(),
+    )  # fmt: skip
     before = snapshot(tmp_path)
     with pytest.raises(OpsError, match="refusing") as caught:
-        restore_backup(archive, "data", host.sources())
+        restore_backup(archive, "data", host.sources(), key=host.key())
     assert snapshot(tmp_path) == before  # nothing changed anywhere, inside or outside
     return str(caught.value)
 
@@ -105,7 +106,7 @@ def test_failure_after_staging_leaves_the_old_state_intact(tmp_path, monkeypatch
 
     monkeypatch.setattr(restore_module, "_swap_paths", swap_then_die)
     with pytest.raises(OpsError, match="previous state kept"):
-        restore_backup(archive, "full", host.sources())
+        restore_backup(archive, "full", host.sources(), key=host.key())
     monkeypatch.setattr(restore_module, "_swap_paths", real_swap)
     assert snapshot(tmp_path) == before  # config swapped back; no staging or rollback left
 
@@ -116,20 +117,21 @@ def test_corrupt_archive_is_refused_before_anything_is_written(tmp_path) -> None
     archive.write_bytes(archive.read_bytes()[:-100])
     before = snapshot(host.state)
     with pytest.raises(OpsError, match="does not verify"):
-        restore_backup(archive, "full", host.sources())
+        restore_backup(archive, "full", host.sources(), key=host.key())
     assert snapshot(host.state) == before
 
 
 def test_archive_from_a_newer_schema_is_refused(tmp_path) -> None:
     host = make_host(tmp_path)
     archive = craft_archive(
-        tmp_path / "future.tar.gz",
+        tmp_path / "future.tar.gz.age",
         [member("data", kind=tarfile.DIRTYPE, mode=0o755)],
         schema=999,
         roots={"data": str(host.data)},
+        key=host.key(),
     )
     with pytest.raises(OpsError, match="schema 999 is newer"):
-        restore_backup(archive, "data", host.sources())
+        restore_backup(archive, "data", host.sources(), key=host.key())
 
 
 def test_cli_restore_latest_json(tmp_path, capsys) -> None:
@@ -157,6 +159,6 @@ def test_leftover_of_an_interrupted_restore_is_reported_not_deleted(tmp_path) ->
     leftover = host.state / ".data.restore-20250101T000000.000Z"
     leftover.mkdir()
     (leftover / "maybe-the-previous-data.txt").write_text("keep me")
-    result = restore_backup(archive, "data", host.sources())
+    result = restore_backup(archive, "data", host.sources(), key=host.key())
     assert any(str(leftover) in warning for warning in result.warnings)
     assert (leftover / "maybe-the-previous-data.txt").read_text() == "keep me"

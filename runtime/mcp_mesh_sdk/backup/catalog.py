@@ -1,7 +1,8 @@
 """The backup directory: the archives' names, listing them newest first, and `latest`.
 
 What a listing says about an archive comes from its sidecar (`sidecar.py`) while that is
-current, else from the archive's manifest.
+current, else from the archive's manifest (read with the backup identity, its HMAC checked).
+Archives are `<name>.tar.gz.age`; legacy ones, from before encryption, `<name>.tar.gz`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mcp_mesh_sdk.backup.encryption import BackupKey, IdentityNeeded
 from mcp_mesh_sdk.backup.reader import read_manifest
 from mcp_mesh_sdk.backup.sidecar import read_sidecar, write_sidecar
 from mcp_mesh_sdk.errors import OpsError
 
 ARCHIVE_PREFIX = "mcp-mesh-"
-ARCHIVE_SUFFIX = ".tar.gz"
+ARCHIVE_SUFFIX = ".tar.gz.age"
+LEGACY_SUFFIX = ".tar.gz"  # unencrypted, written before backups were encrypted
+SUFFIXES = (ARCHIVE_SUFFIX, LEGACY_SUFFIX)
 OK, FAILED, UNKNOWN = "ok", "failed", "unknown"
 
 
@@ -60,7 +64,7 @@ class BackupInfo:
         return now - datetime.fromisoformat(self.created_at.replace("Z", "+00:00"))
 
 
-_NAME_TIME = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)\.(\d{3})Z\.tar\.gz$")
+_NAME_TIME = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)\.(\d{3})Z\.tar\.gz(\.age)?$")
 
 
 def time_from_name(name: str) -> str | None:
@@ -68,18 +72,20 @@ def time_from_name(name: str) -> str | None:
     match = _NAME_TIME.search(name)
     if match is None:
         return None
-    y, mo, d, h, mi, s, ms = match.groups()
+    y, mo, d, h, mi, s, ms, _ = match.groups()
     return f"{y}-{mo}-{d}T{h}:{mi}:{s}.{ms}Z"
 
 
-def _describe(archive: Path) -> BackupInfo:
+def _describe(archive: Path, key: BackupKey | None) -> BackupInfo:
     cached = read_sidecar(archive) or {}
     summary = cached.get("summary")
     outcome = cached.get("verified")
     verified = OK if outcome is True else FAILED if outcome is False else UNKNOWN
     if summary is None:
         try:
-            manifest = read_manifest(archive)
+            manifest = read_manifest(archive, key)
+        except IdentityNeeded:
+            summary = {}
         except OpsError:
             summary, verified = {}, FAILED
         else:
@@ -98,8 +104,8 @@ def _describe(archive: Path) -> BackupInfo:
     )
 
 
-def list_backups(backup_dir: Path) -> list[BackupInfo]:
-    """Every archive in `backup_dir`, newest first."""
+def list_backups(backup_dir: Path, key: BackupKey | None) -> list[BackupInfo]:
+    """Every archive in `backup_dir`, newest first (`key` reads manifests no sidecar holds)."""
     try:
         names = [path.name for path in backup_dir.iterdir()]
     except FileNotFoundError:
@@ -109,24 +115,25 @@ def list_backups(backup_dir: Path) -> list[BackupInfo]:
     archives = [
         backup_dir / name
         for name in names
-        if name.startswith(ARCHIVE_PREFIX) and name.endswith(ARCHIVE_SUFFIX)
+        if name.startswith(ARCHIVE_PREFIX) and name.endswith(SUFFIXES)
     ]
-    found = [_describe(archive) for archive in archives]
+    found = [_describe(archive, key) for archive in archives]
     return sorted(found, key=lambda b: (b.created_at or "", b.name), reverse=True)
 
 
-def resolve_archive(spec: str, backup_dir: Path) -> Path:
-    """`latest`, a name in the backup directory, or a path."""
+def resolve_archive(spec: str, backup_dir: Path, key: BackupKey | None) -> Path:
+    """`latest`, a name in the backup directory (its suffix may be left out), or a path."""
     if spec == "latest":
-        backups = list_backups(backup_dir)
+        backups = list_backups(backup_dir, key)
         if not backups:
             raise BackupNotFound(f"no backups in {backup_dir}")
         return backups[0].path
     candidate = Path(spec)
     if "/" not in spec:
-        candidate = backup_dir / spec
-        if not candidate.exists() and not spec.endswith(ARCHIVE_SUFFIX):
-            candidate = backup_dir / (spec + ARCHIVE_SUFFIX)
+        named = [backup_dir / spec]
+        if not spec.endswith(SUFFIXES):
+            named += [backup_dir / (spec + suffix) for suffix in SUFFIXES]
+        candidate = next((path for path in named if path.exists()), named[0])
     if not candidate.is_file():
         raise BackupNotFound(f"no backup {spec!r} (looked for {candidate})")
     return candidate

@@ -1,14 +1,16 @@
 """`backup create`: stream the sources into a new archive, atomically, in constant memory.
 
-The tree is scanned first (paths and lstat only), which bounds the manifest's size. The
-archive's first bytes are reserved for it; the members are streamed after that space (tar ->
-parallel gzip), each file hashed on another core as it goes. The manifest, which needs those
-hashes, is then written into the reserved space as a stored gzip member, followed by empty
-gzip members whose header "extra" field fills what is left (readers skip them). The
-archive's sha256 is computed by reading the body back from the page cache, then the file is
-fsynced and renamed into place. Should the manifest outgrow its space (a tree that grew
-during the backup), the archive is rewritten with the manifest in front instead.
-A failure leaves no archive and no temporary file behind.
+The backup identity is loaded first (`encryption.py`): without it nothing is written. The tree
+is scanned (paths and lstat only), which bounds the manifest's size. The plaintext archive is
+built in a private scratch file, unlinked as soon as it is created: its first bytes are reserved
+for the manifest; the members are streamed after that space (tar -> parallel gzip), each file
+hashed on another core as it goes. The manifest, which needs those hashes, is then written into
+the reserved space as a stored gzip member with its HMAC, followed by empty gzip members whose
+header "extra" field fills what is left (readers skip them). Should the manifest outgrow its
+space (a tree that grew during the backup), the plaintext is rewritten with the manifest in
+front instead. The plaintext is then encrypted with age, streaming, into the archive (hashed as
+it is written), which is fsynced and renamed into place. A failure leaves no archive and no
+temporary file behind; the backup directory and the identity file are never archived.
 
 In the data directory (BASE_DIRECTORY), names starting with `.mcp-mesh-` belong to the agent
 itself, not to its clients: temporary files of writes in flight and the folders of the release
@@ -19,13 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import grp
-import hashlib
 import os
 import pwd
+import shutil
 import sqlite3
 import stat
 import tarfile
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -33,13 +34,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX
 from mcp_mesh_sdk.atomicfile import fsync_directory
 from mcp_mesh_sdk.backup import layout, sqlitesnap
 from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, this_host
+from mcp_mesh_sdk.backup.encryption import BackupKey, encrypt_to, load_key
 from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS, ParallelGzipWriter, SequentialHasher
 from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, SYMLINK, Entry, Manifest
 from mcp_mesh_sdk.backup.sidecar import write_sidecar
@@ -151,12 +153,13 @@ class _Item:
     info: os.stat_result
 
 
-def _scan(roots: dict[str, Path], out_dir: Path) -> list[_Item]:
-    """Every path to archive, root by root, without reading any file's content."""
+def _scan(roots: dict[str, Path], left_out: list[Path]) -> list[_Item]:
+    """Every path to archive, root by root, without reading any file's content; never the
+    paths in `left_out` (the backup directory, the backup identity) nor anything below them."""
     items = []
     for root, path in roots.items():
         others = [p for r, p in roots.items() if r != root and p != path]
-        excluded = _excluded_identities([out_dir, *others])
+        excluded = _excluded_identities([*left_out, *others])
         hidden = AGENT_OWN_PREFIX if root == "data" else None
         for found, info in _walk(path, excluded, hidden):
             if stat.S_ISREG(info.st_mode) and sqlitesnap.is_companion(found):
@@ -285,6 +288,21 @@ def _excluded_identities(paths: list[Path]) -> set[tuple[int, int]]:
 DEFAULT_LEVEL = 1
 
 
+@contextlib.contextmanager
+def _scratch(path: Path) -> Iterator[BinaryIO]:
+    """A private scratch file for the plaintext archive: created exclusively (0600, never
+    through a link) and unlinked at once, so no name ever leads to it and nothing of it
+    outlives the process, however it ends."""
+    handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        path.unlink()
+        with os.fdopen(handle, "w+b", buffering=0) as scratch:
+            yield scratch
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def create_backup(
     sources: Sources,
     level: int | None = None,
@@ -296,6 +314,7 @@ def create_backup(
     `level` None: gzip level 1, adaptive (chunks the compressors cannot keep up with are
     stored); a number: that level for every compressible chunk, however long it takes.
     """
+    key = load_key(sources.identity_file)
     adaptive = level is None
     level = DEFAULT_LEVEL if level is None else level
     when = now or datetime.now(UTC)
@@ -308,18 +327,17 @@ def create_backup(
     name = archive_name(host, when)
     final = out_dir / name
     temporary = out_dir / f".{name}.tmp"
-    rewritten = out_dir / f".{name}.rewrite.tmp"
     roots = {root: path for root, path in sources.roots().items() if path.exists()}
     missing = [f"{root} ({path}) does not exist" for root, path in sources.roots().items()
                if root not in roots]  # fmt: skip
     hasher = SequentialHasher()
     try:
-        items = _scan(roots, out_dir)
+        items = _scan(roots, [out_dir, sources.identity_file])
         reserved = layout.reserve_for(sum(_bound(item) for item in items))
         total = sum(item.info.st_size for item in items if stat.S_ISREG(item.info.st_mode))
-        with temporary.open("w+b", buffering=0) as out:
-            out.seek(reserved)
-            writer = ParallelGzipWriter(out, level, adaptive=adaptive)
+        with _scratch(out_dir / f".{name}.plain.tmp") as plain:
+            plain.seek(reserved)
+            writer = ParallelGzipWriter(plain, level, adaptive=adaptive)
             archiver = _Archiver(TarStream(writer), hasher, progress, total, out_dir)
             try:
                 for item in items:
@@ -329,33 +347,27 @@ def create_backup(
             except BaseException:
                 writer.abort()
                 raise
-            # Write the body back to disk while the manifest is built and the archive hashed;
-            # the final fsync then only has the front left to flush.
-            flusher = threading.Thread(target=_flush, args=(out.fileno(),), daemon=True)
-            flusher.start()
-            try:
-                archiver.resolve_digests()
-                manifest = Manifest(
-                    created_at=when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                    host=host,
-                    agent_version=__version__,
-                    schema_version=schema_version(sources.state_dir) if "state" in roots else 0,
-                    roots={root: str(path) for root, path in roots.items()},
-                    entries=archiver.entries,
-                    warnings=missing + archiver.warnings,
-                )
-                front = layout.region(manifest, reserved)
-                if front is not None:
-                    os.pwrite(out.fileno(), front, 0)
-                    digest, size = _hash_file(out.fileno(), front, reserved, hasher)
-            finally:
-                flusher.join()  # before the file is closed: the thread holds its descriptor
+            archiver.resolve_digests()
+            manifest = Manifest(
+                created_at=when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                host=host,
+                agent_version=__version__,
+                schema_version=schema_version(sources.state_dir) if "state" in roots else 0,
+                roots={root: str(path) for root, path in roots.items()},
+                entries=archiver.entries,
+                warnings=missing + archiver.warnings,
+            )
+            front = layout.region(manifest, key, reserved)
             if front is not None:
-                _seal(out.fileno())
-        if front is None:  # the tree grew past the estimate: manifest in front, body copied
-            first = zlib.compress(layout.manifest_tar(manifest), level, GZIP_WBITS)
-            digest, size = _rewrite(rewritten, first, temporary, reserved, hasher)
-            rewritten.replace(temporary)
+                os.pwrite(plain.fileno(), front, 0)
+                digest, size = _encrypt(plain, 0, temporary, key)
+            else:  # the tree grew past the estimate: manifest in front, body copied after it
+                first = zlib.compress(layout.manifest_tar(manifest, key), level, GZIP_WBITS)
+                with _scratch(out_dir / f".{name}.rewrite.tmp") as rewritten:
+                    rewritten.write(first)
+                    plain.seek(reserved)
+                    shutil.copyfileobj(plain, rewritten, COPY_SIZE)
+                    digest, size = _encrypt(rewritten, 0, temporary, key)
         temporary.replace(final)
         fsync_directory(out_dir)
     except OSError as exc:
@@ -363,7 +375,6 @@ def create_backup(
     finally:
         hasher.close()
         temporary.unlink(missing_ok=True)
-        rewritten.unlink(missing_ok=True)
     write_sidecar(final, digest, manifest, verified=None, created=True)
     compression = {
         "format": "gzip",
@@ -375,42 +386,15 @@ def create_backup(
     return CreateResult(name, final, size, digest, manifest, archiver.skipped, compression)
 
 
-def _flush(handle: int) -> None:
-    """fdatasync in the background; errors surface in the fsync of `_seal` that follows."""
-    with contextlib.suppress(OSError):
-        os.fdatasync(handle)
-
-
-def _seal(handle: int) -> None:
-    os.fchmod(handle, 0o600)
-    os.fsync(handle)
-
-
-def _hash_file(handle: int, front: bytes, offset: int, hasher: SequentialHasher) -> tuple[str, int]:
-    """sha256 and size of `front` followed by the file's bytes from `offset` on."""
-    digest = hashlib.sha256(front)
-    size = len(front)
-    while block := os.pread(handle, COPY_SIZE, offset):  # a new buffer each time
-        hasher.update(digest, block)
-        offset += len(block)
-        size += len(block)
-    hasher.wait()
-    return digest.hexdigest(), size
-
-
-def _rewrite(
-    target: Path, first: bytes, source: Path, offset: int, hasher: SequentialHasher
-) -> tuple[str, int]:
-    """`first`, then `source` from `offset` on, into `target`; (sha256, size) of the result."""
-    digest = hashlib.sha256(first)
-    size = len(first)
-    with target.open("wb", buffering=0) as out, source.open("rb", buffering=0) as body:
-        out.write(first)
-        body.seek(offset)
-        while block := body.read(COPY_SIZE):  # a new buffer each time: hashed meanwhile
-            hasher.update(digest, block)
-            out.write(block)
-            size += len(block)
-        hasher.wait()
-        _seal(out.fileno())
-    return digest.hexdigest(), size
+def _encrypt(plain: BinaryIO, offset: int, target: Path, key: BackupKey) -> tuple[str, int]:
+    """Encrypt `plain` from `offset` on into `target` (new, 0600), synced; its (sha256, size)."""
+    plain.seek(offset)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    handle = os.open(target, flags, 0o600)
+    try:
+        with open(plain.fileno(), "rb", buffering=COPY_SIZE, closefd=False) as source:
+            digest, size = encrypt_to(source, handle, key)
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+    return digest, size

@@ -4,7 +4,8 @@ The manifest is the archive's first member, but it needs every file's hash, so i
 written last into space reserved before the body. It goes there as a stored gzip member;
 the rest of the space holds empty gzip members whose header carries an "extra" field of the
 right length (RFC 1952 FEXTRA). Every gzip reader skips those, and they decompress to
-nothing, so the tar stream stays intact.
+nothing, so the tar stream stays intact. The manifest's HMAC member (`encryption.py`) follows
+it in the same space.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import zlib
 from json.encoder import encode_basestring_ascii
 
+from mcp_mesh_sdk.backup.encryption import MAC_NAME, BackupKey, manifest_mac
 from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS
 from mcp_mesh_sdk.backup.manifest import MANIFEST_NAME, Manifest
 from mcp_mesh_sdk.backup.tarstream import header
@@ -50,13 +52,17 @@ def filler(size: int) -> bytes:
     return b"".join(members)
 
 
-def manifest_tar(manifest: Manifest) -> bytes:
-    """The manifest as one tar member (header and padded data)."""
-    data = manifest.to_bytes()
-    info = tarfile.TarInfo(MANIFEST_NAME)
+def _member(name: str, data: bytes) -> bytes:
+    info = tarfile.TarInfo(name)
     info.mode, info.mtime, info.size = 0o600, int(time.time()), len(data)
     padding = -len(data) % tarfile.BLOCKSIZE
     return header(info) + data + bytes(padding)
+
+
+def manifest_tar(manifest: Manifest, key: BackupKey) -> bytes:
+    """The manifest as a tar member (header and padded data), then its HMAC as another."""
+    data = manifest.to_bytes()
+    return _member(MANIFEST_NAME, data) + _member(MAC_NAME, manifest_mac(key, data))
 
 
 def stored_size_bound(raw: int) -> int:
@@ -84,13 +90,13 @@ def entry_bound(path: str, owner: str, group: str, target_length: int) -> int:
 
 def reserve_for(entry_bounds: int) -> int:
     """Space to reserve for a manifest whose member lines take at most `entry_bounds`."""
-    raw = tarfile.BLOCKSIZE * 2 + entry_bounds + HEAD_SLACK
+    raw = tarfile.BLOCKSIZE * 4 + entry_bounds + HEAD_SLACK  # 2 headers, the HMAC, padding
     return stored_size_bound(raw) + FILLER_OVERHEAD
 
 
-def region(manifest: Manifest, reserved: int) -> bytes | None:
-    """Exactly `reserved` bytes: the manifest member then filler; None when it does not fit."""
-    member = zlib.compress(manifest_tar(manifest), 0, GZIP_WBITS)
+def region(manifest: Manifest, key: BackupKey, reserved: int) -> bytes | None:
+    """Exactly `reserved` bytes: the manifest members then filler; None when they do not fit."""
+    member = zlib.compress(manifest_tar(manifest, key), 0, GZIP_WBITS)
     rest = reserved - len(member)
     if rest < 0 or 0 < rest < FILLER_OVERHEAD:
         return None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, OK, UNKNOWN, BackupInfo, list_backups
+from mcp_mesh_sdk.backup.encryption import BackupKey
 from mcp_mesh_sdk.backup.sidecar import sidecar_path
 from mcp_mesh_sdk.backup.verify import verify_archive
 from mcp_mesh_sdk.errors import OpsError
@@ -44,11 +45,11 @@ def _stale_temporaries(backup_dir: Path, now: datetime) -> list[Path]:
     return sorted(found)
 
 
-def _newest_verified(backups: list[BackupInfo]) -> BackupInfo | None:
+def _newest_verified(backups: list[BackupInfo], key: BackupKey | None) -> BackupInfo | None:
     for backup in backups:  # newest first; verifies only what has no cached outcome
         if backup.verified == OK:
             return backup
-        if backup.verified == UNKNOWN and verify_archive(backup.path).ok:
+        if backup.verified == UNKNOWN and verify_archive(backup.path, key).ok:
             return backup
     return None
 
@@ -59,6 +60,7 @@ def prune(
     max_age_days: float | None = None,
     dry_run: bool = False,
     now: datetime | None = None,
+    key: BackupKey | None = None,
 ) -> PruneResult:
     """Delete backups beyond the `keep` newest and, with `max_age_days`, those older.
 
@@ -67,8 +69,8 @@ def prune(
     if keep < 0:
         raise OpsError("--keep must be 0 or more")
     now = now or datetime.now(UTC)
-    backups = list_backups(backup_dir)
-    protected = _newest_verified(backups)
+    backups = list_backups(backup_dir, key)
+    protected = _newest_verified(backups, key)
     kept: list[BackupInfo] = []
     deleted: list[BackupInfo] = []
     for rank, backup in enumerate(backups):

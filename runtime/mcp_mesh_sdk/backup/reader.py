@@ -1,7 +1,10 @@
 """Read an archive sequentially: the manifest, then each member with its data, in one pass.
 
-The raw bytes are hashed as they are read, so one pass also yields the archive's sha256.
-Any damage (bad gzip CRC, truncation, a broken tar header) becomes `CorruptArchive`.
+An encrypted archive (`encryption.py`) is decrypted as it is read, and its manifest must carry
+the identity's HMAC; a legacy one (plain tar.gz) is read as it is, `encrypted` False. The
+archive file's bytes are hashed as they are read, so one pass also yields its sha256. Any
+damage (bad gzip CRC, truncation, a broken tar header) becomes `CorruptArchive`; a failed
+authentication, `NotAuthentic`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,16 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+from mcp_mesh_sdk.backup.encryption import (
+    AGE_MAGIC,
+    MAC_NAME,
+    BackupKey,
+    DecryptingSource,
+    IdentityNeeded,
+    check_manifest_mac,
+)
 from mcp_mesh_sdk.backup.gzstream import PipelinedGzipReader
 from mcp_mesh_sdk.backup.manifest import MANIFEST_NAME, Manifest
 from mcp_mesh_sdk.backup.tarread import TarReader
@@ -28,16 +40,33 @@ class CorruptArchive(OpsError):
 
 
 class ArchiveReader:
-    """`with ArchiveReader(path) as archive:` then `manifest`, `members()`, `finish()`."""
+    """`with ArchiveReader(path, key) as archive:` then `manifest`, `members()`, `finish()`.
 
-    def __init__(self, path: Path, bufsize: int = READ_SIZE) -> None:
+    `key` opens an encrypted archive and checks its manifest's HMAC; without one, only a
+    legacy archive can be read.
+    """
+
+    def __init__(self, path: Path, key: BackupKey | None, bufsize: int = READ_SIZE) -> None:
         self.path = path
+        self._pending: tarfile.TarInfo | None = None
         try:
             self._file = path.open("rb", buffering=0)
         except OSError as exc:
             raise OpsError(f"cannot open {path}: {exc.strerror or exc}") from exc
-        self._inflated = PipelinedGzipReader(self._file, min(bufsize, READ_SIZE))
+        self.encrypted = self._file.read(len(AGE_MAGIC)) == AGE_MAGIC
+        self._file.seek(0)
+        self._decrypted: DecryptingSource | None = None
+        source: Any = self._file
+        if self.encrypted:
+            if key is None:
+                self._file.close()
+                raise IdentityNeeded(
+                    f"{path.name} is encrypted and no backup identity was given to open it"
+                )
+            self._decrypted = source = DecryptingSource(self._file, key, path.name)
+        self._inflated = PipelinedGzipReader(source, min(bufsize, READ_SIZE))
         self._tar = TarReader(self._inflated)
+        self._key = key
         try:
             self.manifest = self._read_manifest()
         except DAMAGE as exc:
@@ -53,7 +82,20 @@ class ArchiveReader:
             raise CorruptArchive(f"{self.path} does not start with {MANIFEST_NAME}")
         if first.size > MAX_MANIFEST:
             raise CorruptArchive(f"{self.path}: manifest of {first.size} bytes is implausible")
-        return Manifest.from_bytes(self._tar.read())
+        raw = self._tar.read()
+        mac = self._mac_member()
+        if self.encrypted:  # a legacy archive has nothing to check it with
+            assert self._key is not None
+            check_manifest_mac(self._key, raw, mac, self.path.name)
+        return Manifest.from_bytes(raw)
+
+    def _mac_member(self) -> bytes | None:
+        """The `MANIFEST.hmac` member right after the manifest (None when absent)."""
+        following = self._tar.next()
+        if following is not None and following.name == MAC_NAME and following.isfile():
+            return self._tar.read(4096)
+        self._pending = following
+        return None
 
     def members(self) -> Iterator[tuple[tarfile.TarInfo, TarReader | None]]:
         """Every member after the manifest, with a stream of its data (files only).
@@ -61,6 +103,9 @@ class ArchiveReader:
         The stream is valid until the next member is asked for.
         """
         try:
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                yield pending, self._tar if pending.isfile() else None
             while (info := self._tar.next()) is not None:
                 yield info, self._tar if info.isfile() else None
         except DAMAGE as exc:
@@ -74,10 +119,14 @@ class ArchiveReader:
                 pass
         except DAMAGE as exc:
             raise CorruptArchive(f"{self.path} is corrupt or truncated: {exc}") from exc
+        if self._decrypted is not None:
+            return self._decrypted.result()
         return self._inflated.digest.hexdigest(), self._inflated.size
 
     def close(self) -> None:
         self._inflated.close()
+        if self._decrypted is not None:
+            self._decrypted.close()
         self._file.close()
 
     def __enter__(self) -> ArchiveReader:
@@ -92,7 +141,7 @@ class ArchiveReader:
         self.close()
 
 
-def read_manifest(path: Path) -> Manifest:
-    """Only the manifest (the first member): cheap whatever the archive's size."""
-    with ArchiveReader(path, bufsize=tarfile.RECORDSIZE) as archive:
+def read_manifest(path: Path, key: BackupKey | None) -> Manifest:
+    """Only the manifest (the first member; its HMAC checked): cheap whatever the size."""
+    with ArchiveReader(path, key, bufsize=tarfile.RECORDSIZE) as archive:
         return archive.manifest

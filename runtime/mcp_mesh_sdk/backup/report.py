@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_mesh_sdk.backup.catalog import BackupInfo, list_backups, this_host
+from mcp_mesh_sdk.backup.encryption import BackupKey
 from mcp_mesh_sdk.backup.verify import VerifyReport, verify_archive
 from mcp_mesh_sdk.errors import OpsError
 
@@ -44,6 +45,7 @@ class Row:
     size: int | None
     verified: bool
     problem: str  # why it does not verify; "" when it does
+    encrypted: bool | None = None  # False: a legacy archive, unencrypted and unauthenticated
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,8 +60,10 @@ def _problem(report: VerifyReport) -> str:
     return problems[0] + more
 
 
-def _verified_row(info: BackupInfo, host: str, location: str, now: datetime) -> Row:
-    report = verify_archive(info.path)
+def _verified_row(
+    info: BackupInfo, host: str, location: str, now: datetime, key: BackupKey | None
+) -> Row:
+    report = verify_archive(info.path, key)
     created_at = report.manifest.created_at if report.manifest else info.created_at
     return Row(
         host=host,
@@ -71,12 +75,16 @@ def _verified_row(info: BackupInfo, host: str, location: str, now: datetime) -> 
         size=info.size,
         verified=report.ok,
         problem=_problem(report),
+        encrypted=report.encrypted,
     )
 
 
-def verify_directory(directory: Path, host: str, location: str, now: datetime) -> list[Row]:
+def verify_directory(
+    directory: Path, host: str, location: str, now: datetime, key: BackupKey | None
+) -> list[Row]:
     """One row per archive in `directory` (none when it does not exist), newest first."""
-    return [_verified_row(info, host, location, now) for info in list_backups(directory)]
+    backups = list_backups(directory, key)
+    return [_verified_row(info, host, location, now, key) for info in backups]
 
 
 @dataclass(frozen=True)
@@ -145,11 +153,17 @@ class BackupReport:
 
 
 def _report(
-    host: str, backup_dir: str, own: list[Row], copies: list[Path], max_age: float, now: datetime
+    host: str,
+    backup_dir: str,
+    own: list[Row],
+    copies: list[Path],
+    max_age: float,
+    now: datetime,
+    key: BackupKey | None,
 ) -> BackupReport:
     if max_age <= 0:
         raise OpsError("--max-age-hours must be more than 0")
-    rows = own + [row for copy in copies for row in verify_directory(copy, host, COPY, now)]
+    rows = own + [row for copy in copies for row in verify_directory(copy, host, COPY, now, key)]
     return BackupReport(
         host=host,
         backup_dir=backup_dir,
@@ -167,12 +181,13 @@ def make_report(
     host: str | None = None,
     max_age_hours: float = DEFAULT_MAX_AGE_HOURS,
     now: datetime | None = None,
+    key: BackupKey | None = None,
 ) -> BackupReport:
     """Verify every backup in `backup_dir` and in each of `copies`, and judge them."""
     now = now or datetime.now(UTC)
     host = host or this_host()
-    own = verify_directory(backup_dir, host, HOST, now)
-    return _report(host, str(backup_dir), own, copies, max_age_hours, now)
+    own = verify_directory(backup_dir, host, HOST, now, key)
+    return _report(host, str(backup_dir), own, copies, max_age_hours, now, key)
 
 
 def _text(value: Any) -> str | None:
@@ -185,6 +200,7 @@ def _row_from_json(item: Any, host: str, now: datetime) -> Row:
     if not isinstance(item.get("verified"), bool):
         raise OpsError(f"row {item['backup']}: 'verified' must be true or false")
     size = item.get("size")
+    encrypted = item.get("encrypted")
     created_at = _text(item.get("created_at"))
     return Row(
         host=_text(item.get("host")) or host,
@@ -196,6 +212,7 @@ def _row_from_json(item: Any, host: str, now: datetime) -> Row:
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         verified=item["verified"],
         problem=_text(item.get("problem")) or ("" if item["verified"] else "did not verify"),
+        encrypted=encrypted if isinstance(encrypted, bool) else None,
     )
 
 
@@ -204,12 +221,14 @@ def merge_report(
     copies: list[Path],
     max_age_hours: float = DEFAULT_MAX_AGE_HOURS,
     now: datetime | None = None,
+    key: BackupKey | None = None,
 ) -> BackupReport:
-    """The rows of a report made elsewhere (`backup report --json`), plus `copies` verified here."""
+    """The rows of a report made elsewhere (`backup report --json`), plus `copies` verified here
+    (`key` opens them)."""
     if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
         raise OpsError("the given report is not what `backup report --json` prints (no rows)")
     now = now or datetime.now(UTC)
     host = _text(document.get("host")) or this_host()
     own = [_row_from_json(item, host, now) for item in document["rows"]]
     backup_dir = _text(document.get("backup_dir")) or "the host's backup directory"
-    return _report(host, backup_dir, own, copies, max_age_hours, now)
+    return _report(host, backup_dir, own, copies, max_age_hours, now, key)

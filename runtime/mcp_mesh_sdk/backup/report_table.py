@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 
 from mcp_mesh_sdk.backup.report import BackupReport, Row
+from mcp_mesh_sdk.backup.verify import LEGACY
 
 WIDTH = 80
 HEADERS = ("WHERE", "BACKUP", "AGE(h)", "SIZE", "VERIFIED")
@@ -52,6 +53,8 @@ def render_table(report: BackupReport) -> str:
                 for column, (cell, width) in enumerate(zip(line, widths, strict=True))
             ]
             lines.append(GAP.join(cells).rstrip())
+            if row is not None and row.encrypted is False:
+                lines.append(PROBLEM_INDENT + LEGACY)
             if row is not None and row.problem:
                 lines += textwrap.wrap(
                     row.problem,

@@ -1,15 +1,24 @@
 """`backup restore`: verify, extract beside each target, then swap it in atomically.
 
-1. The archive is verified in full; a corrupt one, or one whose state schema is newer than
-   this runtime's migrations, is refused before anything is written.
-2. Members of the chosen roots are extracted into `.<target>.restore-<time>` beside each
-   target (same filesystem, so the swap is a rename). Paths with `..`, absolute paths, links
-   pointing outside their root, and special files are refused; nothing is written outside the
-   staging directories, and every file is hashed again against the manifest as it lands.
-3. Each target is exchanged with its staging copy (`renameat2(RENAME_EXCHANGE)`, two renames
-   where that is unsupported); the replaced content stays as `<target>.pre-restore-<time>` and
-   older rollback copies are removed. A failure at any step undoes the swaps already made, so
-   the previous state stays in place.
+1. The archive is verified in full and must be authentic (`verify.py`); a corrupt or forged
+   one, or one whose state schema is newer than this runtime's migrations, is refused before
+   anything is written. A legacy, unencrypted archive is refused unless `allow_unencrypted`.
+2. Each target comes from this host's configuration (env file, options), never from the
+   archive: a root with no target here (BASE_DIRECTORY unset, say) is refused.
+3. Members of the chosen roots are extracted into a staging directory beside each target
+   (`.<target>.restore-<time>-<random>`: same filesystem, so the swap is a rename). It is made
+   with mkdir, which never follows a link nor reuses anything there, opened with O_NOFOLLOW and
+   checked to be the new, empty directory this process owns; every member is then written
+   relative to that descriptor, one name at a time with O_NOFOLLOW, so a link planted or swapped
+   in by whoever can write the target's parent cannot lead a write elsewhere. Paths with `..`,
+   absolute paths, links pointing outside their root and special files are refused, and every
+   file is hashed again against the manifest as it lands. setuid, setgid and sticky bits are
+   never restored.
+4. Each target is exchanged with its staging copy (`renameat2(RENAME_EXCHANGE)`, two renames
+   where that is unsupported), once the staging path is checked to still be the directory
+   written; the replaced content stays as `<target>.pre-restore-<time>` and older rollback
+   copies are removed. A failure at any step undoes the swaps already made, so the previous
+   state stays in place.
 Owners and modes come from the manifest (owners only when running as root).
 """
 
@@ -22,23 +31,36 @@ import hashlib
 import os
 import posixpath
 import pwd
+import secrets
 import shutil
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mcp_mesh_sdk.backup.encryption import BackupKey
 from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, SYMLINK, Entry, Manifest
 from mcp_mesh_sdk.backup.reader import DAMAGE, READ_SIZE, ArchiveReader
 from mcp_mesh_sdk.backup.sources import Sources, is_within
 from mcp_mesh_sdk.backup.tarread import TarReader
-from mcp_mesh_sdk.backup.verify import verify_archive
+from mcp_mesh_sdk.backup.verify import LEGACY, verify_archive
 from mcp_mesh_sdk.errors import OpsError
 from mcp_mesh_sdk.migrate import latest_schema_version
 
 MODES = {"config": ("config", "env"), "data": ("data",), "full": ("config", "env", "state", "data")}
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
+_WHERE_SET = {
+    "config": "--config-dir",
+    "env": "--env-file",
+    "state": "MCP_MESH_STATE_DIR in the env file, or --state-dir",
+    "data": "BASE_DIRECTORY in the env file, or --data-dir",
+}
 
 
 class RestoreRefused(OpsError):
@@ -78,7 +100,10 @@ class Target:
     path: Path
     staging: Path
     rollback: Path
+    kind: str = DIRECTORY  # what the archive holds for it: a directory, or a file (the env)
     replaced: bool = False
+    handle: int | None = None  # the staging directory, opened without following links
+    identity: tuple[int, int] | None = None  # (st_dev, st_ino) of what was staged
 
 
 @dataclass
@@ -90,11 +115,13 @@ class RestoreResult:
     members: int = 0
     bytes: int = 0
     warnings: list[str] = field(default_factory=list)
+    encrypted: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
             "archive": str(self.archive),
             "mode": self.mode,
+            "encrypted": self.encrypted,
             "restored": [
                 {
                     "root": t.root,
@@ -112,13 +139,14 @@ class RestoreResult:
 
 
 def _destinations(manifest: Manifest, sources: Sources) -> dict[str, Path]:
+    """Where each root of the archive goes: this host's paths only (never the recorded ones)."""
     current = {
         "config": sources.config_dir,
         "env": sources.env_file,
         "state": sources.state_dir,
         "data": sources.data_dir,
     }
-    return {root: current.get(root) or Path(recorded) for root, recorded in manifest.roots.items()}
+    return {root: path for root in manifest.roots if (path := current.get(root)) is not None}
 
 
 def _safe_relative(name: str) -> list[str]:
@@ -142,66 +170,157 @@ def _check_link(entry: Entry, relative_in_root: str, root_path: Path) -> None:
         raise RestoreRefused(f"refusing link {entry.path} -> {target}: points outside")
 
 
+def _make_staging(target: Target) -> None:
+    """Create the target's staging directory, exclusively and without following a link."""
+    try:
+        target.staging.mkdir(mode=0o700)  # EEXIST for anything there, a link included
+        handle = os.open(target.staging, _FOLDER)
+    except OSError as exc:
+        raise RestoreRefused(
+            f"refusing to restore: cannot create the staging directory {target.staging}: "
+            f"{exc.strerror}"
+        ) from exc
+    target.handle = handle
+    info = os.fstat(handle)
+    target.identity = (info.st_dev, info.st_ino)
+    foreign = info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077
+    if foreign or os.listdir(handle):  # noqa: PTH208 (a descriptor, not a path)
+        raise RestoreRefused(
+            f"refusing to restore: {target.staging} was replaced while it was being created"
+        )
+
+
+def _check_staged(target: Target) -> None:
+    """The staging path still names what was written (nothing swapped in meanwhile)."""
+    try:
+        info = os.lstat(target.staging)
+    except OSError as exc:
+        raise RestoreRefused(f"the staging path {target.staging} is gone: {exc.strerror}") from exc
+    if (info.st_dev, info.st_ino) != target.identity:
+        raise RestoreRefused(f"refusing to restore: {target.staging} was replaced meanwhile")
+
+
 class _Extractor:
-    def __init__(self, bases: dict[str, tuple[Path, Path]], as_root: bool) -> None:
-        # root -> (where its top lands, the staging directory that holds it)
+    """Writes members below each target's staging directory, through its descriptor."""
+
+    def __init__(self, bases: dict[str, tuple[Target, list[str]]], as_root: bool) -> None:
+        # root -> (the target whose staging holds it, its path below the staging directory)
         self.bases = bases
         self.as_root = as_root
-        self.directories: list[tuple[Path, Entry]] = []
+        self.directories: list[tuple[Target, list[str], Entry]] = []
+        self.extracted: set[str] = set()
+        self.warnings: list[str] = []
         self.members = 0
         self.bytes = 0
+        self._folder: tuple[int, tuple[str, ...], int] | None = None  # (target, parts, fd)
+
+    def close(self) -> None:
+        if self._folder is not None:
+            os.close(self._folder[2])
+            self._folder = None
+
+    def _walk(self, target: Target, parts: Sequence[str], shown: str) -> int:
+        """A new descriptor of the directory `parts` below the staging directory, reached one
+        name at a time without following any link."""
+        assert target.handle is not None
+        handle = os.dup(target.handle)
+        try:
+            for part in parts:
+                following = os.open(part, _FOLDER, dir_fd=handle)
+                os.close(handle)
+                handle = following
+        except OSError as exc:
+            os.close(handle)
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                raise RestoreRefused(
+                    f"refusing member {shown}: its directory is not a directory of the archive"
+                ) from exc
+            raise
+        return handle
+
+    def _parent(self, target: Target, parts: list[str], shown: str) -> int:
+        """The descriptor of the directory holding `parts` (cached: members come in order)."""
+        key = (id(target), tuple(parts[:-1]))
+        if self._folder is None or self._folder[:2] != key:
+            self.close()
+            self._folder = (*key, self._walk(target, parts[:-1], shown))
+        return self._folder[2]
+
+    def _mode(self, entry: Entry) -> int:
+        if entry.mode & _SPECIAL_BITS:
+            self.warnings.append(
+                f"{entry.path}: setuid/setgid/sticky bits not restored (mode {entry.mode:04o})"
+            )
+        return entry.mode & 0o777
 
     def extract(self, entry: Entry, stream: TarReader | None, destination_root: Path) -> None:
         parts = _safe_relative(entry.path)
-        base, staging = self.bases[parts[0]]
+        target, prefix = self.bases[parts[0]]
         relative = "/".join(parts[1:])
-        target = base / relative if relative else base
-        inside = is_within(Path(os.path.realpath(target.parent)), Path(os.path.realpath(staging)))
-        if not inside and target != staging:
-            raise RestoreRefused(f"refusing member {entry.path}: its directory leaves the target")
+        below = prefix + parts[1:]  # below the staging directory
+        if not below:  # the target itself
+            if entry.type != target.kind:
+                raise RestoreRefused(f"refusing member {entry.path}: type {entry.type}")
+            if entry.type == DIRECTORY:
+                self.directories.append((target, below, entry))
+            else:
+                handle = os.open(target.staging, _NEW_FILE, 0o600)
+                target.identity = self._write_file(handle, entry, stream)
+            self._done(entry)
+            return
+        parent = self._parent(target, below, entry.path)
+        name = below[-1]
         if entry.type == DIRECTORY:
-            target.mkdir(mode=0o700, exist_ok=target == staging)
-            self.directories.append((target, entry))
+            os.mkdir(name, 0o700, dir_fd=parent)
+            self.directories.append((target, below, entry))
         elif entry.type == FILE:
-            self._write_file(target, entry, stream)
+            self._write_file(os.open(name, _NEW_FILE, 0o600, dir_fd=parent), entry, stream)
         elif entry.type == SYMLINK:
             _check_link(entry, relative, destination_root)
-            target.symlink_to(entry.target or "")
-            self._own(target, entry, follow=False)
+            os.symlink(entry.target or "", name, dir_fd=parent)
+            if self.as_root:
+                os.chown(name, *_ids(entry), dir_fd=parent, follow_symlinks=False)
         else:
             raise RestoreRefused(f"refusing member {entry.path}: type {entry.type}")
+        self._done(entry)
+
+    def _done(self, entry: Entry) -> None:
+        self.extracted.add(entry.path)
         self.members += 1
 
-    def _write_file(self, target: Path, entry: Entry, stream: TarReader | None) -> None:
-        if stream is None:
-            raise RestoreRefused(f"member {entry.path} has no data")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        handle = os.open(target, flags, 0o600)
+    def _write_file(self, handle: int, entry: Entry, stream: TarReader | None) -> tuple[int, int]:
+        """Fill the new file `handle` from `stream`; its (st_dev, st_ino)."""
         digest = hashlib.sha256()
         buffer = bytearray(READ_SIZE)
         view = memoryview(buffer)
         with os.fdopen(handle, "wb", buffering=0) as out:
+            if stream is None:
+                raise RestoreRefused(f"member {entry.path} has no data")
             while count := stream.readinto(buffer):
                 digest.update(view[:count])
                 out.write(view[:count])
                 self.bytes += count
-            os.fchmod(out.fileno(), entry.mode)
             if self.as_root:
                 os.fchown(out.fileno(), *_ids(entry))
+            os.fchmod(out.fileno(), self._mode(entry))  # after fchown, which clears setuid
             os.utime(out.fileno(), (entry.mtime, entry.mtime))
+            info = os.fstat(out.fileno())
         if digest.hexdigest() != entry.sha256:
             raise RestoreRefused(f"{entry.path} changed since verification (sha256 differs)")
-
-    def _own(self, target: Path, entry: Entry, follow: bool) -> None:
-        if self.as_root:
-            os.chown(target, *_ids(entry), follow_symlinks=follow)
+        return info.st_dev, info.st_ino
 
     def finish_directories(self) -> None:
         """Modes, owners and times of directories, deepest first (after their contents)."""
-        for path, entry in sorted(self.directories, key=lambda d: len(d[0].parts), reverse=True):
-            path.chmod(entry.mode)
-            self._own(path, entry, follow=False)
-            os.utime(path, (entry.mtime, entry.mtime))
+        self.close()
+        for target, below, entry in sorted(self.directories, key=lambda d: len(d[1]), reverse=True):
+            handle = self._walk(target, below, entry.path)
+            try:
+                if self.as_root:
+                    os.fchown(handle, *_ids(entry))
+                os.fchmod(handle, self._mode(entry))
+                os.utime(handle, (entry.mtime, entry.mtime))
+            finally:
+                os.close(handle)
 
 
 def _ids(entry: Entry) -> tuple[int, int]:
@@ -224,64 +343,109 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _refuse_unverified(archive: Path, key: BackupKey | None, allow_unencrypted: bool) -> Any:
+    """The verification report of an archive that may be restored; RestoreRefused otherwise."""
+    report = verify_archive(archive, key)
+    if not report.ok or report.manifest is None:
+        problems = "; ".join(report.problems()[:5])
+        raise RestoreRefused(f"refusing to restore {archive.name}: it does not verify: {problems}")
+    if not report.encrypted and not allow_unencrypted:
+        raise RestoreRefused(
+            f"refusing to restore {archive.name}: it is {LEGACY}, so nothing shows it was not "
+            "forged; restore it anyway only if you trust it: --allow-unencrypted"
+        )
+    return report
+
+
+def _plan(
+    archive: Path, manifest: Manifest, mode: str, sources: Sources, stamp: str
+) -> tuple[list[Target], dict[str, tuple[Target, list[str]]], list[str], dict[str, Path]]:
+    """The targets (outermost paths) to swap, where each root lands, the roots restored and
+    every root's path on this host."""
+    destinations = _destinations(manifest, sources)
+    wanted = [root for root in MODES[mode] if root in manifest.roots]
+    unset = [root for root in wanted if root not in destinations]
+    if unset:
+        where = "; ".join(f"{root}: {_WHERE_SET[root]}" for root in unset)
+        raise RestoreRefused(
+            f"refusing to restore {archive.name}: this host sets no place to restore "
+            f"{', '.join(unset)} to (the archive's own paths are never used): {where}"
+        )
+    if not wanted:
+        raise RestoreRefused(f"{archive.name} holds nothing for --mode {mode}")
+    kinds = {entry.path: entry.type for entry in manifest.entries if "/" not in entry.path}
+    targets: list[Target] = []
+    for root in wanted:
+        path = destinations[root]
+        if not any(destinations[o] in path.parents for o in wanted if o != root):
+            unique = f"{stamp}-{secrets.token_hex(4)}"
+            staging = path.with_name(f".{path.name}.restore-{unique}")
+            rollback = path.with_name(f"{path.name}.pre-restore-{stamp}")
+            kind = kinds.get(root, DIRECTORY)
+            targets.append(Target(root, path, staging, rollback, kind))
+    bases: dict[str, tuple[Target, list[str]]] = {}
+    for root in wanted:
+        path = destinations[root]
+        for target in targets:
+            if target.path == path or target.path in path.parents:
+                bases[root] = (target, list(path.relative_to(target.path).parts))
+    return targets, bases, wanted, destinations
+
+
 def restore_backup(
-    archive: Path, mode: str, sources: Sources, now: datetime | None = None
+    archive: Path,
+    mode: str,
+    sources: Sources,
+    now: datetime | None = None,
+    key: BackupKey | None = None,
+    allow_unencrypted: bool = False,
 ) -> RestoreResult:
     """Restore `mode` (config, data or full) from `archive`; see the module docstring."""
     if mode not in MODES:
         raise OpsError(f"--mode must be one of {', '.join(MODES)}")
-    report = verify_archive(archive)
-    if not report.ok or report.manifest is None:
-        problems = "; ".join(report.problems()[:5])
-        raise RestoreRefused(f"refusing to restore {archive.name}: it does not verify: {problems}")
-    manifest = report.manifest
+    report = _refuse_unverified(archive, key, allow_unencrypted)
+    manifest: Manifest = report.manifest
     known = latest_schema_version()
     if manifest.schema_version > known:
         raise RestoreRefused(
             f"refusing to restore {archive.name}: its state schema {manifest.schema_version} is "
             f"newer than this runtime understands ({known}); upgrade mcp-mesh-sdk first"
         )
-    destinations = _destinations(manifest, sources)
-    chosen = [root for root in MODES[mode] if root in destinations]
-    if not chosen:
-        raise RestoreRefused(f"{archive.name} holds nothing for --mode {mode}")
-
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
-    targets: list[Target] = []
-    bases: dict[str, tuple[Path, Path]] = {}
-    for root in chosen:
-        path = destinations[root]
-        outer = next((o for o in chosen if o != root and destinations[o] in path.parents), None)
-        if outer is None:
-            staging = path.with_name(f".{path.name}.restore-{stamp}")
-            rollback = path.with_name(f"{path.name}.pre-restore-{stamp}")
-            targets.append(Target(root, path, staging, rollback))
-    for root in chosen:
-        path = destinations[root]
-        for target in targets:
-            if target.path == path:
-                bases[root] = (target.staging, target.staging)
-            elif target.path in path.parents:
-                bases[root] = (target.staging / path.relative_to(target.path), target.staging)
+    targets, bases, chosen, destinations = _plan(archive, manifest, mode, sources, stamp)
 
-    result = RestoreResult(archive, mode, manifest, targets)
+    result = RestoreResult(archive, mode, manifest, targets, encrypted=bool(report.encrypted))
+    if not report.encrypted:
+        result.warnings.append(f"{archive.name} is {LEGACY}: restored as asked")
     result.warnings += _leftovers(targets)
     extractor = _Extractor(bases, as_root=os.geteuid() == 0)
     try:
         for target in targets:
             target.path.parent.mkdir(parents=True, exist_ok=True)
-        _extract_all(archive, manifest, extractor, chosen, destinations)
+            if target.kind == DIRECTORY:
+                _make_staging(target)
+        _extract_all(archive, key, manifest, extractor, chosen, destinations)
         extractor.finish_directories()
         result.members, result.bytes = extractor.members, extractor.bytes
+        for target in targets:
+            _check_staged(target)
         _swap_all(targets)
     except BaseException as exc:
         if isinstance(exc, UndoFailed):
             raise
         for target in targets:
-            _remove(target.staging)
+            if target.identity is not None:  # only what this restore made
+                _remove(target.staging)
         if isinstance(exc, (OSError, *DAMAGE)):
             raise OpsError(f"restore failed, previous state kept: {exc}") from exc
         raise
+    finally:
+        extractor.close()
+        for target in targets:
+            if target.handle is not None:
+                os.close(target.handle)
+                target.handle = None
+    result.warnings += extractor.warnings
     result.warnings += _carry_over(targets, sources, chosen, destinations)
     for target in targets:
         _prune_rollbacks(target)
@@ -290,13 +454,14 @@ def restore_backup(
 
 def _extract_all(
     archive: Path,
+    key: BackupKey | None,
     manifest: Manifest,
     extractor: _Extractor,
     chosen: list[str],
     destinations: dict[str, Path],
 ) -> None:
     expected = {entry.path: entry for entry in manifest.entries}
-    with ArchiveReader(archive) as reader:
+    with ArchiveReader(archive, key) as reader:
         for info, stream in reader.members():
             root = _safe_relative(info.name)[0]  # refused even in a root not restored
             if root not in chosen:
@@ -310,6 +475,14 @@ def _extract_all(
                 extractor.extract(entry, stream, destinations[root])
             except FileExistsError as exc:
                 raise RestoreRefused(f"member {info.name} appears twice") from exc
+    missed = [
+        e.path for e in manifest.entries if e.root in chosen and e.path not in extractor.extracted
+    ]
+    if missed:
+        raise RestoreRefused(
+            f"{archive.name} changed since it was verified: {len(missed)} members missing "
+            f"(first {missed[0]})"
+        )
 
 
 def _swap_all(targets: list[Target]) -> None:
@@ -348,8 +521,10 @@ def _swap_all(targets: list[Target]) -> None:
 def _carry_over(
     targets: list[Target], sources: Sources, chosen: list[str], destinations: dict[str, Path]
 ) -> list[str]:
-    """Move back what lives inside a swapped target but was not restored (the backup dir...)."""
-    keep = [sources.backup_dir] + [p for r, p in destinations.items() if r not in chosen]
+    """Move back what lives inside a swapped target but was not restored: the backup directory,
+    the backup identity (never archived), roots of another mode."""
+    keep = [sources.backup_dir, sources.identity_file]
+    keep += [p for r, p in destinations.items() if r not in chosen]
     warnings = []
     for target in targets:
         if not target.replaced:

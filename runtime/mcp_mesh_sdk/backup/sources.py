@@ -1,4 +1,5 @@
-"""Which directories a backup covers and where backups go, from the agent's env file."""
+"""Which directories a backup covers, where backups go and the identity that encrypts them,
+from the agent's env file."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcp_mesh_sdk.constants import AGENT_ENV, BACKUP_DIR, CONFIG_DIR
+from mcp_mesh_sdk.constants import AGENT_ENV, BACKUP_DIR, BACKUP_IDENTITY_NAME, CONFIG_DIR
 from mcp_mesh_sdk.envfile import read_env_file
 from mcp_mesh_sdk.opspaths import agent_paths
 
@@ -25,6 +26,7 @@ class Sources:
     state_dir: Path
     data_dir: Path | None
     backup_dir: Path
+    identity_file: Path  # the age identity (`encryption.py`); never archived
 
     def roots(self) -> dict[str, Path]:
         """Archive root name -> the path it stands for; the env file only when outside config."""
@@ -47,17 +49,22 @@ def resolve_sources(
     state_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     output_dir: str | Path | None = None,
+    identity_file: str | Path | None = None,
 ) -> Sources:
-    """Paths from the agent env file (default `constants.AGENT_ENV`), then the overrides."""
+    """Paths from the agent env file (default `constants.AGENT_ENV`), then the overrides.
+
+    The identity is `backup.key` in the config directory unless `identity_file` is given."""
     paths = agent_paths(env_file)
     env = read_env_file(paths.env_file) if paths.env_file else {}
     backup_dir = output_dir or env.get(BACKUP_DIR_VARIABLE) or os.environ.get(BACKUP_DIR_VARIABLE)
     read_file = _absolute(paths.env_file)
     default_config = read_file.parent if env_file is not None and read_file else None
+    config = _absolute(config_dir) or default_config or CONFIG_DIR
     return Sources(
-        config_dir=_absolute(config_dir) or default_config or CONFIG_DIR,
+        config_dir=config,
         env_file=read_file or (AGENT_ENV if env_file is None else None),
         state_dir=_absolute(state_dir) or paths.state_dir,
         data_dir=_absolute(data_dir) or paths.base_directory,
         backup_dir=_absolute(backup_dir) or BACKUP_DIR,
+        identity_file=_absolute(identity_file) or config / BACKUP_IDENTITY_NAME,
     )

@@ -1,4 +1,5 @@
-"""`mcp-mesh-sdk backup create|list|verify|report|restore|prune`: verified backups of one host.
+"""`mcp-mesh-sdk backup create|list|verify|report|restore|prune`: verified backups of one host,
+encrypted and authenticated with the host's age identity (`backup/encryption.py`).
 
 `report` lives in `backup_report.py`.
 """
@@ -12,13 +13,14 @@ from typing import Any
 
 from mcp_mesh_sdk.backup.catalog import list_backups, resolve_archive
 from mcp_mesh_sdk.backup.create import create_backup
+from mcp_mesh_sdk.backup.encryption import load_key_if_present
 from mcp_mesh_sdk.backup.prune import prune
 from mcp_mesh_sdk.backup.restore import restore_backup
 from mcp_mesh_sdk.backup.sources import resolve_sources
-from mcp_mesh_sdk.backup.verify import verify_archive
+from mcp_mesh_sdk.backup.verify import LEGACY, verify_archive
 from mcp_mesh_sdk.commands.backup_report import HELP as REPORT_HELP
 from mcp_mesh_sdk.commands.backup_report import configure_report, run_report
-from mcp_mesh_sdk.constants import AGENT_ENV, BACKUP_DIR, CONFIG_DIR
+from mcp_mesh_sdk.constants import AGENT_ENV, BACKUP_DIR, BACKUP_IDENTITY_NAME, CONFIG_DIR
 
 HELP = "create, list, verify, report, restore and prune backups of config, env file, state and data"
 
@@ -33,6 +35,16 @@ def _paths(parser: argparse.ArgumentParser) -> None:
         "--output-dir",
         metavar="DIR",
         help=f"backup directory (MCP_MESH_BACKUP_DIR, default {BACKUP_DIR})",
+    )
+    identity_option(parser)
+
+
+def identity_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--identity-file",
+        metavar="PATH",
+        help=f"the age identity backups are encrypted to (default <config dir>/"
+        f"{BACKUP_IDENTITY_NAME}, root-only 0600)",
     )
 
 
@@ -55,6 +67,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     restore = sub.add_parser("restore", help="verify, then restore atomically")
     restore.add_argument("archive", help="NAME, PATH or latest")
     restore.add_argument("--mode", choices=("config", "data", "full"), required=True)
+    restore.add_argument(
+        "--allow-unencrypted",
+        action="store_true",
+        help="restore a legacy, unencrypted backup (nothing authenticates it)",
+    )
     _paths(restore)
     prune = sub.add_parser("prune", help="delete old backups, never the newest verified one")
     prune.add_argument("--keep", type=int, required=True, metavar="N", help="newest to keep")
@@ -79,9 +96,15 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "report":
         return run_report(args)
     sources = resolve_sources(
-        args.env_file, args.config_dir, args.state_dir, args.data_dir, args.output_dir
+        args.env_file,
+        args.config_dir,
+        args.state_dir,
+        args.data_dir,
+        args.output_dir,
+        args.identity_file,
     )
     action = args.action
+    key = None if action == "create" else load_key_if_present(sources.identity_file)
     if action == "create":
         tty = sys.stderr.isatty()
         result = create_backup(sources, args.level, progress=_progress if tty else None)
@@ -93,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, document, f"{result.path}  {result.size} bytes  sha256 {result.sha256}")
         return 0
     if action == "list":
-        backups = list_backups(sources.backup_dir)
+        backups = list_backups(sources.backup_dir, key)
         lines = [
             f"{b.name}  {b.created_at or '?'}  {b.size:>12}  v{b.agent_version}  {b.verified}"
             for b in backups
@@ -105,24 +128,29 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, document, "\n".join(lines) or f"no backups in {sources.backup_dir}")
         return 0
     if action == "verify":
-        report = verify_archive(resolve_archive(args.archive, sources.backup_dir))
+        report = verify_archive(resolve_archive(args.archive, sources.backup_dir, key), key)
+        legacy = "" if report.encrypted else f", {LEGACY}"
         text = f"{report.archive.name}: " + (
-            f"OK ({report.checked} members)"
+            f"OK ({report.checked} members{legacy})"
             if report.ok
             else "FAILED\n  " + "\n  ".join(report.problems())
         )
         _emit(args, report.to_json(), text)
         return 0 if report.ok else 1
     if action == "restore":
-        archive = resolve_archive(args.archive, sources.backup_dir)
-        restored = restore_backup(archive, args.mode, sources)
+        archive = resolve_archive(args.archive, sources.backup_dir, key)
+        restored = restore_backup(
+            archive, args.mode, sources, key=key, allow_unencrypted=args.allow_unencrypted
+        )
         document = restored.to_json()
+        for warning in document["warnings"] if not args.json else ():
+            print(f"warning: {warning}", file=sys.stderr)
         lines = [f"restored {t['root']} -> {t['path']}" for t in document["restored"]]
         if document["needs_migrate"]:
             lines.append("state is older than this release: run `mcp-mesh-sdk migrate`")
         _emit(args, document, "\n".join(lines))
         return 0
-    outcome = prune(sources.backup_dir, args.keep, args.max_age, dry_run=args.dry_run)
+    outcome = prune(sources.backup_dir, args.keep, args.max_age, dry_run=args.dry_run, key=key)
     verb = "would delete" if args.dry_run else "deleted"
     text = "\n".join([f"{verb} {b.name}" for b in outcome.deleted] or ["nothing to prune"])
     _emit(args, {**outcome.to_json(), "dry_run": args.dry_run}, text)

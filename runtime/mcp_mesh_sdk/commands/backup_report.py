@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mcp_mesh_sdk.backup.encryption import load_key_if_present
 from mcp_mesh_sdk.backup.report import DEFAULT_MAX_AGE_HOURS, make_report, merge_report
 from mcp_mesh_sdk.backup.report_table import render_table
 from mcp_mesh_sdk.backup.sources import resolve_sources
-from mcp_mesh_sdk.constants import AGENT_ENV, BACKUP_DIR
+from mcp_mesh_sdk.constants import AGENT_ENV, BACKUP_DIR, BACKUP_IDENTITY_NAME
 from mcp_mesh_sdk.errors import OpsError
 
 HELP = "verify every backup, then judge: all verify and the newest is young enough"
@@ -27,6 +28,12 @@ def configure_report(parser: argparse.ArgumentParser) -> None:
         "--output-dir",
         metavar="DIR",
         help=f"backup directory (MCP_MESH_BACKUP_DIR, default {BACKUP_DIR})",
+    )
+    parser.add_argument(
+        "--identity-file",
+        metavar="PATH",
+        help=f"the age identity that opens the backups and the copies (default <config dir>/"
+        f"{BACKUP_IDENTITY_NAME})",
     )
     parser.add_argument(
         "--max-age-hours",
@@ -71,12 +78,17 @@ def _read_document(source: str) -> Any:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    sources = resolve_sources(
+        args.env_file, output_dir=args.output_dir, identity_file=args.identity_file
+    )
+    key = load_key_if_present(sources.identity_file)
     if args.from_json is not None:
         document = _read_document(args.from_json)
-        report = merge_report(document, args.copies, args.max_age_hours)
+        report = merge_report(document, args.copies, args.max_age_hours, key=key)
     else:
-        backup_dir = resolve_sources(args.env_file, output_dir=args.output_dir).backup_dir
-        report = make_report(backup_dir, args.copies, args.host, args.max_age_hours)
+        report = make_report(
+            sources.backup_dir, args.copies, args.host, args.max_age_hours, key=key
+        )
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
