@@ -51,6 +51,7 @@ def serve(config: AgentConfig, agent: Agent) -> int:
     except ListenError as exc:
         raise ConfigError([ConfigProblem("MCP_MESH_PORT", str(exc))]) from exc
     from mcp_mesh_sdk.agent.app import build_app
+    from mcp_mesh_sdk.serving.connections import ConnectionLimits
     from mcp_mesh_sdk.serving.server import ServiceServer
 
     server = ServiceServer(
@@ -58,6 +59,9 @@ def serve(config: AgentConfig, agent: Agent) -> int:
         agent_hooks(agent),
         graceful_timeout=config.graceful_timeout,
         trusted_proxies=config.trusted_proxies,
+        limits=ConnectionLimits(
+            config.max_connections, config.header_timeout, config.keep_alive_timeout
+        ),
     )
 
     def exit_now(code: int) -> None:

@@ -165,26 +165,37 @@ def test_an_operation_over_the_timeout_is_a_server_error_with_a_clear_message() 
                   operation="read_file") == 1  # fmt: skip
 
 
-def test_no_more_than_max_concurrent_operations_run_at_once() -> None:
+def test_past_max_concurrent_operations_a_call_is_refused_as_busy_at_once() -> None:
     runner = make_runner(max_concurrent=2)
     running, peak = 0, 0
     lock = threading.Lock()
 
-    def work() -> None:
+    def work() -> str:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.05)
+        time.sleep(0.2)
         with lock:
             running -= 1
+        return "done"
 
-    async def main() -> None:
-        await asyncio.gather(*(runner.run("list_directory", ".", work) for _ in range(6)))
-        runner.close()
+    async def main() -> list[object]:
+        started = time.monotonic()
+        calls = [runner.run("list_directory", ".", work) for _ in range(6)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert time.monotonic() - started < 1.0  # refused at once, not queued
+        return results
 
-    asyncio.run(main())
+    results = asyncio.run(main())
     assert peak == 2
+    assert results.count("done") == 2
+    refusals = [r for r in results if isinstance(r, ServerError)]
+    assert len(refusals) == 4
+    assert str(refusals[0]).startswith("busy: 2 file operations are running already")
+    assert sample(runner, "mcp_mesh_agent_operation_errors_total", operation="list_directory",
+                  error_type="busy") == 4  # fmt: skip
+    assert run(runner, "list_directory", ".", lambda: "later") == "later"  # slots come back
 
 
 def test_suspicious_names_are_recorded() -> None:

@@ -1,9 +1,10 @@
 """The agent's HTTP application: probes, metrics, the security summary and /mcp (Starlette).
 
-Request ids and the HTTP metrics come from the shared middleware (`serving.middleware`). /mcp
-and /security/summary need `Authorization: Bearer <MCP_MESH_TOKEN>` (`serving.bearer`); a
-source blocked by the security monitor gets 403 on them. The probes stay open: load balancers
-call them, often, so they are answered before the Starlette stack.
+Request ids and the HTTP metrics come from the shared middleware (`serving.middleware`). /mcp,
+/security/summary and /security/blocks need `Authorization: Bearer <MCP_MESH_TOKEN>`
+(`serving.bearer`); a source the security monitor blocks gets 403 on them (see `BearerGate`).
+/security/blocks also answers only callers on this host (`security_admin`). The probes stay
+open: load balancers call them, often, so they are answered before the Starlette stack.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcp_mesh_sdk.agent.admission import BodyAdmission
+from mcp_mesh_sdk.agent.mcp_engine import request_body_limit
 from mcp_mesh_sdk.agent.metrics import CONTENT_TYPE
 from mcp_mesh_sdk.agent.operations import client_address_var
 from mcp_mesh_sdk.agent.security import SecurityEventType
+from mcp_mesh_sdk.agent.security_admin import blocks_endpoint
 from mcp_mesh_sdk.agent.service import Agent
 from mcp_mesh_sdk.logs import correlation_id_var, request_id_var
 from mcp_mesh_sdk.serving.bearer import BearerCheck
@@ -35,6 +39,7 @@ ROUTES = {
     "/metrics": "metrics",
     "/mcp": "mcp",
     "/security/summary": "security_summary",
+    "/security/blocks": "security_blocks",
 }
 
 Probe = Callable[[], tuple[int, Any]]
@@ -102,7 +107,9 @@ async def _answer_probe(probe: Probe, scope: Scope, send: Send) -> None:
 
 
 class BearerGate:
-    """Blocked sources get 403, callers without the agent token 401 (a security event)."""
+    """Callers without the agent token get 401 (a security event of their source); blocked
+    sources get 403: every request of a source blocked for everything, only those without a
+    valid token of a source blocked for its unauthenticated requests (`agent.security`)."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -111,10 +118,10 @@ class BearerGate:
     def refusal(self, scope: Scope) -> Response | None:
         source = client_address(scope)
         security = self.agent.security
-        if security.is_blocked(source):
+        reason = self.check.refusal(scope)
+        if security.is_blocked(source, authenticated=reason is None):
             why = "this source is blocked after repeated security events"
             return _json(403, {"error": "forbidden", "reason": why})
-        reason = self.check.refusal(scope)
         if reason is None:
             return None
         security.record(
@@ -127,12 +134,16 @@ class McpEndpoint:
     """/mcp: the gate, then the SDK's streamable HTTP transport.
 
     The SDK loads in the background at start-up; a call that arrives before it is loaded
-    waits for it (up to REQUEST_TIMEOUT) instead of failing.
+    waits for it (up to REQUEST_TIMEOUT) instead of failing. A POST's body must then fit in
+    MCP_MESH_MAX_BUFFERED_BYTES before it is read (`admission`), else 503 `busy`.
     """
 
     def __init__(self, agent: Agent, gate: BearerGate) -> None:
         self.agent = agent
         self.gate = gate
+        self.admission = BodyAdmission(
+            agent.config.max_buffered_bytes, request_body_limit(agent.config)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = self.gate.refusal(scope)
@@ -148,7 +159,7 @@ class McpEndpoint:
             )
             await unavailable(scope, receive, send)
             return
-        await engine.asgi(scope, receive, send)
+        await self.admission(scope, receive, send, engine.asgi)
 
 
 def build_app(agent: Agent) -> RequestMetrics:
@@ -169,6 +180,8 @@ def build_app(agent: Agent) -> RequestMetrics:
             return refusal
         return _json(200, agent.security.summary())
 
+    security_blocks = blocks_endpoint(agent.security, gate.refusal)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await agent.startup()
@@ -181,6 +194,7 @@ def build_app(agent: Agent) -> RequestMetrics:
         Route("/health/detailed", health_detailed, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET", "HEAD"]),
         Route("/security/summary", security_summary, methods=["GET"]),
+        Route("/security/blocks", security_blocks, methods=["GET", "DELETE"]),
         Route("/mcp", McpEndpoint(agent, gate), methods=["GET", "POST", "DELETE"]),
     ]
     probes: dict[str, Probe] = {

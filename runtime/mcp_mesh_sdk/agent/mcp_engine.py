@@ -5,16 +5,21 @@ send each request to any agent without session affinity. Host-header (DNS rebind
 protection stays on, with the names and addresses the agent is really reached by.
 
 Importing the SDK takes most of a second, so `build_engine` runs in a worker thread while the
-HTTP listener already answers /health and /livez.
+HTTP listener already answers /health and /livez (tried again if a flood of connections has
+used up the file descriptors meanwhile, with the serving thread favoured for the GIL).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import ipaddress
 import logging
 import socket
+import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +37,10 @@ if TYPE_CHECKING:
 WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
 logger = logging.getLogger("mcp_mesh_sdk.agent.mcp")
 FQDN_LOOKUP_SECONDS = 1.0
+SDK_BODY_LIMIT = 4 * 1024 * 1024  # the SDK's DEFAULT_MAX_REQUEST_BODY_SIZE
+BUILD_ATTEMPTS = 5  # tries when the build runs out of file descriptors
+BUILD_RETRY_SECONDS = 1.0
+BUILD_SWITCH_INTERVAL = 0.0005  # seconds (Python's default: 0.005), see _serving_thread_first
 
 
 @dataclass
@@ -116,16 +125,56 @@ def _add_fqdn_later(settings: TransportSecuritySettings) -> None:
     threading.Thread(target=lookup, name="fqdn-lookup", daemon=True).start()
 
 
-def build_engine(config: AgentConfig, tools: FileTools, runner: OperationRunner) -> McpEngine:
-    import time
+def request_body_limit(config: AgentConfig) -> int:
+    """The largest /mcp body: a write carries the whole file as JSON, so leave room for
+    escaping on top of MAX_FILE_SIZE."""
+    return max(SDK_BODY_LIMIT, config.max_file_size * 2 + 64 * 1024)
 
+
+def _out_of_files(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _serving_thread_first() -> Iterator[None]:
+    """While this thread imports the SDK (CPU-bound, most of a second), the serving thread
+    waits up to the GIL's switch interval (5 ms) to go on after each socket call: under a
+    flood of connections at start-up, seconds before /ready was answered. A shorter interval
+    meanwhile keeps the serving thread responsive."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(BUILD_SWITCH_INTERVAL)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def build_engine_patiently(
+    config: AgentConfig, tools: FileTools, runner: OperationRunner
+) -> McpEngine:
+    """`build_engine`, tried again while the process is out of file descriptors (a flood
+    of connections at start-up must not kill the agent while it imports the SDK)."""
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        try:
+            with _serving_thread_first():
+                return build_engine(config, tools, runner)
+        except Exception as exc:
+            if attempt == BUILD_ATTEMPTS or not _out_of_files(exc):
+                raise
+            logger.warning("building the MCP engine: out of file descriptors; trying again")
+            time.sleep(BUILD_RETRY_SECONDS)
+    raise AssertionError("unreachable")
+
+
+def build_engine(config: AgentConfig, tools: FileTools, runner: OperationRunner) -> McpEngine:
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-    from mcp.server.transport_security import (
-        DEFAULT_MAX_REQUEST_BODY_SIZE,
-        TransportSecuritySettings,
-    )
+    from mcp.server.transport_security import TransportSecuritySettings
     from pydantic import ValidationError
 
     class CountingServer(MCPServer[Any]):
@@ -190,13 +239,11 @@ def build_engine(config: AgentConfig, tools: FileTools, runner: OperationRunner)
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
     _add_fqdn_later(settings)
-    # A write carries the whole file as JSON: leave room for escaping on top of MAX_FILE_SIZE.
-    body_limit = max(DEFAULT_MAX_REQUEST_BODY_SIZE, config.max_file_size * 2 + 64 * 1024)
     server.streamable_http_app(  # builds the session manager; its own routing is not used
         json_response=True,
         stateless_http=True,
         transport_security=settings,
-        max_request_body_size=body_limit,
+        max_request_body_size=request_body_limit(config),
     )
     manager = server.session_manager
     return McpEngine(manager, StreamableHTTPASGIApp(manager), settings)

@@ -7,7 +7,7 @@ arguments, too large, wrong extension, not a directory, not UTF-8) or `server_er
 unexpected exception, an I/O error on the agent's own base directory, a timeout). The finer
 kind is the `error_type` label of `mcp_mesh_agent_operation_errors_total` (refused, not_found,
 not_a_directory, is_a_directory, not_a_file, not_text, bad_path, bad_arguments, cancelled;
-io_error, permission_denied, no_space, timeout, internal).
+io_error, permission_denied, no_space, timeout, internal, busy: MAX_CONCURRENT_OPS reached).
 
 A client error is not a performance error: the agent did its job. Refusals are security
 events (the SecurityMonitor counts them per source and blocks); only server errors count in
@@ -40,6 +40,13 @@ client_address_var: contextvars.ContextVar[str] = contextvars.ContextVar(
 logger = logging.getLogger("mcp_mesh_sdk.agent.operations")
 
 
+class Busy(ServerError):
+    """MAX_CONCURRENT_OPS operations are running already: the call is refused at once (a
+    clear `busy` tool error the caller can retry) rather than queued behind them."""
+
+    default_detail = "busy"
+
+
 class OperationRunner:
     def __init__(
         self,
@@ -59,7 +66,7 @@ class OperationRunner:
         self.timeout = timeout
         self.test_delay = test_delay
         self._max_concurrent = max_concurrent
-        self._slots: asyncio.Semaphore | None = None
+        self._running = 0
         self._executor: ThreadPoolExecutor | None = None
 
     async def run(self, operation: str, path: str, work: Callable[[], T]) -> T:
@@ -116,17 +123,25 @@ class OperationRunner:
         self._account(operation, seconds, Outcome.CLIENT_ERROR, detail)
 
     async def _run_limited(self, work: Callable[[], T]) -> T:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._max_concurrent)
+        if self._running >= self._max_concurrent:
+            raise Busy(
+                f"busy: {self._max_concurrent} file operations are running already "
+                "(MAX_CONCURRENT_OPS); retry shortly"
+            )
+        if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=min(32, self._max_concurrent), thread_name_prefix="file-op"
             )
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.timeout), self._slots:
-            if self.test_delay:
-                await asyncio.sleep(self.test_delay)
-            context = contextvars.copy_context()
-            return await loop.run_in_executor(self._executor, context.run, work)
+        self._running += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self.test_delay:
+                    await asyncio.sleep(self.test_delay)
+                context = contextvars.copy_context()
+                return await loop.run_in_executor(self._executor, context.run, work)
+        finally:
+            self._running -= 1
 
     def _account(self, operation: str, seconds: float, outcome: Outcome, detail: str) -> None:
         metrics = self.metrics

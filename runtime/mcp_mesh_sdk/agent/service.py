@@ -116,12 +116,6 @@ class Agent:
 
     # -- start and stop --------------------------------------------------------------------------
     async def startup(self) -> None:
-        from mcp_mesh_sdk.agent.mcp_engine import load_sdk
-
-        try:  # before the listener accepts (see load_sdk); a failure shows when it is built
-            await asyncio.to_thread(load_sdk)
-        except Exception:  # noqa: S110
-            pass
         self._tasks.periodic.append(
             PeriodicTask("system-sample", SYSTEM_SAMPLE_SECONDS, self._sample_system,
                          run_at_start=True)
@@ -151,7 +145,7 @@ class Agent:
     async def _serve_engine(self) -> None:
         from mcp_mesh_sdk.agent.mcp_engine import build_engine_patiently
 
-        await self.lifecycle.wait_listening()
+        await self.lifecycle.wait_listening()  # importing the SDK must not delay the listener
         try:
             engine = await asyncio.to_thread(
                 build_engine_patiently, self.config, self.tools, self.runner

@@ -9,6 +9,10 @@ A second signal skips the rest of the drain; a third stops at once.
 
 Like uvicorn's own subclasses, this overrides public hooks only (`startup`, `shutdown`,
 `capture_signals`) and stops the server through `should_exit` and `force_exit`.
+
+It serves within `ConnectionLimits` (`connections`): a connection limit and header and idle
+timeouts, with the open-file limit raised to fit them (`openfiles`), flood-prone log lines
+rate-limited (`ratelimit`) and large freed blocks returned to the system (`memory`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
+from mcp_mesh_sdk.serving.connections import ConnectionGuard, ConnectionLimits, GuardedH11Protocol
+from mcp_mesh_sdk.serving.listener import BACKLOG
+from mcp_mesh_sdk.serving.memory import return_large_blocks_when_freed
+from mcp_mesh_sdk.serving.openfiles import fit_connection_limit
+from mcp_mesh_sdk.serving.ratelimit import limit_flood_logs
 from mcp_mesh_sdk.serving.systemd import SystemdReporter, systemd_watchdog
 
 logger = logging.getLogger("mcp_mesh_sdk.serving")
@@ -58,7 +67,14 @@ class ServiceServer(uvicorn.Server):
         *,
         graceful_timeout: float,
         trusted_proxies: Sequence[str] | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
+        limits = limits or ConnectionLimits()
+        limit_flood_logs()
+        return_large_blocks_when_freed()
+        self.connections = ConnectionGuard(
+            fit_connection_limit(limits.max_connections, BACKLOG), limits.header_timeout
+        )
         super().__init__(
             uvicorn.Config(
                 app,
@@ -70,7 +86,10 @@ class ServiceServer(uvicorn.Server):
                 # None: uvicorn's default ($FORWARDED_ALLOW_IPS, else 127.0.0.1)
                 forwarded_allow_ips=None if trusted_proxies is None else list(trusted_proxies),
                 timeout_graceful_shutdown=graceful_timeout,  # type: ignore[arg-type]
-                timeout_keep_alive=5,
+                timeout_keep_alive=limits.keep_alive_timeout,
+                # Not limit_concurrency: it answers only once the headers are in (see connections).
+                http=GuardedH11Protocol.bound_to(self.connections),
+                backlog=BACKLOG,  # asyncio accepts up to this many at once (see openfiles)
             )
         )
         self.hooks = hooks
