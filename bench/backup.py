@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyrage
+
 RUNS = 5
 # The default (gzip 1, adaptive), gzip 1 for every chunk, and stored (no deflate). `make bench`
 # runs the default only (the target is on it, and the suite has a time bound);
@@ -168,6 +170,9 @@ def main() -> dict[str, Any]:
         data, state, out = base / "data", base / "state", base / "backups"
         for directory in (data, state, base / "etc"):
             directory.mkdir()
+        identity = base / "etc" / "backup.key"  # backups are encrypted to it, as on a host
+        identity.touch(mode=0o600)
+        identity.write_text(f"{pyrage.x25519.Identity.generate()}\n")
         size = generate(data)
         paths = ["--config-dir", str(base / "etc"), "--state-dir", str(state),
                  "--data-dir", str(data), "--output-dir", str(out),

@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import pyrage
 import yaml
 
 from lab.topology import Topology
@@ -29,11 +30,14 @@ def control_path(key: Path) -> str:
 
 # Lab-only credentials the roles need; made fresh for each lab, kept in the git-ignored inventory.
 LAB_SECRET_VARIABLES = ("mesh_agent_token", "mesh_registry_token")
+LAB_BACKUP_IDENTITY = "mesh_agent_backup_identity"  # the age identity backups are encrypted to
 
 
 def lab_secrets() -> dict[str, str]:
-    """Random tokens for one lab's lifetime: nothing the lab deploys uses a committed secret."""
-    return {name: secrets.token_urlsafe(32) for name in LAB_SECRET_VARIABLES}
+    """Random tokens and a new age identity for one lab's lifetime: nothing the lab deploys
+    uses a committed secret."""
+    tokens = {name: secrets.token_urlsafe(32) for name in LAB_SECRET_VARIABLES}
+    return {**tokens, LAB_BACKUP_IDENTITY: str(pyrage.x25519.Identity.generate())}
 
 
 def inventory_data(

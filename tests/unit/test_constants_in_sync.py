@@ -24,6 +24,7 @@ def test_unit_names_match_the_roles() -> None:
     assert role["mesh_common_registry_unit"] == constants.REGISTRY_UNIT
     assert role["mesh_common_backup_unit"] == constants.BACKUP_UNIT
     assert role["mesh_common_backup_timer"] == constants.BACKUP_TIMER
+    assert role["mesh_common_backup_identity_name"] == constants.BACKUP_IDENTITY_NAME
 
 
 def test_default_paths_match_the_roles() -> None:

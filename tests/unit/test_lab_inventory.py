@@ -70,3 +70,20 @@ def test_written_inventory_carries_fresh_lab_tokens_readable_by_root_only(tmp_pa
         assert lab_vars["mesh_agent_token"] != lab_vars["mesh_registry_token"]
     assert tokens[0]["mesh_agent_token"] != tokens[1]["mesh_agent_token"]
     assert first.stat().st_mode & 0o777 == 0o600
+
+
+def test_each_lab_gets_its_own_backup_identity_readable_by_its_owner_only(tmp_path) -> None:
+    from mcp_mesh_sdk.backup.encryption import load_key
+
+    identities = []
+    for name in ("one", "two"):
+        path = tmp_path / f"{name}.yml"
+        write_inventory(path, topology(), KEY)
+        assert path.stat().st_mode & 0o077 == 0
+        identity = yaml.safe_load(path.read_text())["all"]["vars"]["mesh_agent_backup_identity"]
+        key_file = tmp_path / f"{name}.key"
+        key_file.touch(mode=0o600)
+        key_file.write_text(identity + "\n")
+        load_key(key_file)  # what the hosts' backup commands will read
+        identities.append(identity)
+    assert identities[0] != identities[1]

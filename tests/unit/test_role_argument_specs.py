@@ -11,7 +11,7 @@ import yaml
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 ROLES = sorted(path.name for path in ROLES_DIR.iterdir() if (path / "meta").is_dir())
 ANSIBLE_TYPES = {"str", "int", "float", "bool", "list", "dict", "path", "raw"}
-SECRET_WORDS = ("token", "secret", "password", "database_url")
+SECRET_WORDS = ("token", "secret", "password", "database_url", "identity")
 
 
 def _load(path: Path) -> dict[str, Any]:

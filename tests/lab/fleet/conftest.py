@@ -2,7 +2,8 @@
 
 `fleet` (session) -> Fleet
     .version          runtime version deployed (what the source tree holds)
-    .tokens           {"agent": ..., "registry": ...} secrets the deploy used (never printed)
+    .tokens           {"agent": ..., "registry": ..., "backup_identity": ...} secrets the
+                      deploy used (never printed)
     .source           the copy of the source tree (pyproject.toml, runtime/) every run deploys
     .extra_args       arguments every further ansible-playbook run needs (secrets, source)
     .deploy_seconds   wall time of the first deploy
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import shutil
 import subprocess
 import time
@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lab.inventory import LAB_BACKUP_IDENTITY, lab_secrets
 from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.constants import REGISTRY_PORT
 
@@ -72,19 +73,22 @@ class Fleet:
 
 
 def _secrets_for(inventory: Path, folder: Path) -> tuple[dict[str, str], list[str]]:
-    """The lab's own tokens when its inventory has them, else fresh random ones in a file."""
+    """The lab's own secrets when its inventory has them, else fresh random ones in a file."""
     lab_vars = (yaml.safe_load(inventory.read_text())["all"].get("vars")) or {}
-    tokens = {
-        "agent": lab_vars.get("mesh_agent_token") or secrets.token_urlsafe(32),
-        "registry": lab_vars.get("mesh_registry_token") or secrets.token_urlsafe(32),
+    fresh = lab_secrets()
+    variables = {
+        "agent": "mesh_agent_token",
+        "registry": "mesh_registry_token",
+        "backup_identity": LAB_BACKUP_IDENTITY,
     }
-    if "mesh_agent_token" in lab_vars and "mesh_registry_token" in lab_vars:
+    tokens = {
+        name: lab_vars.get(variable) or fresh[variable] for name, variable in variables.items()
+    }
+    if all(variable in lab_vars for variable in variables.values()):
         return tokens, []
     path = folder / "fleet-secrets.yml"
     path.write_text(
-        yaml.safe_dump(
-            {"mesh_agent_token": tokens["agent"], "mesh_registry_token": tokens["registry"]}
-        )
+        yaml.safe_dump({variable: tokens[name] for name, variable in variables.items()})
     )
     path.chmod(0o600)
     return tokens, ["-e", f"@{path}"]

@@ -1,6 +1,7 @@
 """Restore drill: files written through MCP, backup.yml (fetched), data wiped and env file
 changed, restore.yml full: every file and the env file are back, the agent healthy and
-registered; the controller's copy verifies."""
+registered; the controller's copy verifies, holds no secret in clear, and `age -d` with the
+identity opens it by hand."""
 
 from __future__ import annotations
 
@@ -69,14 +70,27 @@ def test_full_restore_brings_back_every_file_and_the_env_file(
         "-e", "mesh_backup_fetch=true", "-e", f"mesh_backup_controller_dir={controller}",
     )  # fmt: skip
     assert fetched.returncode == 0, fetched.stdout[-3000:]
-    copies = sorted((controller / name).glob("mcp-mesh-*.tar.gz"))
+    copies = sorted((controller / name).glob("mcp-mesh-*.tar.gz.age"))
     assert len(copies) == 1
+    key = tmp_path / "backup.key"
+    key.touch(mode=0o600)
+    key.write_text(fleet.tokens["backup_identity"] + "\n")
     checked = subprocess.run(
         [str(Path(sys.executable).parent / "mcp-mesh-sdk"), "backup", "verify", "--json",
-         "--output-dir", str(copies[0].parent), str(copies[0])],
+         "--output-dir", str(copies[0].parent), "--identity-file", str(key), str(copies[0])],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"], checked.stdout
+    report = json.loads(checked.stdout)
+    assert checked.returncode == 0 and report["ok"] and report["authenticated"], checked.stdout
+    copy = copies[0].read_bytes()
+    assert fleet.tokens["agent"].encode() not in copy
+    assert fleet.tokens["registry"].encode() not in copy
+    by_hand = subprocess.run(
+        f"age -d -i {key} {copies[0]} | tar -tz", shell=True, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert "config/agent.env" in by_hand.stdout.split()
 
     host.check_output(f"rm -rf {DATA_DIR}/drill && echo 'LOG_LEVEL=DEBUG' >> {ENV_FILE}")
     assert host.file(ENV_FILE).content != env_before
