@@ -234,3 +234,21 @@ def test_a_bad_identity_file_is_a_clear_error_that_never_shows_it(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert secret.strip().splitlines()[-1] not in err
+
+
+def test_a_create_that_fails_while_encrypting_leaves_nothing_behind(host, monkeypatch) -> None:
+    def fail(plain, handle, key):
+        raise OpsError("cannot encrypt the backup: disk full")
+
+    monkeypatch.setattr("mcp_mesh_sdk.backup.create.encrypt_to", fail)
+    with pytest.raises(OpsError, match="disk full"):
+        create_backup(host.sources())
+    assert list(host.backups.iterdir()) == []  # neither the archive nor any plaintext
+
+
+def test_verify_without_the_identity_says_what_is_missing(host, capsys) -> None:
+    archive = create_backup(host.sources()).path
+    host.identity_file.unlink()
+    assert main(["backup", "verify", str(archive), "--env-file", str(host.env_file)]) == 1
+    out = capsys.readouterr().out
+    assert "no backup identity to open it" in out and "--identity-file" in out

@@ -61,7 +61,8 @@ class ArchiveReader:
             if key is None:
                 self._file.close()
                 raise IdentityNeeded(
-                    f"{path.name} is encrypted and no backup identity was given to open it"
+                    f"{path.name} is encrypted and there is no backup identity to open it "
+                    "(--identity-file; default <config dir>/backup.key)"
                 )
             self._decrypted = source = DecryptingSource(self._file, key, path.name)
         self._inflated = PipelinedGzipReader(source, min(bufsize, READ_SIZE))
