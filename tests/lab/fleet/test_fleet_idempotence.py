@@ -38,3 +38,18 @@ def test_check_mode_diff_reports_a_pending_change_without_its_secret(fleet: Any)
     assert recap(run.stdout)["agent1"]["changed"] > 0
     assert new_token not in run.stdout + run.stderr
     assert fleet.tokens["agent"] not in run.stdout + run.stderr
+
+
+def test_check_mode_diff_reports_a_new_backup_identity_without_showing_it(fleet: Any) -> None:
+    """A rotated identity is reported as a change of backup.key, its value never shown."""
+    import pyrage
+
+    new_identity = str(pyrage.x25519.Identity.generate())
+    run = fleet.playbook(
+        "--check", "--diff", "--limit", "agent1", "-e", f"mesh_agent_backup_identity={new_identity}"
+    )
+    assert run.returncode == 0, run.stdout[-6000:]
+    assert recap(run.stdout)["agent1"]["changed"] > 0
+    assert new_identity not in run.stdout + run.stderr
+    assert new_identity.lower() not in (run.stdout + run.stderr).lower()
+    assert fleet.tokens["backup_identity"] not in run.stdout + run.stderr
