@@ -134,3 +134,24 @@ def test_report_on_the_host_then_on_the_controller_with_its_copies(host, tmp_pat
     lines = judged.stdout.splitlines()
     assert [line.split()[0] for line in lines[1:-1] if made["name"] in line] == ["host", "copy"]
     assert lines[-1] == f"agent1: backups that do not verify: {made['name']}"
+
+
+def test_a_backup_holds_no_secret_in_clear_and_age_opens_it_by_hand(host) -> None:
+    """What the restore runbook tells an operator, with the identity age-keygen made."""
+    env = ["--env-file", str(host["env"])]
+    made = cli("backup", "create", "--json", "--level", "0", *env)  # stored: nothing hides it
+    assert made.returncode == 0, made.stderr
+    archive = Path(json.loads(made.stdout)["path"])
+    assert archive.name.endswith(".tar.gz.age")
+    assert b"abcdefghijklmnopqrstuvwxyz" not in archive.read_bytes()  # MCP_MESH_TOKEN
+    opened = subprocess.run(
+        f"age -d -i {host['key']} {archive} | tar -xzO config/agent.env",
+        shell=True, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    assert "MCP_MESH_TOKEN=abcdefghijklmnopqrstuvwxyz" in opened.stdout
+    other = host["key"].with_name("other.key")
+    subprocess.run(["age-keygen", "-o", str(other)], capture_output=True, check=True)
+    refused = cli("backup", "verify", archive.name, "--identity-file", str(other), *env)
+    assert refused.returncode == 1 and "not authentic" in refused.stdout
+    assert "Traceback" not in refused.stderr
