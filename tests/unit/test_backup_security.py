@@ -252,3 +252,16 @@ def test_verify_without_the_identity_says_what_is_missing(host, capsys) -> None:
     assert main(["backup", "verify", str(archive), "--env-file", str(host.env_file)]) == 1
     out = capsys.readouterr().out
     assert "no backup identity to open it" in out and "--identity-file" in out
+
+
+def test_no_decrypting_process_outlives_a_read(host) -> None:
+    """Listing reads only each manifest: the decrypter stopped early is gone, not left running."""
+    import psutil
+
+    from mcp_mesh_sdk.backup.catalog import list_backups
+
+    archive = create_backup(host.sources()).path
+    archive.with_name(archive.name + ".verify.json").unlink()  # the listing must open it
+    assert list_backups(host.backups, host.key())[0].created_at
+    assert verify_archive(archive, host.key()).ok
+    assert psutil.Process().children(recursive=True) == []

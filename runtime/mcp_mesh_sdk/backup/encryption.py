@@ -187,21 +187,6 @@ class _HashingWriter:
         pass
 
 
-class _HashingReader:
-    """A read source for pyrage: the bytes of `source`, hashed as they are read."""
-
-    def __init__(self, source: BinaryIO) -> None:
-        self.source = source
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(size)
-        self.digest.update(data)
-        self.size += len(data)
-        return data
-
-
 def encrypt_to(plain: BinaryIO, handle: int, key: BackupKey) -> tuple[str, int]:
     """Encrypt `plain` (read from its current position) into the open file `handle`, streaming;
     the (sha256, size) of what was written."""
@@ -214,10 +199,9 @@ def encrypt_to(plain: BinaryIO, handle: int, key: BackupKey) -> tuple[str, int]:
 
 
 # The decrypting process: its own interpreter, so age's work never waits for this one's GIL.
-# It reads the identity from standard input, the archive from the descriptor its argument
-# names, writes the
-# plaintext to standard output and, last, one JSON line to standard error: the archive's
-# sha256 and size, or why age refused it.
+# It reads the identity from standard input and the archive from the descriptor its argument
+# names, writes the plaintext to standard output and, last, one JSON line to standard error:
+# the archive's sha256 and size, or why age refused it.
 _DECRYPTER = """
 import hashlib, json, os, sys
 import pyrage
@@ -248,7 +232,7 @@ class DecryptingSource:
 
     `read()` at the end raises NotAuthentic when age refused the file (a wrong identity, a
     changed or truncated archive): age checks every 64 KiB chunk before it hands it over, so
-    no byte it did not authenticate comes out. `finish()` gives the sha256 and size of the
+    no byte it did not authenticate comes out. `result()` gives the sha256 and size of the
     encrypted file. Memory stays constant: the pipe holds what is in flight.
     """
 
@@ -275,7 +259,7 @@ class DecryptingSource:
     def _finish(self) -> dict[str, Any]:
         if self._outcome is None:
             assert self._process.stderr is not None
-            report = self._process.stderr.read(64 << 10)
+            report = self._process.stderr.read()  # one line, at the child's end
             self._process.wait()
             try:
                 outcome = json.loads(report.decode(errors="replace").strip().splitlines()[-1])
