@@ -12,6 +12,15 @@ uvicorn worker each, same HTTP stack):
   connections, same figures.
 
 Writes bench/results/agent.json. Run alone: `.venv/bin/python -m bench.agent`.
+
+The bounded-serving limits (connection guard, header timeout, body budget, MAX_CONCURRENT_OPS)
+are measured side by side too: one agent with the defaults and one with
+them off (the guard and the body budget bypassed by a bench-only launcher, the other limits
+out of reach), `/health` at 50 connections and MCP read_file at 10, LIMITS_ROUNDS rounds
+alternating which goes first; the ratio of the medians should stay within 5 % (target: at
+least 0.95).
+Writes bench/results/agent_limits.json; alone: `.venv/bin/python -m bench.agent --limits`
+(about 100 s).
 """
 
 from __future__ import annotations
@@ -42,6 +51,31 @@ RSS_REQUESTS = 1000
 TARGETS = {"cold_start_s": 1.0, "rss_mb": 80.0, "health_rps_ratio": 0.7}
 TOKEN = "bench-token-0123456789abcdef"
 RESULTS = Path(__file__).parent / "results" / "agent.json"
+LIMITS_RESULTS = Path(__file__).parent / "results" / "agent_limits.json"
+LIMITS_ROUNDS = 7
+LIMITS_TARGET_RATIO = 0.95  # limits on / limits off, requests/s medians
+LIMITS_LOADS = {"health": ("/health", 50), "mcp_read_file": ("/mcp", 10)}  # path, connections
+# The agent with the bounded-serving code off: uvicorn's own h11 protocol instead of the
+# connection guard, /mcp bodies straight to the SDK (no budget, no trim); the other limits
+# out of reach (LIMITS_OUT_OF_REACH). For this comparison only.
+LIMITS_OFF_LAUNCHER = """
+import sys
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from mcp_mesh_sdk.agent import admission
+from mcp_mesh_sdk.serving import connections
+connections.GuardedH11Protocol.bound_to = classmethod(lambda cls, guard: H11Protocol)
+async def straight_through(self, scope, receive, send, app):
+    await app(scope, receive, send)
+admission.BodyAdmission.__call__ = straight_through
+from mcp_mesh_sdk.server import main
+sys.exit(main())
+"""
+LIMITS_OUT_OF_REACH = {
+    "MCP_MESH_MAX_CONNECTIONS": "10000",
+    "MCP_MESH_HEADER_TIMEOUT": "600",
+    "MCP_MESH_MAX_BUFFERED_BYTES": str(1 << 40),
+    "MAX_CONCURRENT_OPS": "100000",
+}
 
 BARE_APP = """
 import json, sys, uvicorn
@@ -291,6 +325,126 @@ def throughput_table(health: dict[str, Any], mcp: dict[str, Any]) -> dict[str, A
     }
 
 
+# -- the limits, on and off ------------------------------------------------------------------------
+
+
+def arm_order(rounds: int) -> list[tuple[str, str]]:
+    """Which arm goes first in each round: alternated, so drift hits both alike."""
+    return [("on", "off") if n % 2 == 0 else ("off", "on") for n in range(rounds)]
+
+
+def limits_env(env: dict[str, str], arm: str) -> dict[str, str]:
+    """`env` for the arm: `on` keeps the defaults, `off` puts every limit out of reach."""
+    return {**env, **LIMITS_OUT_OF_REACH} if arm == "off" else dict(env)
+
+
+def limits_command(arm: str) -> list[str]:
+    """The agent as it is (`on`), or with the bounded-serving code bypassed (`off`)."""
+    return [sys.executable, "-c", LIMITS_OFF_LAUNCHER] if arm == "off" else agent_command()
+
+
+def cpu_seconds(stat: str) -> float:
+    """User plus system CPU seconds from the text of /proc/<pid>/stat."""
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare_arms(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """Medians of each arm and the ratio on/off of requests/s, against the target; the
+    agent's CPU time per request beside it (less sensitive to a busy machine)."""
+    on, off = median_of(runs["on"]), median_of(runs["off"])
+    for arm, figures in (("on", on), ("off", off)):
+        figures["cpu_us_per_request_median"] = statistics.median(
+            run["cpu_us_per_request"] for run in runs[arm]
+        )
+    ratio = round(on["rps_median"] / off["rps_median"], 3)
+    cpu_ratio = on["cpu_us_per_request_median"] / off["cpu_us_per_request_median"]
+    return {
+        "limits_on": on,
+        "limits_off": off,
+        "rps_ratio": ratio,
+        "cpu_per_request_ratio": round(cpu_ratio, 3),
+        "target": LIMITS_TARGET_RATIO,
+        "met": ratio >= LIMITS_TARGET_RATIO,
+    }
+
+
+def limits_table(compared: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    rows = []
+    for load, (_, connections) in LIMITS_LOADS.items():
+        figures = compared[load]
+        rows.append([load, connections, round(figures["limits_on"]["rps_median"]),
+                     round(figures["limits_off"]["rps_median"]), figures["rps_ratio"],
+                     figures["cpu_per_request_ratio"]])  # fmt: skip
+    return {
+        "title": "bounded-serving limits: requests/s medians, defaults vs. off",
+        "columns": [
+            "load",
+            "connections",
+            "limits on",
+            "limits off",
+            "ratio",
+            "CPU per request on/off",
+        ],
+        "rows": rows,
+    }
+
+
+def compare_limits() -> dict[str, Any]:
+    """Both arms served at once; every round runs each load on each arm."""
+    with tempfile.TemporaryDirectory(prefix="bench-limits-") as temp:
+        workdir = Path(temp)
+        data = workdir / "data"
+        data.mkdir()
+        (data / "bench.txt").write_text("mesh benchmark payload\n" * 40)
+        script = mcp_script(workdir)
+        ports = {"on": free_port(), "off": free_port()}
+        runs: dict[str, dict[str, list[dict[str, float]]]] = {
+            load: {"on": [], "off": []} for load in LIMITS_LOADS
+        }
+        with (
+            running(limits_command("on"), limits_env(agent_env(ports["on"], data), "on"),
+                    ports["on"], "/ready") as on_pid,
+            running(limits_command("off"), limits_env(agent_env(ports["off"], data), "off"),
+                    ports["off"], "/ready") as off_pid,
+        ):  # fmt: skip
+            stat = {"on": Path(f"/proc/{on_pid}/stat"), "off": Path(f"/proc/{off_pid}/stat")}
+            for arm in ("on", "off"):  # warm-up, not counted: the first runs are slower
+                for path, connections in LIMITS_LOADS.values():
+                    wrk(f"http://127.0.0.1:{ports[arm]}{path}", connections,
+                        script if path == "/mcp" else None)  # fmt: skip
+            for order in arm_order(LIMITS_ROUNDS):
+                for arm in order:
+                    for load, (path, connections) in LIMITS_LOADS.items():
+                        url = f"http://127.0.0.1:{ports[arm]}{path}"
+                        lua = script if path == "/mcp" else None
+                        before = cpu_seconds(stat[arm].read_text())
+                        figures = wrk(url, connections, lua)
+                        spent = cpu_seconds(stat[arm].read_text()) - before
+                        requests = max(1.0, figures["rps"] * WRK_SECONDS)
+                        figures["cpu_us_per_request"] = round(spent / requests * 1e6, 2)
+                        runs[load][arm].append(figures)
+    compared = {load: compare_arms(runs[load]) for load in LIMITS_LOADS}
+    result: dict[str, Any] = {
+        "benchmark": "agent_limits",
+        "statistic": f"median of {LIMITS_ROUNDS} alternating rounds of {WRK_SECONDS} s per arm "
+        "after one warm-up round",
+        "case": "the agent's defaults vs. the bounded-serving code off (see LIMITS_OFF_LAUNCHER)",
+        "target": f"requests/s with the limits at least {LIMITS_TARGET_RATIO:g} of without",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "off_also_sets": LIMITS_OUT_OF_REACH,
+        **compared,
+        "tables": [limits_table(compared)],
+    }
+    LIMITS_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    LIMITS_RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 # -- the whole run -----------------------------------------------------------------------------
 
 
@@ -370,10 +524,18 @@ def main() -> dict[str, Any]:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    compare_limits()
     return result
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--limits"]:
+        if shutil.which("wrk") is None:
+            raise SystemExit("wrk is not installed (apt-get install wrk)")
+        limits = compare_limits()
+        for row in limits["tables"][0]["rows"]:
+            print(dict(zip(limits["tables"][0]["columns"], row, strict=True)))
+        raise SystemExit(0)
     outcome = main()
     shown = ("cold_start_to_ready_s", "rss_mb")
     print(json.dumps({key: outcome[key] for key in shown}, indent=2))

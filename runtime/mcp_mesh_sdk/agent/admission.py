@@ -6,6 +6,8 @@ each POST reserves its declared `Content-Length` (a body without one: the whole 
 from MCP_MESH_MAX_BUFFERED_BYTES, and gives it back when its answer is sent. A request that
 does not fit waits up to ADMISSION_WAIT seconds for room, then gets a 503 `busy` with
 `Retry-After`: never an unbounded queue. A body larger than the whole budget runs alone.
+When the last large body in flight is done, the free memory goes back to the system
+(`serving.memory`).
 
 The budget holds bodies; MAX_CONCURRENT_OPS bounds the file operations (`operations`).
 """
@@ -19,11 +21,13 @@ import logging
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcp_mesh_sdk.serving import memory
 from mcp_mesh_sdk.serving.middleware import header
 from mcp_mesh_sdk.serving.ratelimit import RateLimitFilter
 
 ADMISSION_WAIT = 2.0  # seconds a request may wait for room in the budget
 DISCARD_SECONDS = 5.0  # seconds a refused request's body is read (and dropped) at most
+TRIM_AFTER_BYTES = 1024 * 1024  # a body this large returns the process's free memory when done
 
 logger = logging.getLogger("mcp_mesh_sdk.agent.admission")
 logger.addFilter(RateLimitFilter())
@@ -35,12 +39,23 @@ class ByteBudget:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.held = 0
+        self._waiting = 0
         self._changed = asyncio.Condition()
 
     async def acquire(self, amount: int, wait: float) -> int | None:
         """Reserve `amount` (at most the capacity) within `wait` seconds; the amount held,
         to `release` later, or None when there was no room in time."""
         amount = min(amount, self.capacity)
+        if self._waiting == 0 and self.held + amount <= self.capacity:
+            self.held += amount  # the usual case: room at once, no lock, no timer
+            return amount
+        self._waiting += 1
+        try:
+            return await self._wait_for_room(amount, wait)
+        finally:
+            self._waiting -= 1
+
+    async def _wait_for_room(self, amount: int, wait: float) -> int | None:
         async with self._changed:
             try:
                 async with asyncio.timeout(wait):
@@ -51,9 +66,10 @@ class ByteBudget:
             return amount
 
     async def release(self, amount: int) -> None:
-        async with self._changed:
-            self.held -= amount
-            self._changed.notify_all()
+        self.held -= amount
+        if self._waiting:
+            async with self._changed:
+                self._changed.notify_all()
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -94,6 +110,8 @@ class BodyAdmission:
             await app(scope, receive, send)
         finally:
             await self.budget.release(held)
+            if held >= TRIM_AFTER_BYTES and self.budget.held == 0:
+                memory.trim()  # the last large body is done: give its pages back
 
 
 async def discard_body(receive: Receive, seconds: float) -> None:

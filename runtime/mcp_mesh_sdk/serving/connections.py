@@ -98,11 +98,13 @@ class ConnectionGuard:
         current = self._stage_of.get(connection)
         if current is stage:
             return
+        stages = self._stages
         if current is not None:
-            del self._stages[current][connection]
-        self._stages[stage][connection] = None
+            del stages[current][connection]
+        stages[stage][connection] = None
         self._stage_of[connection] = stage
-        connection.cancel_header_timer()
+        if connection._header_timer is not None:
+            connection.cancel_header_timer()
         if stage is Stage.WAITING:
             connection.start_header_timer(self.header_timeout)
 
@@ -159,10 +161,13 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def _follow(self, *, after_response: bool) -> None:
-        if self.transport.is_closing():
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not after_response:
+            self.guard.move(self, Stage.SERVING)  # the usual case first: a request came in
+        elif self.transport.is_closing():
             self.guard.forget(self)
-        elif self.cycle is not None and not self.cycle.response_complete:
-            self.guard.move(self, Stage.SERVING)
+        elif cycle is not None and not cycle.response_complete:
+            self.guard.move(self, Stage.SERVING)  # the next pipelined request
         elif after_response:
             self.guard.move(self, Stage.IDLE)  # uvicorn's keep-alive timeout runs from now
         else:

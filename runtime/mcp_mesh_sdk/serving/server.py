@@ -11,8 +11,8 @@ Like uvicorn's own subclasses, this overrides public hooks only (`startup`, `shu
 `capture_signals`) and stops the server through `should_exit` and `force_exit`.
 
 It serves within `ConnectionLimits` (`connections`): a connection limit and header and idle
-timeouts, with the open-file limit raised to fit them (`openfiles`), flood-prone log lines
-rate-limited (`ratelimit`) and large freed blocks returned to the system (`memory`).
+timeouts, with the open-file limit raised to fit them (`openfiles`), and flood-prone log lines
+rate-limited (`ratelimit`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from starlette.types import ASGIApp
 
 from mcp_mesh_sdk.serving.connections import ConnectionGuard, ConnectionLimits, GuardedH11Protocol
 from mcp_mesh_sdk.serving.listener import BACKLOG
-from mcp_mesh_sdk.serving.memory import return_large_blocks_when_freed
 from mcp_mesh_sdk.serving.openfiles import fit_connection_limit
 from mcp_mesh_sdk.serving.ratelimit import limit_flood_logs
 from mcp_mesh_sdk.serving.systemd import SystemdReporter, systemd_watchdog
@@ -71,7 +70,6 @@ class ServiceServer(uvicorn.Server):
     ) -> None:
         limits = limits or ConnectionLimits()
         limit_flood_logs()
-        return_large_blocks_when_freed()
         self.connections = ConnectionGuard(
             fit_connection_limit(limits.max_connections, BACKLOG), limits.header_timeout
         )
