@@ -111,6 +111,10 @@ GOOD = [
     ("MCP_MESH_STATE_DIR", "/tmp/state", "state_dir", Path("/tmp/state")),
     ("MCP_MESH_INCIDENT_INTERVAL", "60", "incident_interval", 60),
     ("MCP_MESH_TEST_TOOL_DELAY", "0.5", "test_tool_delay", 0.5),
+    ("MCP_MESH_MAX_CONNECTIONS", "200", "max_connections", 200),
+    ("MCP_MESH_HEADER_TIMEOUT", "2.5", "header_timeout", 2.5),
+    ("MCP_MESH_KEEP_ALIVE_TIMEOUT", "30", "keep_alive_timeout", 30),
+    ("MCP_MESH_MAX_BUFFERED_BYTES", "1048576", "max_buffered_bytes", 1048576),
 ]  # fmt: skip
 
 
@@ -166,6 +170,10 @@ BAD = [
     ("MCP_MESH_STATE_DIR", "state", "absolute path"),
     ("MCP_MESH_INCIDENT_INTERVAL", "0", "integer from 1"),
     ("MCP_MESH_TEST_TOOL_DELAY", "-2", "number >= 0"),
+    ("MCP_MESH_MAX_CONNECTIONS", "0", "integer from 1"),
+    ("MCP_MESH_HEADER_TIMEOUT", "0", "number > 0"),
+    ("MCP_MESH_KEEP_ALIVE_TIMEOUT", "5s", "integer from 1 to 3600 (seconds)"),
+    ("MCP_MESH_MAX_BUFFERED_BYTES", "32MB", "positive integer (bytes)"),
 ]
 
 

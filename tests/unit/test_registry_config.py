@@ -28,6 +28,9 @@ def test_every_bad_variable_is_named() -> None:
         "MCP_MESH_REGISTRY_STALE_INTERVALS": "0",
         "LOG_LEVEL": "LOUD",
         "MCP_MESH_REGISTRY_DB": "relative.db",
+        "MCP_MESH_REGISTRY_MAX_CONNECTIONS": "0",
+        "MCP_MESH_REGISTRY_HEADER_TIMEOUT": "never",
+        "MCP_MESH_REGISTRY_KEEP_ALIVE_TIMEOUT": "-1",
     }
     with pytest.raises(ConfigError) as caught:
         load_registry_config(env)
