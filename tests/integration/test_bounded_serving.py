@@ -44,6 +44,9 @@ class LimitedService(Service):
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path, files: int) -> None:
         super().__init__(args, env, log_path)
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and hard < files:
+            pytest.skip(f"the open-file hard limit {hard} is below the unit's {files}")
         self.files = files
 
     def start(self) -> LimitedService:
