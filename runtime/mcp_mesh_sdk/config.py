@@ -12,7 +12,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT, STATE_DIR
 from mcp_mesh_sdk.envreader import LOG_FORMATS, LOG_LEVELS, EnvReader, Secret
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
+from mcp_mesh_sdk.serving.limits import ConnectionLimits, read_connection_limits
 
 AGENT_PREFIXES = ("MCP_MESH_", "MESH_")
 MAX_FILE_SIZE_LIMIT = 1024**3
@@ -101,9 +102,7 @@ class AgentConfig:
     state_dir: Path = STATE_DIR  # MCP_MESH_STATE_DIR
     incident_interval: int = 30  # MCP_MESH_INCIDENT_INTERVAL, seconds
     database_url: Secret | None = None  # DATABASE_URL
-    max_connections: int = 1000  # MCP_MESH_MAX_CONNECTIONS, open HTTP connections
-    header_timeout: float = 10.0  # MCP_MESH_HEADER_TIMEOUT, seconds for request headers
-    keep_alive_timeout: int = 5  # MCP_MESH_KEEP_ALIVE_TIMEOUT, seconds idle between requests
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # MCP_MESH_*
     max_buffered_bytes: int = 32 * 1024 * 1024  # MCP_MESH_MAX_BUFFERED_BYTES, /mcp bodies
     test_tool_delay: float = 0.0  # MCP_MESH_TEST_TOOL_DELAY, seconds; TEST ONLY
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -121,6 +120,8 @@ class AgentConfig:
                 value = "(not set)"
             elif isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, ConnectionLimits):
+                value = asdict(value)
             elif isinstance(value, frozenset):
                 value = sorted(value)
             elif isinstance(value, tuple):
@@ -245,24 +246,7 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
             unit="seconds",
         ),
         database_url=read.secret("DATABASE_URL"),
-        max_connections=read.integer(
-            "MCP_MESH_MAX_CONNECTIONS", default.max_connections, minimum=1, maximum=1_000_000
-        ),
-        header_timeout=read.number(
-            "MCP_MESH_HEADER_TIMEOUT",
-            default.header_timeout,
-            minimum=0.0,
-            maximum=600.0,
-            unit="seconds",
-            allow_minimum=False,
-        ),
-        keep_alive_timeout=read.integer(
-            "MCP_MESH_KEEP_ALIVE_TIMEOUT",
-            default.keep_alive_timeout,
-            minimum=1,
-            maximum=3600,
-            unit="seconds",
-        ),
+        connection_limits=read_connection_limits(read, "MCP_MESH_"),
         max_buffered_bytes=read.integer(
             "MCP_MESH_MAX_BUFFERED_BYTES", default.max_buffered_bytes, minimum=1, unit="bytes"
         ),

@@ -51,7 +51,6 @@ def serve(config: AgentConfig, agent: Agent) -> int:
     except ListenError as exc:
         raise ConfigError([ConfigProblem("MCP_MESH_PORT", str(exc))]) from exc
     from mcp_mesh_sdk.agent.app import build_app
-    from mcp_mesh_sdk.serving.connections import ConnectionLimits
     from mcp_mesh_sdk.serving.server import ServiceServer
 
     server = ServiceServer(
@@ -59,9 +58,7 @@ def serve(config: AgentConfig, agent: Agent) -> int:
         agent_hooks(agent),
         graceful_timeout=config.graceful_timeout,
         trusted_proxies=config.trusted_proxies,
-        limits=ConnectionLimits(
-            config.max_connections, config.header_timeout, config.keep_alive_timeout
-        ),
+        limits=config.connection_limits,
     )
 
     def exit_now(code: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import pickle
 import socket
 from pathlib import Path
@@ -111,9 +112,9 @@ GOOD = [
     ("MCP_MESH_STATE_DIR", "/tmp/state", "state_dir", Path("/tmp/state")),
     ("MCP_MESH_INCIDENT_INTERVAL", "60", "incident_interval", 60),
     ("MCP_MESH_TEST_TOOL_DELAY", "0.5", "test_tool_delay", 0.5),
-    ("MCP_MESH_MAX_CONNECTIONS", "200", "max_connections", 200),
-    ("MCP_MESH_HEADER_TIMEOUT", "2.5", "header_timeout", 2.5),
-    ("MCP_MESH_KEEP_ALIVE_TIMEOUT", "30", "keep_alive_timeout", 30),
+    ("MCP_MESH_MAX_CONNECTIONS", "200", "connection_limits.max_connections", 200),
+    ("MCP_MESH_HEADER_TIMEOUT", "2.5", "connection_limits.header_timeout", 2.5),
+    ("MCP_MESH_KEEP_ALIVE_TIMEOUT", "30", "connection_limits.keep_alive_timeout", 30),
     ("MCP_MESH_MAX_BUFFERED_BYTES", "1048576", "max_buffered_bytes", 1048576),
 ]  # fmt: skip
 
@@ -122,7 +123,7 @@ GOOD = [
 def test_good_values_are_parsed(
     variable: str, value: str, attribute: str, expected: object
 ) -> None:
-    assert getattr(load(**{variable: value}), attribute) == expected
+    assert operator.attrgetter(attribute)(load(**{variable: value})) == expected
 
 
 BAD = [

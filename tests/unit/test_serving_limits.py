@@ -21,7 +21,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from mcp_mesh_sdk.serving import openfiles
-from mcp_mesh_sdk.serving.connections import ConnectionLimits
+from mcp_mesh_sdk.serving.limits import ConnectionLimits
 from mcp_mesh_sdk.serving.listener import bind_listener
 from mcp_mesh_sdk.serving.ratelimit import ACCEPT_ERROR, RateLimitFilter
 from mcp_mesh_sdk.serving.server import Hooks, ServiceServer

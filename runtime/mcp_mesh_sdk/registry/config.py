@@ -9,6 +9,7 @@ from typing import Any
 
 from mcp_mesh_sdk.constants import REGISTRY_DB, REGISTRY_PORT
 from mcp_mesh_sdk.envreader import LOG_FORMATS, LOG_LEVELS, EnvReader, Secret
+from mcp_mesh_sdk.serving.limits import ConnectionLimits, read_connection_limits
 
 REGISTRY_PREFIX = "MCP_MESH_REGISTRY_"
 
@@ -26,9 +27,7 @@ class RegistryConfig:
     retention: float = 3600.0  # seconds a stale agent stays listed before it is deleted
     log_level: str = "INFO"
     log_format: str = "json"
-    max_connections: int = 1000  # MCP_MESH_REGISTRY_MAX_CONNECTIONS, open HTTP connections
-    header_timeout: float = 10.0  # MCP_MESH_REGISTRY_HEADER_TIMEOUT, seconds
-    keep_alive_timeout: int = 5  # MCP_MESH_REGISTRY_KEEP_ALIVE_TIMEOUT, seconds
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -53,9 +52,7 @@ class RegistryConfig:
             "MCP_MESH_REGISTRY_RETENTION": self.retention,
             "LOG_LEVEL": self.log_level,
             "MCP_MESH_LOG_FORMAT": self.log_format,
-            "MCP_MESH_REGISTRY_MAX_CONNECTIONS": self.max_connections,
-            "MCP_MESH_REGISTRY_HEADER_TIMEOUT": self.header_timeout,
-            "MCP_MESH_REGISTRY_KEEP_ALIVE_TIMEOUT": self.keep_alive_timeout,
+            **self.connection_limits.as_env(REGISTRY_PREFIX),
         }
 
 
@@ -92,27 +89,7 @@ def load_registry_config(env: Mapping[str, str]) -> RegistryConfig:
         retention=read.number("MCP_MESH_REGISTRY_RETENTION", default.retention, unit="seconds"),
         log_level=read.choice("LOG_LEVEL", default.log_level, LOG_LEVELS, upper=True),
         log_format=read.choice("MCP_MESH_LOG_FORMAT", default.log_format, LOG_FORMATS),
-        max_connections=read.integer(
-            "MCP_MESH_REGISTRY_MAX_CONNECTIONS",
-            default.max_connections,
-            minimum=1,
-            maximum=1_000_000,
-        ),
-        header_timeout=read.number(
-            "MCP_MESH_REGISTRY_HEADER_TIMEOUT",
-            default.header_timeout,
-            minimum=0.0,
-            maximum=600.0,
-            unit="seconds",
-            allow_minimum=False,
-        ),
-        keep_alive_timeout=read.integer(
-            "MCP_MESH_REGISTRY_KEEP_ALIVE_TIMEOUT",
-            default.keep_alive_timeout,
-            minimum=1,
-            maximum=3600,
-            unit="seconds",
-        ),
+        connection_limits=read_connection_limits(read, REGISTRY_PREFIX),
     )
     read.unknown_variables((REGISTRY_PREFIX,))
     read.finish()

@@ -13,7 +13,6 @@ from mcp_mesh_sdk.logs import setup_logging
 from mcp_mesh_sdk.registry.app import create_app
 from mcp_mesh_sdk.registry.config import RegistryConfig
 from mcp_mesh_sdk.registry.store import AgentStore
-from mcp_mesh_sdk.serving.connections import ConnectionLimits
 from mcp_mesh_sdk.serving.listener import ListenError, bind_listener
 from mcp_mesh_sdk.serving.server import Hooks, ServiceServer
 from mcp_mesh_sdk.serving.systemd import Standing, SystemdReporter
@@ -42,9 +41,7 @@ def serve(config: RegistryConfig) -> int:
         create_app(config, store),
         Hooks(systemd=SystemdReporter(lambda: standing)),
         graceful_timeout=GRACEFUL_TIMEOUT,
-        limits=ConnectionLimits(
-            config.max_connections, config.header_timeout, config.keep_alive_timeout
-        ),
+        limits=config.connection_limits,
     )
     try:
         server.serve_on(listener)

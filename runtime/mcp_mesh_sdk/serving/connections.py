@@ -21,21 +21,11 @@ import asyncio
 import enum
 import json
 import logging
-from dataclasses import dataclass
 from typing import ClassVar
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 logger = logging.getLogger("mcp_mesh_sdk.serving.connections")
-
-
-@dataclass(frozen=True)
-class ConnectionLimits:
-    """The bounds a service serves within (each from its env file, see the config modules)."""
-
-    max_connections: int = 1000  # open HTTP connections at once
-    header_timeout: float = 10.0  # seconds a request's headers may take to arrive
-    keep_alive_timeout: int = 5  # seconds an idle kept-alive connection stays open
 
 
 class Stage(enum.Enum):

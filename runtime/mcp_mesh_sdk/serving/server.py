@@ -10,7 +10,7 @@ A second signal skips the rest of the drain; a third stops at once.
 Like uvicorn's own subclasses, this overrides public hooks only (`startup`, `shutdown`,
 `capture_signals`) and stops the server through `should_exit` and `force_exit`.
 
-It serves within `ConnectionLimits` (`connections`): a connection limit and header and idle
+It serves within `ConnectionLimits` (`limits`, enforced by `connections`): a connection limit and header and idle
 timeouts, with the open-file limit raised to fit them (`openfiles`), and flood-prone log lines
 rate-limited (`ratelimit`).
 """
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
-from mcp_mesh_sdk.serving.connections import ConnectionGuard, ConnectionLimits, GuardedH11Protocol
+from mcp_mesh_sdk.serving.connections import ConnectionGuard, GuardedH11Protocol
+from mcp_mesh_sdk.serving.limits import ConnectionLimits
 from mcp_mesh_sdk.serving.listener import BACKLOG
 from mcp_mesh_sdk.serving.openfiles import fit_connection_limit
 from mcp_mesh_sdk.serving.ratelimit import limit_flood_logs
