@@ -10,9 +10,9 @@ A second signal skips the rest of the drain; a third stops at once.
 Like uvicorn's own subclasses, this overrides public hooks only (`startup`, `shutdown`,
 `capture_signals`) and stops the server through `should_exit` and `force_exit`.
 
-It serves within `ConnectionLimits` (`limits`, enforced by `connections`): a connection limit and header and idle
-timeouts, with the open-file limit raised to fit them (`openfiles`), and flood-prone log lines
-rate-limited (`ratelimit`).
+It serves within `ConnectionLimits` (`limits`, enforced by `connections`): a connection limit
+and header and idle timeouts, with the open-file limit raised to fit them (`openfiles`), and
+flood-prone log lines rate-limited (`ratelimit`).
 """
 
 from __future__ import annotations
