@@ -131,11 +131,13 @@ def test_a_broken_clients_file_keeps_the_last_good_set(
     clients_agent: RunningAgent, tmp_path: Path
 ) -> None:
     (tmp_path / "agent-clients").write_text(f"carol {ALICE}\n")  # a token, not its hash
-    assert wait_until(
-        lambda: any("not used" in line["message"] for line in log_lines(clients_agent)), timeout=5
-    )
-    assert list_directory(clients_agent, ALICE).status == 200
-    assert list_directory(clients_agent, BOB).status == 200
+
+    def refused_file_logged() -> bool:  # the file is looked at on a request
+        assert list_directory(clients_agent, ALICE).status == 200
+        assert list_directory(clients_agent, BOB).status == 200
+        return any("not used" in line["message"] for line in log_lines(clients_agent))
+
+    assert wait_until(refused_file_logged, timeout=5)
     assert ALICE not in clients_agent.service.log()
 
 

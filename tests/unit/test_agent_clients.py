@@ -86,7 +86,9 @@ def test_without_clients_the_shared_token_is_the_default_client(tmp_path: Path) 
     assert ClientTokens(Secret(OPERATOR_TOKEN)).identify(OPERATOR_TOKEN) == "default"
     empty = tmp_path / "clients"
     empty.write_text("# no clients yet\n")
-    assert ClientTokens(Secret(OPERATOR_TOKEN), empty).identify(OPERATOR_TOKEN) == "default"
+    without = ClientTokens(Secret(OPERATOR_TOKEN), empty)
+    assert without.identify(OPERATOR_TOKEN) == "default"
+    assert without.clients == []
     assert ClientTokens(Secret("")).identify("") is None  # an empty token admits no one
 
 
@@ -125,6 +127,12 @@ def test_a_changed_file_counts_within_a_second_and_a_broken_one_keeps_the_last_g
     path.write_text(clients_text(bob=BOB))
     clock.now += CHECK_INTERVAL
     assert (tokens.identify(ALICE), tokens.identify(BOB)) == (None, "bob")
+    assert tokens.identify(OPERATOR_TOKEN) == "operator"
+
+    path.write_text(clients_text(bob=ALICE))  # bob's token rotated: the old one stops at once
+    clock.now += CHECK_INTERVAL
+    assert (tokens.identify(ALICE), tokens.identify(BOB)) == ("bob", None)
+    assert caplog.text.count("reloaded") == 3
     assert ALICE not in caplog.text and BOB not in caplog.text
 
 

@@ -101,8 +101,8 @@ def read_clients_file(path: Path) -> dict[bytes, str]:
 
 @dataclass(frozen=True)
 class _Snapshot:
-    by_digest: dict[bytes, str]
-    clients: int  # how many come from the file (the operator's token is not counted)
+    from_file: dict[bytes, str]  # the clients file's, as parsed
+    by_digest: dict[bytes, str]  # those and MCP_MESH_TOKEN's: what identify() looks up
 
 
 class ClientTokens:
@@ -130,7 +130,7 @@ class ClientTokens:
     @property
     def clients(self) -> list[str]:
         """The clients of the file in force, by name (the operator's token not among them)."""
-        return sorted(name for name in self._snapshot.by_digest.values() if name != OPERATOR)
+        return sorted(self._snapshot.from_file.values())
 
     def identify(self, presented: str) -> str | None:
         """The name of the client whose token `presented` is, or None.
@@ -180,10 +180,11 @@ class ClientTokens:
         )
 
     def _install(self, clients: dict[bytes, str], log_changes: bool) -> None:
-        before = set(self.clients)
+        previous = self._snapshot.from_file
+        before = set(previous.values())
         self._snapshot = self._build(clients)
-        after = set(self.clients)
-        if log_changes and before != after:
+        after = set(clients.values())
+        if log_changes and clients != previous:  # a new token for a client counts too
             added, removed = sorted(after - before), sorted(before - after)
             logger.warning(
                 "clients file %s reloaded: %d client(s); added %s, revoked %s",
@@ -203,4 +204,4 @@ class ClientTokens:
                 OPERATOR,
             )
         by_digest[self._operator_digest] = OPERATOR if clients else DEFAULT
-        return _Snapshot(by_digest, len(clients))
+        return _Snapshot(dict(clients), by_digest)
