@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mcp_mesh_sdk.agent.clients import (
+    NO_CLIENTS_WARNING,
+    ClientsFileError,
+    digest,
+    read_clients_file,
+)
 from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT, STATE_DIR
 from mcp_mesh_sdk.envreader import LOG_FORMATS, LOG_LEVELS, EnvReader, Secret
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
@@ -73,6 +79,9 @@ class AgentConfig:
     default = what the variable unset (or empty, as systemd reads `NAME=`) means."""
 
     token: Secret  # MCP_MESH_TOKEN or the file MCP_MESH_TOKEN_FILE names; required
+    # MCP_MESH_CLIENTS_FILE: `name sha256-hex` a line, each client's token (agent.clients);
+    # None (or a file without clients): every client shares MCP_MESH_TOKEN (deprecated)
+    clients_file: Path | None = None
     registry_token: Secret | None = None  # MCP_MESH_REGISTRY_TOKEN(_FILE)
     mesh_registry_url: str = f"http://localhost:{REGISTRY_PORT}"
     agent_name: str = field(default_factory=default_agent_name)
@@ -167,8 +176,11 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
         "MCP_MESH_REGISTRY_TOKEN", "MCP_MESH_REGISTRY_TOKEN_FILE", required=False
     )
     initial_delay, max_delay = _retry_delays(read, default)
+    clients_file = read.absolute_path("MCP_MESH_CLIENTS_FILE", None)
+    clients = _read_clients(read, clients_file, token)
     config = AgentConfig(
         token=token or default.token,
+        clients_file=clients_file,
         registry_token=registry_token,
         mesh_registry_url=read.url("MESH_REGISTRY_URL", default.mesh_registry_url),
         agent_name=read.text(
@@ -267,8 +279,29 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
     if read.problems:
         return AgentEnvCheck(None, tuple(read.problems), tuple(read.warnings), config)
     _warn_about_risky_settings(read, config)
+    if not clients:
+        read.warn("MCP_MESH_CLIENTS_FILE", NO_CLIENTS_WARNING)
     config = replace(config, warnings=tuple(read.warnings))
     return AgentEnvCheck(config, (), config.warnings, config)
+
+
+def _read_clients(read: EnvReader, path: Path | None, token: Secret | None) -> list[str]:
+    """The clients the file names (none when unset), after naming the problem if it cannot
+    be used: the agent then does not start, and check-config refuses the env file."""
+    if path is None:
+        return []
+    try:
+        clients = read_clients_file(path)
+    except ClientsFileError as exc:
+        read.problem("MCP_MESH_CLIENTS_FILE", str(exc))
+        return []
+    if token is not None and digest(token.reveal()) in clients:
+        name = clients[digest(token.reveal())]
+        read.problem(
+            "MCP_MESH_CLIENTS_FILE",
+            f"client {name!r} has MCP_MESH_TOKEN as its token; give it a token of its own",
+        )
+    return sorted(clients.values())
 
 
 def _retry_delays(read: EnvReader, default: AgentConfig) -> tuple[int, int]:

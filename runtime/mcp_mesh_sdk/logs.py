@@ -19,11 +19,14 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 operation_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "operation", default=None
 )
+# The client a request authenticated as (agent.clients), set by the agent's bearer gate.
+client_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("client", default=None)
 
 _CONTEXT_FIELDS = {
     "request_id": request_id_var,
     "correlation_id": correlation_id_var,
     "operation": operation_var,
+    "client": client_var,
 }
 
 

@@ -55,15 +55,24 @@ CONFIGURE = [
 ]
 
 
+AGENT_CLIENTS = [
+    "mesh_agent : Write the clients file, checked by check-config before it replaces the old one",
+    "mesh_agent : Stop when check-config rejected the clients file (the old one stays)",
+    "mesh_agent : Warn that a token shared by every client is deprecated",
+]
+
+
 @pytest.mark.parametrize(
-    ("tag", "play"),
+    ("tag", "play", "own"),
     [
-        ("mesh_agent_configure", "Deploy the agents"),
-        ("mesh_registry_configure", "Deploy the registry"),
+        ("mesh_agent_configure", "Deploy the agents", AGENT_CLIENTS),
+        ("mesh_registry_configure", "Deploy the registry", []),
     ],
 )
-def test_a_role_configure_tag_lists_only_that_roles_configuration(tag: str, play: str) -> None:
-    assert listed_tasks(tag) == {play: PREFLIGHT + CONFIGURE}
+def test_a_role_configure_tag_lists_only_that_roles_configuration(
+    tag: str, play: str, own: list[str]
+) -> None:
+    assert listed_tasks(tag) == {play: PREFLIGHT + own + CONFIGURE}
 
 
 def test_the_load_balancer_configure_tag_writes_only_haproxy_cfg() -> None:

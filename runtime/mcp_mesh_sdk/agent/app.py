@@ -1,8 +1,9 @@
 """The agent's HTTP application: probes, metrics, the security summary and /mcp (Starlette).
 
 Request ids and the HTTP metrics come from the shared middleware (`serving.middleware`). /mcp,
-/security/summary and /security/blocks need `Authorization: Bearer <MCP_MESH_TOKEN>`
-(`serving.bearer`); a source the security monitor blocks gets 403 on them (see `BearerGate`).
+/security/summary and /security/blocks need `Authorization: Bearer <token>`, a client's token
+(`agent.clients`) or MCP_MESH_TOKEN; every log line of the request then names the client. A
+source the security monitor blocks gets 403 on them (see `BearerGate`).
 /security/blocks also answers only callers on this host (`security_admin`). The probes stay
 open: load balancers call them, often, so they are answered before the Starlette stack.
 """
@@ -21,14 +22,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_mesh_sdk.agent.admission import BodyAdmission
+from mcp_mesh_sdk.agent.clients import ClientTokens
 from mcp_mesh_sdk.agent.mcp_engine import request_body_limit
 from mcp_mesh_sdk.agent.metrics import CONTENT_TYPE
 from mcp_mesh_sdk.agent.operations import client_address_var
 from mcp_mesh_sdk.agent.security import SecurityEventType
 from mcp_mesh_sdk.agent.security_admin import blocks_endpoint
 from mcp_mesh_sdk.agent.service import Agent
-from mcp_mesh_sdk.logs import correlation_id_var, request_id_var
-from mcp_mesh_sdk.serving.bearer import BearerCheck
+from mcp_mesh_sdk.logs import client_var, correlation_id_var, request_id_var
+from mcp_mesh_sdk.serving.bearer import INVALID, MISSING, presented_token
 from mcp_mesh_sdk.serving.middleware import RequestMetrics, clean_request_id, header
 
 ROUTES = {
@@ -43,6 +45,7 @@ ROUTES = {
 }
 
 Probe = Callable[[], tuple[int, Any]]
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mcp-mesh-agent"'}  # what a 401 answer carries
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -85,12 +88,14 @@ class AgentASGI:
         tokens = (
             correlation_id_var.set(correlation_id),
             client_address_var.set(client_address(scope)),
+            client_var.set(None),  # the bearer gate names the client
         )
         try:
             await self.inner(scope, receive, send)
         finally:
             correlation_id_var.reset(tokens[0])
             client_address_var.reset(tokens[1])
+            client_var.reset(tokens[2])
 
 
 async def _answer_probe(probe: Probe, scope: Scope, send: Send) -> None:
@@ -107,27 +112,39 @@ async def _answer_probe(probe: Probe, scope: Scope, send: Send) -> None:
 
 
 class BearerGate:
-    """Callers without the agent token get 401 (a security event of their source); blocked
-    sources get 403: every request of a source blocked for everything, only those without a
-    valid token of a source blocked for its unauthenticated requests (`agent.security`)."""
+    """Callers without a valid token get 401 (a security event of their source, `anonymous`);
+    blocked sources get 403: every request of a source blocked for everything, only those
+    without a valid token of a source blocked for its unauthenticated requests
+    (`agent.security`). An admitted request's client is set for its logs and tool calls."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self.check = BearerCheck(agent.config.token, realm="mcp-mesh-agent")
+        self.tokens = ClientTokens(agent.config.token, agent.config.clients_file)
+
+    def authenticate(self, scope: Scope) -> tuple[str | None, str | None]:
+        """(the client's name, None) for a valid token, else (None, MISSING or INVALID)."""
+        presented, is_bearer = presented_token(scope)
+        if presented is None:
+            return None, MISSING
+        client = self.tokens.identify(presented)
+        if client is None or not is_bearer:
+            return None, INVALID
+        return client, None
 
     def refusal(self, scope: Scope) -> Response | None:
         source = client_address(scope)
         security = self.agent.security
-        reason = self.check.refusal(scope)
+        client, reason = self.authenticate(scope)
         if security.is_blocked(source, authenticated=reason is None):
             why = "this source is blocked after repeated security events"
             return _json(403, {"error": "forbidden", "reason": why})
-        if reason is None:
+        if client is not None:
+            client_var.set(client)
             return None
         security.record(
             SecurityEventType.UNAUTHORIZED_ACCESS, source, scope["path"], {"reason": reason}
         )
-        return _json(401, {"error": "unauthorized", "reason": reason}, self.check.challenge())
+        return _json(401, {"error": "unauthorized", "reason": reason}, CHALLENGE)
 
 
 class McpEndpoint:

@@ -9,6 +9,9 @@ kind is the `error_type` label of `mcp_mesh_agent_operation_errors_total` (refus
 not_a_directory, is_a_directory, not_a_file, not_text, bad_path, bad_arguments, cancelled;
 io_error, permission_denied, no_space, timeout, internal, busy: MAX_CONCURRENT_OPS reached).
 
+Every call is one line of the audit log (logger `mcp_mesh_sdk.agent.audit`, INFO): the
+operation, its path and outcome, and the `client` that made it (`agent.clients`).
+
 A client error is not a performance error: the agent did its job. Refusals are security
 events (the SecurityMonitor counts them per source and blocks); only server errors count in
 the error rate the alerts, the incident detector and /health/detailed look at.
@@ -28,7 +31,7 @@ from mcp_mesh_sdk.agent.metrics import AgentMetrics
 from mcp_mesh_sdk.agent.monitoring import PerformanceAlerting, PerformanceMonitor
 from mcp_mesh_sdk.agent.paths import Outcome, Refusal, ServerError, ToolCallError, is_suspicious
 from mcp_mesh_sdk.agent.security import SecurityEventType, SecurityMonitor
-from mcp_mesh_sdk.logs import operation_var
+from mcp_mesh_sdk.logs import client_var, operation_var
 
 T = TypeVar("T")
 
@@ -38,6 +41,7 @@ client_address_var: contextvars.ContextVar[str] = contextvars.ContextVar(
 )
 
 logger = logging.getLogger("mcp_mesh_sdk.agent.operations")
+audit = logging.getLogger("mcp_mesh_sdk.agent.audit")
 
 
 class Busy(ServerError):
@@ -76,6 +80,7 @@ class OperationRunner:
         is counted in its class; a timeout or any other exception becomes a ServerError.
         """
         source = client_address_var.get()
+        client = client_var.get() or "anonymous"
         operation_token = operation_var.set(operation)
         in_progress = self.metrics.operations_in_progress.labels(operation=operation)
         in_progress.inc()
@@ -84,14 +89,22 @@ class OperationRunner:
         try:
             if is_suspicious(path):
                 self.security.record(
-                    SecurityEventType.SUSPICIOUS_FILE_ACCESS, source, path, {"operation": operation}
+                    SecurityEventType.SUSPICIOUS_FILE_ACCESS,
+                    source,
+                    path,
+                    {"operation": operation},
+                    user_id=client,
                 )
             return await self._run_limited(work)
         except ToolCallError as failure:
             outcome, detail = failure.outcome, failure.detail
             if isinstance(failure, Refusal) and failure.event is not None:
                 self.security.record(
-                    failure.event, source, path, {"operation": operation, "reason": str(failure)}
+                    failure.event,
+                    source,
+                    path,
+                    {"operation": operation, "reason": str(failure)},
+                    user_id=client,
                 )
             if outcome is Outcome.SERVER_ERROR:
                 logger.error("%s on %r failed: %s", operation, path, failure,
@@ -114,13 +127,13 @@ class OperationRunner:
             ) from exc
         finally:
             in_progress.dec()
-            self._account(operation, time.perf_counter() - started, outcome, detail)
+            self._account(operation, time.perf_counter() - started, outcome, detail, path)
             operation_var.reset(operation_token)
 
     def record_rejected(self, operation: str, seconds: float, detail: str) -> None:
         """Count a call of `operation` that never reached it, e.g. arguments the MCP layer
         rejected (`bad_arguments`): a client error."""
-        self._account(operation, seconds, Outcome.CLIENT_ERROR, detail)
+        self._account(operation, seconds, Outcome.CLIENT_ERROR, detail, None)
 
     async def _run_limited(self, work: Callable[[], T]) -> T:
         if self._running >= self._max_concurrent:
@@ -143,7 +156,9 @@ class OperationRunner:
         finally:
             self._running -= 1
 
-    def _account(self, operation: str, seconds: float, outcome: Outcome, detail: str) -> None:
+    def _account(
+        self, operation: str, seconds: float, outcome: Outcome, detail: str, path: str | None
+    ) -> None:
         metrics = self.metrics
         metrics.operations.labels(operation=operation, outcome=outcome.value).inc()
         metrics.operation_latency.labels(operation=operation).observe(seconds)
@@ -158,6 +173,16 @@ class OperationRunner:
             seconds * 1000,
             extra={"fields": {"outcome": outcome.value, "error_type": detail or None,
                               "duration_ms": seconds * 1000}},
+        )  # fmt: skip
+        client = client_var.get() or "anonymous"
+        audit.info(
+            "%s %s by %s in %.1f ms",
+            operation,
+            outcome.value,
+            client,
+            seconds * 1000,
+            extra={"fields": {"client": client, "path": path, "outcome": outcome.value,
+                              "error_type": detail or None, "duration_ms": seconds * 1000}},
         )  # fmt: skip
 
     def close(self) -> None:

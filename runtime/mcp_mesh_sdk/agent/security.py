@@ -243,10 +243,12 @@ class SecurityMonitor:
         source_ip: str,
         resource: str,
         details: dict[str, Any] | None = None,
+        user_id: str = "anonymous",
     ) -> SecurityEvent:
+        """`user_id`: the client the request authenticated as (`agent.clients`)."""
         now = self._clock()
         source_ip = _clean(source_ip)
-        event = SecurityEvent(event_type, now, source_ip, resource, dict(details or {}))
+        event = SecurityEvent(event_type, now, source_ip, resource, dict(details or {}), user_id)
         slot = self._slot(now)
         self._by_type.add(slot, EVENT_TYPES.index(event_type))
         self._recent.append(event)
@@ -378,6 +380,7 @@ class SecurityMonitor:
                     "source_ip": event.source_ip,
                     "resource": event.resource,
                     "severity": event.severity,
+                    "user_id": event.user_id,
                 }
             },
         )
@@ -517,5 +520,6 @@ def _describe(event: SecurityEvent) -> dict[str, Any]:
         "source_ip": event.source_ip,
         "resource": event.resource,
         "severity": event.severity,
+        "user_id": event.user_id,
         "details": event.details,
     }

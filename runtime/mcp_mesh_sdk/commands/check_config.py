@@ -1,7 +1,9 @@
-"""`mcp-mesh-sdk check-config`: validate an agent or registry env file without starting anything.
+"""`mcp-mesh-sdk check-config`: validate an agent or registry env file, or the agent's clients
+file (`--clients-file`), without starting anything.
 
 The roles run it as Ansible's `validate:` on a temporary copy, so it reads only the file it is
-given (never this process's environment) and prints no secret value.
+given (never this process's environment) and prints no secret value (a clients file holds
+hashes only, and its problems name a line, never quote it).
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ from typing import Any
 
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
 
-HELP = "validate an agent or registry environment file; non-zero exit naming every bad variable"
+HELP = (
+    "validate an agent or registry environment file, or the agent's clients file; "
+    "non-zero exit naming every problem"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env-file", required=True, metavar="PATH", help="the env file to check")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--env-file", metavar="PATH", help="the env file to check")
+    which.add_argument(
+        "--clients-file",
+        metavar="PATH",
+        help="the agent's clients file to check (MCP_MESH_CLIENTS_FILE: `name sha256-hex` lines)",
+    )
     parser.add_argument(
         "--service",
         choices=("agent", "registry"),
@@ -32,6 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.clients_file is not None:
+        return _check_clients_file(args)
     from mcp_mesh_sdk.envfile import read_env_file
 
     try:
@@ -54,6 +67,42 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError(list(problems))
     print(f"{args.service} configuration in {args.env_file} is valid")
+    return 0
+
+
+def _check_clients_file(args: argparse.Namespace) -> int:
+    from mcp_mesh_sdk.agent.clients import (
+        NO_CLIENTS_WARNING,
+        ClientsFileError,
+        read_clients_file,
+    )
+
+    problems: list[ConfigProblem] = []
+    names: list[str] = []
+    try:
+        names = sorted(read_clients_file(Path(args.clients_file)).values())
+    except ClientsFileError as exc:
+        problems.append(ConfigProblem("MCP_MESH_CLIENTS_FILE", str(exc)))
+    warnings = [] if names or problems else [f"MCP_MESH_CLIENTS_FILE: {NO_CLIENTS_WARNING}"]
+    if args.json:
+        report = {
+            "clients_file": str(args.clients_file),
+            "valid": not problems,
+            "problems": [{"variable": p.variable, "reason": p.reason} for p in problems],
+            "warnings": warnings,
+            "clients": names,
+        }
+        print(json.dumps(report, indent=2, sort_keys=True))
+        if problems:
+            from mcp_mesh_sdk.cli import EXIT_CONFIG
+
+            return EXIT_CONFIG
+        return 0
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if problems:
+        raise ConfigError(problems)
+    print(f"clients file {args.clients_file} is valid: {len(names)} client(s) {', '.join(names)}")
     return 0
 
 

@@ -11,6 +11,17 @@ MISSING = "missing bearer token"
 INVALID = "invalid bearer token"
 
 
+def presented_token(scope: Scope) -> tuple[str | None, bool]:
+    """(what follows the scheme of the Authorization header, None without one; whether the
+    scheme is Bearer). The token comes back for a wrong scheme too: the caller checks it all
+    the same, so timing does not tell which part failed."""
+    authorization = header(scope, b"authorization")
+    if not authorization:
+        return None, False
+    scheme, _, presented = authorization.partition(" ")
+    return presented.strip(), scheme.lower() == "bearer"
+
+
 class BearerCheck:
     """Compares the presented token with `token` in constant time; an empty token admits no one."""
 
@@ -20,13 +31,12 @@ class BearerCheck:
 
     def refusal(self, scope: Scope) -> str | None:
         """None when the request carries the token, else why not (MISSING or INVALID)."""
-        authorization = header(scope, b"authorization") or ""
-        scheme, _, presented = authorization.partition(" ")
-        # Compared even when the scheme is wrong, so timing does not tell which part failed.
-        matches = self.token.matches(presented.strip())
-        if matches and scheme.lower() == "bearer" and self.token.reveal():
+        presented, is_bearer = presented_token(scope)
+        if presented is None:
+            return MISSING
+        if self.token.matches(presented) and is_bearer and self.token.reveal():
             return None
-        return INVALID if authorization else MISSING
+        return INVALID
 
     def challenge(self) -> dict[str, str]:
         """The `WWW-Authenticate` header a 401 answer carries."""

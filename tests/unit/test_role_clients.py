@@ -1,0 +1,64 @@
+"""The agent role's clients file: hashes only, checked before it is used, never shown."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from mcp_mesh_sdk.agent.clients import parse_clients
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "mesh_agent"
+TOKENS = {"alice": "a" * 40, "bob": "b" * 40}
+
+
+def clients_task() -> dict[str, Any]:
+    tasks = yaml.safe_load((ROLE / "tasks" / "clients.yml").read_text(encoding="utf-8"))
+    return next(task for task in tasks if "ansible.builtin.template" in task)
+
+
+def render(clients: list[dict[str, str]]) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(ROLE / "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["comment"] = lambda text: "#\n# " + text + "\n#"
+    env.filters["hash"] = lambda text, kind: hashlib.new(kind, text.encode()).hexdigest()
+    return env.get_template("agent-clients.j2").render(
+        ansible_managed="Ansible managed",
+        mesh_agent_clients=clients,
+        mesh_common_file={"dest": "/etc/mcp-mesh/agent-clients"},
+    )
+
+
+def test_the_clients_file_is_validated_never_shown_and_restarts_nothing() -> None:
+    task = clients_task()
+    module = task["ansible.builtin.template"]
+    assert "check-config --clients-file %s" in module["validate"]
+    assert (module["owner"], module["group"]) == ("root", "{{ mesh_common_group }}")
+    assert task["no_log"] is True
+    assert task["diff"] is False
+    assert "notify" not in task  # the agent re-reads it: revoking a client drops no request
+    variables = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))
+    assert variables["_mesh_agent_clients_file"]["mode"] == "0640"
+
+
+def test_the_rendered_file_holds_each_clients_hash_and_the_agent_reads_it() -> None:
+    text = render([{"name": name, "token": token} for name, token in TOKENS.items()])
+    for token in TOKENS.values():
+        assert token not in text
+    clients = parse_clients(text)
+    assert sorted(clients.values()) == ["alice", "bob"]
+    assert clients[hashlib.sha256(TOKENS["bob"].encode()).digest()] == "bob"
+    assert parse_clients(render([])) == {}
+    assert "deprecated shared token" in render([])
+
+
+def test_every_agent_env_names_the_clients_file() -> None:
+    variables = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))
+    env = variables["_mesh_agent_service"]["env_file"]["env"]
+    assert env["MCP_MESH_CLIENTS_FILE"] == "{{ _mesh_agent_clients_file.dest }}"
