@@ -110,6 +110,7 @@ class AgentConfig:
     drain_delay: float = 2.0  # MCP_MESH_DRAIN_DELAY, seconds
     state_dir: Path = STATE_DIR  # MCP_MESH_STATE_DIR
     incident_interval: int = 30  # MCP_MESH_INCIDENT_INTERVAL, seconds
+    audit_log: Path | None = None  # MCP_MESH_AUDIT_LOG; unset: audit records go to stdout
     database_url: Secret | None = None  # DATABASE_URL
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # MCP_MESH_*
     max_buffered_bytes: int = 32 * 1024 * 1024  # MCP_MESH_MAX_BUFFERED_BYTES, /mcp bodies
@@ -257,6 +258,7 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
             maximum=86400,
             unit="seconds",
         ),
+        audit_log=read.absolute_path("MCP_MESH_AUDIT_LOG", default.audit_log),
         database_url=read.secret("DATABASE_URL"),
         connection_limits=read_connection_limits(read, "MCP_MESH_"),
         max_buffered_bytes=read.integer(

@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import Any
 
 # Set per request by the HTTP middleware; every record logged meanwhile carries them.
@@ -74,3 +76,29 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+AUDIT_LOGGER = "mcp_mesh_sdk.agent.audit"
+# The audit file's bound: it rotates at AUDIT_LOG_MAX_BYTES and keeps AUDIT_LOG_BACKUPS old files.
+AUDIT_LOG_MAX_BYTES = 16 * 1024 * 1024
+AUDIT_LOG_BACKUPS = 4
+
+
+def setup_audit_log(path: Path | None) -> None:
+    """Send the audit records (one per tool call) to `path` as JSON lines, rotated and bounded,
+    instead of the service log: at full load they would crowd the service's own lines out of
+    the journal (and hit journald's rate limit). Without a path they stay in the service log."""
+    audit = logging.getLogger(AUDIT_LOGGER)
+    for old in audit.handlers[:]:
+        audit.removeHandler(old)
+        old.close()
+    if path is None:
+        audit.propagate = True
+        return
+    handler = RotatingFileHandler(
+        path, maxBytes=AUDIT_LOG_MAX_BYTES, backupCount=AUDIT_LOG_BACKUPS, encoding="utf-8"
+    )
+    handler.setFormatter(JSONFormatter())
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False

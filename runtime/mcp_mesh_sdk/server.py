@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 
 def run(config: AgentConfig) -> int:
     """Serve until stopped; returns the process exit code."""
-    from mcp_mesh_sdk.logs import setup_logging
+    from mcp_mesh_sdk.logs import setup_audit_log, setup_logging
 
     setup_logging(config.log_level, config.log_format)
+    setup_audit_log(config.audit_log)
     if config.log_level != "DEBUG":  # the SDK logs every stateless request at INFO
         logging.getLogger("mcp").setLevel(logging.WARNING)
     log = logging.getLogger("mcp_mesh_sdk.agent")

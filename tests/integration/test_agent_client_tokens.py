@@ -50,24 +50,32 @@ def clients_agent(
 ) -> RunningAgent:
     clients = tmp_path / "agent-clients"
     write_clients(clients, alice=ALICE, bob=BOB)
-    return start_agent({**agent_env, "MCP_MESH_CLIENTS_FILE": str(clients)})
+    return start_agent(
+        {**agent_env, "MCP_MESH_CLIENTS_FILE": str(clients),
+         "MCP_MESH_AUDIT_LOG": str(tmp_path / "audit.log")}
+    )  # fmt: skip
+
+
+def audit_records(path: Path) -> list[dict[str, Any]]:
+    """The agent's audit file (MCP_MESH_AUDIT_LOG), one JSON record per tool call."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_two_clients_are_named_in_the_audit_log_and_a_wrong_token_is_anonymous(
-    clients_agent: RunningAgent,
+    clients_agent: RunningAgent, tmp_path: Path
 ) -> None:
     assert list_directory(clients_agent, ALICE, "call-alice").status == 200
     assert list_directory(clients_agent, BOB, "call-bob").status == 200
     assert list_directory(clients_agent, AGENT_TOKEN, "call-operator").status == 200
     refused = list_directory(clients_agent, "not-a-client-token-0123456789", "call-wrong")
     assert refused.status == 401
-    lines = log_lines(clients_agent)
     audit = {
-        line["request_id"]: line["client"]
-        for line in lines
-        if line["logger"] == "mcp_mesh_sdk.agent.audit"
+        record["request_id"]: record["client"] for record in audit_records(tmp_path / "audit.log")
     }
     assert audit == {"call-alice": "alice", "call-bob": "bob", "call-operator": "operator"}
+    lines = log_lines(clients_agent)
+    # The audit file, not the service log: calls at full load must not crowd the journal.
+    assert not [line for line in lines if line["logger"] == "mcp_mesh_sdk.agent.audit"]
     event = next(line for line in lines if line.get("request_id") == "call-wrong")
     assert event["event_type"] == "unauthorized_access"
     assert event["user_id"] == "anonymous"

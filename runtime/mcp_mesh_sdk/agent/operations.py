@@ -9,8 +9,9 @@ kind is the `error_type` label of `mcp_mesh_agent_operation_errors_total` (refus
 not_a_directory, is_a_directory, not_a_file, not_text, bad_path, bad_arguments, cancelled;
 io_error, permission_denied, no_space, timeout, internal, busy: MAX_CONCURRENT_OPS reached).
 
-Every call is one line of the audit log (logger `mcp_mesh_sdk.agent.audit`, INFO): the
-operation, its path and outcome, and the `client` that made it (`agent.clients`).
+Every call is one line of the audit log (logger `mcp_mesh_sdk.agent.audit`, INFO; the file
+MCP_MESH_AUDIT_LOG when set, see `logs.setup_audit_log`): the operation, its path and outcome,
+and the `client` that made it (`agent.clients`).
 
 A client error is not a performance error: the agent did its job. Refusals are security
 events (the SecurityMonitor counts them per source and blocks); only server errors count in
@@ -31,7 +32,7 @@ from mcp_mesh_sdk.agent.metrics import AgentMetrics
 from mcp_mesh_sdk.agent.monitoring import PerformanceAlerting, PerformanceMonitor
 from mcp_mesh_sdk.agent.paths import Outcome, Refusal, ServerError, ToolCallError, is_suspicious
 from mcp_mesh_sdk.agent.security import SecurityEventType, SecurityMonitor
-from mcp_mesh_sdk.logs import client_var, operation_var
+from mcp_mesh_sdk.logs import AUDIT_LOGGER, client_var, operation_var
 
 T = TypeVar("T")
 
@@ -41,7 +42,7 @@ client_address_var: contextvars.ContextVar[str] = contextvars.ContextVar(
 )
 
 logger = logging.getLogger("mcp_mesh_sdk.agent.operations")
-audit = logging.getLogger("mcp_mesh_sdk.agent.audit")
+audit = logging.getLogger(AUDIT_LOGGER)
 
 
 class Busy(ServerError):
