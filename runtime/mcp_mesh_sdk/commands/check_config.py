@@ -55,8 +55,25 @@ def run(args: argparse.Namespace) -> int:
         settings, problems, warnings = None, list(exc.problems), list[str]()
     else:
         settings, problems, warnings = _check(args.service, env)
+    return _verdict(
+        args,
+        _report(args, settings, problems, warnings),
+        problems,
+        warnings,
+        f"{args.service} configuration in {args.env_file} is valid",
+    )
+
+
+def _verdict(
+    args: argparse.Namespace,
+    report: dict[str, Any],
+    problems: list[ConfigProblem],
+    warnings: list[str],
+    valid_message: str,
+) -> int:
+    """Print the report (--json) or the warnings and the one-line verdict; problems fail."""
     if args.json:
-        print(json.dumps(_report(args, settings, problems, warnings), indent=2, sort_keys=True))
+        print(json.dumps(report, indent=2, sort_keys=True))
         if problems:
             from mcp_mesh_sdk.cli import EXIT_CONFIG
 
@@ -66,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if problems:
         raise ConfigError(list(problems))
-    print(f"{args.service} configuration in {args.env_file} is valid")
+    print(valid_message)
     return 0
 
 
@@ -84,26 +101,20 @@ def _check_clients_file(args: argparse.Namespace) -> int:
     except ClientsFileError as exc:
         problems.append(ConfigProblem("MCP_MESH_CLIENTS_FILE", str(exc)))
     warnings = [] if names or problems else [f"MCP_MESH_CLIENTS_FILE: {NO_CLIENTS_WARNING}"]
-    if args.json:
-        report = {
-            "clients_file": str(args.clients_file),
-            "valid": not problems,
-            "problems": [{"variable": p.variable, "reason": p.reason} for p in problems],
-            "warnings": warnings,
-            "clients": names,
-        }
-        print(json.dumps(report, indent=2, sort_keys=True))
-        if problems:
-            from mcp_mesh_sdk.cli import EXIT_CONFIG
-
-            return EXIT_CONFIG
-        return 0
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if problems:
-        raise ConfigError(problems)
-    print(f"clients file {args.clients_file} is valid: {len(names)} client(s) {', '.join(names)}")
-    return 0
+    report = {
+        "clients_file": str(args.clients_file),
+        "valid": not problems,
+        "problems": [{"variable": p.variable, "reason": p.reason} for p in problems],
+        "warnings": warnings,
+        "clients": names,
+    }
+    return _verdict(
+        args,
+        report,
+        problems,
+        warnings,
+        f"clients file {args.clients_file} is valid: {len(names)} client(s) {', '.join(names)}",
+    )
 
 
 def _check(
