@@ -14,6 +14,7 @@ from typing import Any
 import pyrage
 import yaml
 
+from lab.tls import LabCa
 from lab.topology import Topology
 
 PYTHON = "/usr/bin/python3"
@@ -40,9 +41,48 @@ def lab_secrets() -> dict[str, str]:
     return {**tokens, LAB_BACKUP_IDENTITY: str(pyrage.x25519.Identity.generate())}
 
 
+# The lab's clients (mesh_agent_clients), each with a token of its own. The named ones are for
+# tests that follow one client (audit log, revocation, read-your-writes); the load clients are
+# the fleet's load generator, which spreads its calls over them: the LB hashes on the
+# Authorization header, so load from one token would all land on one agent (and a rollout's
+# canary would get none of it).
+LAB_CLIENTS_VARIABLE = "mesh_agent_clients"
+NAMED_CLIENTS = ("alice", "bob", "carol", "dave")
+LOAD_CLIENTS = tuple(f"load-{number:02d}" for number in range(1, 49))
+
+
+def lab_clients() -> list[dict[str, str]]:
+    """Every lab client with a fresh random token, as mesh_agent_clients lists them."""
+    return [
+        {"name": name, "token": secrets.token_urlsafe(32)}
+        for name in (*NAMED_CLIENTS, *LOAD_CLIENTS)
+    ]
+
+
+# all.vars and each host's vars of the lab's TLS settings (mesh_common_tls_*)
+TlsVariables = tuple[dict[str, Any], dict[str, dict[str, str]]]
+
+
+def tls_variables(topology: Topology, ca: LabCa) -> TlsVariables:
+    """The lab's TLS settings: (all.vars, per-host vars), a certificate per host from `ca`."""
+    per_host = {}
+    for host in topology.hosts:
+        issued = ca.issue(host.name, host.address)
+        per_host[host.name] = {
+            "mesh_common_tls_cert": issued.cert,
+            "mesh_common_tls_key": issued.key,
+        }
+    return {"mesh_common_tls_enabled": True, "mesh_common_tls_ca_cert": ca.cert}, per_host
+
+
 def inventory_data(
-    topology: Topology, key: Path, credentials: dict[str, str] | None = None
+    topology: Topology,
+    key: Path,
+    credentials: dict[str, Any] | None = None,
+    tls: TlsVariables | None = None,
 ) -> dict[str, Any]:
+    """The inventory's content; `credentials` join all.vars, `tls` is what tls_variables gives."""
+    tls_vars, tls_hosts = tls or ({}, {})
     hosts = {
         host.name: {
             "ansible_host": str(host.address),
@@ -51,6 +91,7 @@ def inventory_data(
             "ansible_ssh_common_args": f"-o ControlPath={control_path(key)}",
             "ansible_python_interpreter": PYTHON,
             "lab_address": str(host.address),
+            **tls_hosts.get(host.name, {}),
         }
         for host in topology.hosts
     }
@@ -67,28 +108,35 @@ def inventory_data(
                 "lab_subnet": str(topology.subnet),
                 "lab_controller_address": str(topology.controller),
                 **(credentials or {}),
+                **tls_vars,
             },
         }
     }
 
 
 def render_inventory(
-    topology: Topology, key: Path, credentials: dict[str, str] | None = None
+    topology: Topology,
+    key: Path,
+    credentials: dict[str, Any] | None = None,
+    tls: TlsVariables | None = None,
 ) -> str:
     header = (
         f"# Lab '{topology.lab}', written by `python -m lab up`; removed by `python -m lab down`.\n"
     )
     body = yaml.safe_dump(
-        inventory_data(topology, key, credentials), sort_keys=False, default_flow_style=False
+        inventory_data(topology, key, credentials, tls), sort_keys=False, default_flow_style=False
     )
     return "---\n" + header + body
 
 
-def write_inventory(path: Path, topology: Topology, key: Path) -> None:
-    """Write the inventory, readable by its owner only: it carries the lab's tokens."""
+def write_inventory(path: Path, topology: Topology, key: Path, ca: LabCa | None = None) -> None:
+    """Write the inventory, readable by its owner only: it carries the lab's tokens, clients
+    and host keys. `ca` signs the hosts' certificates (a new CA when not given)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    credentials: dict[str, Any] = {**lab_secrets(), LAB_CLIENTS_VARIABLE: lab_clients()}
+    tls = tls_variables(topology, ca or LabCa.create(topology.lab))
     temporary = path.with_suffix(".yml.tmp")
     temporary.touch(mode=0o600)
     temporary.chmod(0o600)
-    temporary.write_text(render_inventory(topology, key, lab_secrets()))
+    temporary.write_text(render_inventory(topology, key, credentials, tls))
     temporary.replace(path)

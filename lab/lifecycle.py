@@ -24,6 +24,7 @@ from lab.inventory import write_inventory
 from lab.mounts import mounts_under, remove_tree, unmount_all
 from lab.readiness import ssh_banner, wait_for_ssh
 from lab.state import REPO, LabPaths, inventory_path, load_topology, locked, save_topology
+from lab.tls import LabCa
 from lab.topology import (
     Topology,
     allocate_subnet,
@@ -73,7 +74,9 @@ def up(lab: str, agents: int, say: Say = _quiet) -> UpResult:
         try:
             _boot(paths, topology, base)
             inventory = inventory_path(lab)
-            write_inventory(inventory, topology, paths.key)
+            ca = LabCa.create(lab)
+            ca.write(paths.directory)
+            write_inventory(inventory, topology, paths.key, ca)
         except LabError as failure:
             _clean_after_failure(paths, failure)
             raise

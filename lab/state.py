@@ -3,6 +3,7 @@
 STATE_ROOT/NAME/lab.json           the topology, written before anything boots
 STATE_ROOT/NAME/id_ed25519         the SSH key root logs in with on every host
 STATE_ROOT/NAME/ssh-*              shared SSH connections (ControlPath) to the hosts
+STATE_ROOT/NAME/tls/ca.pem         the lab's CA certificate (ca-key.pem: its key, 0600)
 STATE_ROOT/NAME/hosts/HOST/        upper/ work/ root/ (the overlay), console.log,
                                    nspawn.pid and leader.pid (`PID STARTTIME`)
 LOCK_ROOT/NAME.lock                serialises up/down of one lab (in /run: gone at reboot)

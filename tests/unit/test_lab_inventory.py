@@ -22,7 +22,7 @@ def topology():
 def test_every_host_carries_its_connection_settings() -> None:
     data = yaml.safe_load(render_inventory(topology(), KEY))
     lb1 = data["all"]["hosts"]["lb1"]
-    assert lb1 == {
+    assert {name: value for name, value in lb1.items() if not name.startswith("mesh_")} == {
         "ansible_host": "10.231.7.10",
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(KEY),
@@ -87,3 +87,42 @@ def test_each_lab_gets_its_own_backup_identity_readable_by_its_owner_only(tmp_pa
         load_key(key_file)  # what the hosts' backup commands will read
         identities.append(identity)
     assert identities[0] != identities[1]
+
+
+def test_the_lab_deploys_named_clients_and_a_pool_of_load_clients_each_with_its_own_token(
+    tmp_path,
+) -> None:
+    path = tmp_path / "hosts.yml"
+    write_inventory(path, topology(), KEY)
+    lab_vars = yaml.safe_load(path.read_text())["all"]["vars"]
+    clients = lab_vars["mesh_agent_clients"]
+    names = [client["name"] for client in clients]
+    assert names[:4] == ["alice", "bob", "carol", "dave"]
+    assert names[4:] == [f"load-{number:02d}" for number in range(1, 49)]
+    tokens = [client["token"] for client in clients]
+    assert all(len(token) >= 32 for token in tokens)
+    assert len(set(tokens) | {lab_vars["mesh_agent_token"]}) == len(tokens) + 1
+
+
+def test_tls_is_on_with_the_lab_ca_and_a_certificate_and_key_per_host(tmp_path) -> None:
+    from cryptography import x509
+
+    from lab.tls import LabCa
+
+    ca = LabCa.create("mesh")
+    path = tmp_path / "hosts.yml"
+    write_inventory(path, topology(), KEY, ca)
+    data = yaml.safe_load(path.read_text())["all"]
+    assert data["vars"]["mesh_common_tls_enabled"] is True
+    assert data["vars"]["mesh_common_tls_ca_cert"] == ca.cert
+    for name, host in data["hosts"].items():
+        cert = x509.load_pem_x509_certificate(host["mesh_common_tls_cert"].encode())
+        assert (
+            cert.issuer.rfc4514_string()
+            == x509.load_pem_x509_certificate(ca.cert.encode()).subject.rfc4514_string()
+        )
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert name in names.get_values_for_type(x509.DNSName)
+        assert "PRIVATE KEY" in host["mesh_common_tls_key"]
+    keys = [host["mesh_common_tls_key"] for host in data["hosts"].values()]
+    assert len(set(keys)) == len(keys)
