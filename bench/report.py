@@ -2,7 +2,8 @@
 
 A result file may hold nested sections; a section that states a `target` and a verdict
 (`met` or `target_met`) becomes a row of the targets table with its numbers beside it.
-A document may also carry `tables`: [{title, columns, rows}], shown as they are.
+A document may also carry `tables`: [{title, columns, rows}], shown as they are, a `title`
+for its heading (else the file's name) and a `reading`: what its figures mean, in sentences.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 REPORT = REPO / "docs" / "performance.md"
-DESCRIBED = ("data_set", "statistic", "case", "target", "decision")  # sentences, shown first
+DESCRIBED = ("data_set", "statistic", "case", "target", "decision", "reading")  # shown first
 
 
 def verdict_rows(node: Any, path: str = "") -> list[tuple[str, dict[str, Any], bool]]:
@@ -88,7 +89,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         "",
     ]
     for name, document in sorted(results.items()):
-        lines += [f"## {name}", ""]
+        lines += [f"## {document.get('title', name)}", ""]  # title: a heading of its own
         for key in DESCRIBED:
             if isinstance(document.get(key), str):
                 lines.append(f"- {key.replace('_', ' ')}: {document[key]}")
@@ -102,7 +103,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
             lines.append("")
         for table in document.get("tables", []):
             lines += table_lines(table)
-        described = ("benchmark", *DESCRIBED)
+        described = ("benchmark", "title", *DESCRIBED)
         figures = [
             (path, value)
             for path, value in figure_rows({k: v for k, v in document.items() if k != "tables"})

@@ -37,3 +37,10 @@ def test_a_result_table_is_shown_as_a_table_not_as_loose_figures() -> None:
 def test_a_decision_is_shown_as_a_sentence() -> None:
     text = render({"tuning": {"decision": "mitogen is measured, not adopted: reasons"}})
     assert "- decision: mitogen is measured, not adopted: reasons" in text
+
+
+def test_a_title_heads_the_section_and_a_reading_is_a_sentence() -> None:
+    text = render({"tls": {"title": "TLS", "reading": "TLS costs little with keep-alive."}})
+    assert "## TLS\n" in text and "## tls" not in text
+    assert "- reading: TLS costs little with keep-alive." in text
+    assert "| title |" not in text
