@@ -50,6 +50,7 @@ from typing import Any
 import yaml
 
 from mcp_mesh_sdk import __version__
+from tests.lab.fleet.endpoints import Endpoints
 from tests.lab.fleet.loadgen import McpLoad, Sample, seed_agents
 from tests.lab.fleet.releases import break_tool, bump_patch, source_with_version
 
@@ -218,6 +219,18 @@ def _agent_token() -> str:
     return str(yaml.safe_load(INVENTORY.read_text())["all"]["vars"]["mesh_agent_token"])
 
 
+def _load_tokens() -> list[str]:
+    """The lab's load clients' tokens (mesh_agent_clients load-01..): the LB hashes on the
+    Authorization header, so the load spreads over the agents only from many clients."""
+    clients = yaml.safe_load(INVENTORY.read_text())["all"]["vars"].get("mesh_agent_clients") or []
+    return [str(client["token"]) for client in clients if str(client["name"]).startswith("load-")]
+
+
+def _endpoints() -> Endpoints:
+    """The lab's URLs and the ssl context that trusts its CA (https when the lab has TLS)."""
+    return Endpoints.from_inventory(INVENTORY)
+
+
 def _source_snapshot(folder: Path) -> Path:
     """A copy of what the runtime is built from, so edits made meanwhile do not leak in."""
     snapshot = folder / "source"
@@ -235,17 +248,19 @@ class Served:
     started_at: float  # time.time() the agent process started, from its uptime
 
 
-def _served(hosts: dict[str, str], agents: list[str]) -> dict[str, Served]:
+def _served(agents: list[str]) -> dict[str, Served]:
+    endpoints = _endpoints()
     served = {}
     for name in agents:
-        with urllib.request.urlopen(f"http://{hosts[name]}:8080/health", timeout=10) as answer:
+        url = endpoints.agent_url(name, "/health")
+        with urllib.request.urlopen(url, timeout=10, context=endpoints.ssl_context) as answer:
             body = json.loads(answer.read())
         served[name] = Served(body["version"], time.time() - float(body["uptime_seconds"]))
     return served
 
 
-def _served_versions(hosts: dict[str, str], agents: list[str]) -> dict[str, str]:
-    return {name: served.version for name, served in _served(hosts, agents).items()}
+def _served_versions(agents: list[str]) -> dict[str, str]:
+    return {name: served.version for name, served in _served(agents).items()}
 
 
 # ---- the timeline ---------------------------------------------------------------------------
@@ -431,13 +446,13 @@ def stopped_on_first_host(
 # ---- one timed upgrade ----------------------------------------------------------------------
 
 
-def _load(hosts: dict[str, str], groups: dict[str, list[str]]) -> McpLoad:
+def _load() -> McpLoad:
     token = _agent_token()
-    seed_agents([f"http://{hosts[name]}:8080/mcp" for name in groups["agents"]], token)
-    lb = hosts[groups["loadbalancer"][0]]
+    endpoints = _endpoints()
+    seed_agents(endpoints.agent_urls("/mcp"), token, endpoints.ssl_context)
     return McpLoad(
-        f"http://{lb}:80/mcp", token=token, rate=LOAD_RATE, threads=4, max_seconds=400,
-        max_requests=12_000,
+        endpoints.lb_url("/mcp"), ssl_context=endpoints.ssl_context, token=token,
+        tokens=_load_tokens(), rate=LOAD_RATE, threads=4, max_seconds=400, max_requests=12_000,
     )  # fmt: skip
 
 
@@ -451,7 +466,7 @@ def upgrade(
 ) -> Run:
     """One upgrade.yml run under MCP load, timed task by task. `expect_ok`: a failed playbook
     raises; otherwise its exit code is kept in the run."""
-    hosts, groups = _inventory()
+    _, groups = _inventory()
     handle, name = tempfile.mkstemp(prefix=f"timeline-{to_version}-", suffix=".jsonl", dir=folder)
     os.close(handle)  # the callback appends to it by name
     timeline = Path(name)
@@ -469,7 +484,7 @@ def upgrade(
         "-e", f"mesh_upgrade_analysis_seconds={ANALYSIS_SECONDS}",
     )  # fmt: skip
     wall_minus_monotonic = time.time() - time.monotonic()
-    with _load(hosts, groups) as load:
+    with _load() as load:
         time.sleep(QUIET_SECONDS)
         started = time.time()
         done = _execute(command, env=env)
@@ -502,8 +517,7 @@ def upgrade(
 
 def healthy_upgrade(source: Path, from_version: str, to_version: str, folder: Path) -> Run:
     run = upgrade(source, from_version, to_version, folder)
-    hosts, groups = _inventory()
-    served = _served_versions(hosts, groups["agents"])
+    served = _served_versions(_inventory()[1]["agents"])
     if set(served.values()) != {to_version}:
         raise RuntimeError(f"after the upgrade to {to_version} the agents serve {served}")
     run.extra["analysis_verdicts"] = analysis_verdicts(run.stdout)
@@ -512,12 +526,11 @@ def healthy_upgrade(source: Path, from_version: str, to_version: str, folder: Pa
 
 def bad_upgrade(source: Path, bad_version: str, folder: Path) -> Run:
     """The agents alone to the bad release; the run records whether it stopped on the canary."""
-    hosts, groups = _inventory()
-    agents = groups["agents"]
-    before = _served(hosts, agents)
+    agents = _inventory()[1]["agents"]
+    before = _served(agents)
     from_version = before[agents[0]].version
     run = upgrade(source, from_version, bad_version, folder, "--limit", "agents", expect_ok=False)
-    after = _served(hosts, agents)
+    after = _served(agents)
     run.extra["stop"] = stopped_on_first_host(run.returncode, agents, run.cycles, before, after)
     run.extra["failure"] = failure_message(run.stdout)
     return run

@@ -4,11 +4,20 @@
     .version          runtime version deployed (what the source tree holds)
     .tokens           {"agent": ..., "registry": ..., "backup_identity": ...} secrets the
                       deploy used (never printed)
+    .clients          {"alice": token, ..., "load-01": token, ...} mesh_agent_clients deployed
+    .load_tokens      the load clients' tokens (load-01..load-48), what the load generators use
     .source           the copy of the source tree (pyproject.toml, runtime/) every run deploys
     .extra_args       arguments every further ansible-playbook run needs (secrets, source)
     .deploy_seconds   wall time of the first deploy
     .playbook(*args)  run playbooks/site.yml again with the same secrets -> CompletedProcess
     .registry_agents(**query)  GET /agents on the lab's registry (with its token) -> agents
+    .endpoints        where the services answer (tests/lab/fleet/endpoints.py); shortcuts:
+    .tls, .scheme     TLS on (the lab's inventory says so, as `lab up` writes it), "https"/"http"
+    .lb_url(path)     the load balancer, e.g. fleet.lb_url("/mcp")
+    .agent_url(name, path)  an agent's own listener; .registry_url(path) the registry's
+    .ssl_context      verifies the lab's CA (None without TLS): urlopen(url, context=...)
+    .ca_file          the lab's CA certificate file (curl --cacert), None without TLS
+    .urlopen(url_or_request, timeout=10)  urllib's, with the fleet's ssl context
 """
 
 from __future__ import annotations
@@ -16,21 +25,23 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from lab.inventory import LAB_BACKUP_IDENTITY, lab_secrets
+from lab.inventory import LAB_BACKUP_IDENTITY, LAB_CLIENTS_VARIABLE, lab_clients, lab_secrets
 from mcp_mesh_sdk import __version__
-from mcp_mesh_sdk.constants import REGISTRY_PORT
+from tests.lab.fleet.endpoints import Endpoints
 
 SITE = "playbooks/site.yml"
 RECAP_LINE = re.compile(
@@ -54,6 +65,8 @@ class Fleet:
     tokens: dict[str, str]
     source: Path
     extra_args: list[str]
+    clients: dict[str, str]
+    endpoints: Endpoints
     deploy_seconds: float = 0.0
     first_run: subprocess.CompletedProcess[str] | None = field(default=None, repr=False)
 
@@ -62,18 +75,54 @@ class Fleet:
 
     def registry_agents(self, **query: str) -> list[dict[str, Any]]:
         """The agents the lab's registry lists for `query` (status=, name=, version=)."""
-        registry = self.lab.hosts[self.lab.groups["registry"][0]]
         request = urllib.request.Request(
-            f"http://{registry}:{REGISTRY_PORT}/agents?{urllib.parse.urlencode(query)}",
+            self.registry_url(f"/agents?{urllib.parse.urlencode(query)}"),
             headers={"Authorization": f"Bearer {self.tokens['registry']}"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with self.urlopen(request) as response:
             agents: list[dict[str, Any]] = json.loads(response.read())["agents"]
         return agents
 
+    @property
+    def load_tokens(self) -> list[str]:
+        return [token for name, token in self.clients.items() if name.startswith("load-")]
 
-def _secrets_for(inventory: Path, folder: Path) -> tuple[dict[str, str], list[str]]:
-    """The lab's own secrets when its inventory has them, else fresh random ones in a file."""
+    @property
+    def tls(self) -> bool:
+        return self.endpoints.tls
+
+    @property
+    def scheme(self) -> str:
+        return self.endpoints.scheme
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return self.endpoints.ssl_context
+
+    @property
+    def ca_file(self) -> Path | None:
+        return self.endpoints.ca_file
+
+    def lb_url(self, path: str = "") -> str:
+        return self.endpoints.lb_url(path)
+
+    def agent_url(self, name: str, path: str = "") -> str:
+        return self.endpoints.agent_url(name, path)
+
+    def registry_url(self, path: str = "") -> str:
+        return self.endpoints.registry_url(path)
+
+    def urlopen(self, url: str | urllib.request.Request, timeout: float = 10) -> HTTPResponse:
+        """urllib.request.urlopen verifying the lab's CA when the fleet speaks TLS."""
+        response: HTTPResponse = urllib.request.urlopen(
+            url, timeout=timeout, context=self.ssl_context
+        )
+        return response
+
+
+def _secrets_for(inventory: Path, folder: Path) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The lab's own secrets and clients when its inventory has them, else fresh random ones in
+    a file -> (tokens, clients {name: token}, extra ansible-playbook arguments)."""
     lab_vars = (yaml.safe_load(inventory.read_text())["all"].get("vars")) or {}
     fresh = lab_secrets()
     variables = {
@@ -84,14 +133,22 @@ def _secrets_for(inventory: Path, folder: Path) -> tuple[dict[str, str], list[st
     tokens = {
         name: lab_vars.get(variable) or fresh[variable] for name, variable in variables.items()
     }
-    if all(variable in lab_vars for variable in variables.values()):
-        return tokens, []
+    clients: list[dict[str, str]] = lab_vars.get(LAB_CLIENTS_VARIABLE) or lab_clients()
+    by_name = {str(client["name"]): str(client["token"]) for client in clients}
+    if all(variable in lab_vars for variable in (*variables.values(), LAB_CLIENTS_VARIABLE)):
+        return tokens, by_name, []
     path = folder / "fleet-secrets.yml"
-    path.write_text(
-        yaml.safe_dump({variable: tokens[name] for name, variable in variables.items()})
-    )
+    path.touch(mode=0o600)
     path.chmod(0o600)
-    return tokens, ["-e", f"@{path}"]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                **{variable: tokens[name] for name, variable in variables.items()},
+                LAB_CLIENTS_VARIABLE: clients,
+            }
+        )
+    )
+    return tokens, by_name, ["-e", f"@{path}"]
 
 
 def _source_snapshot(folder: Path) -> Path:
@@ -116,10 +173,11 @@ def _source_snapshot(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def fleet(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     folder = tmp_path_factory.mktemp("fleet")
-    tokens, extra_args = _secrets_for(lab.inventory, folder)
+    tokens, clients, extra_args = _secrets_for(lab.inventory, folder)
     source = _source_snapshot(folder)
     extra_args += ["-e", f"mesh_common_source_dir={source}"]
-    deployed = Fleet(lab, __version__, tokens, source, extra_args)
+    endpoints = Endpoints.from_inventory(lab.inventory)
+    deployed = Fleet(lab, __version__, tokens, source, extra_args, clients, endpoints)
     started = time.monotonic()
     run = deployed.playbook()
     deployed.deploy_seconds = time.monotonic() - started

@@ -2,8 +2,14 @@
 
 `LoadGenerator` sends GET requests to one URL; `McpLoad` makes MCP tool calls to one /mcp URL,
 as clients of the mesh do: it writes a new file and reads a file every agent holds, in turn
-(a read of its own write would land on another agent's BASE_DIRECTORY most of the time: each
-agent has its own, issue 18). A tool call that comes back with `isError` is a failed call.
+(the seed file: while an agent is out, a client's calls move to another agent, which does not
+hold the client's earlier writes). A tool call that comes back with `isError` is a failed call.
+
+McpLoad is many clients: each call goes out with the next of its `tokens` (round-robin, a write
+and a read per client in turn). The LB hashes on the Authorization header, so one token would
+send all the load to one agent, and a rollout's first host (its canary) might get none.
+
+Both take an `ssl_context` for https URLs (the fleet's, which trusts the lab's CA).
 
 Hard limits on time and on the number of requests; each only ever talks to the one URL it is
 given (the lab LB). Each request is recorded with its start time, so a run can be plotted.
@@ -13,14 +19,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
-
-from mcp_mesh_sdk.constants import AGENT_PORT
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class Sample:
 @dataclass
 class LoadGenerator:
     url: str
+    ssl_context: ssl.SSLContext | None = None  # verifies https URLs (None: system CAs)
     rate: float = 25.0  # requests per second, all threads together
     threads: int = 4
     max_seconds: float = 300.0
@@ -80,7 +86,7 @@ class LoadGenerator:
         """One request; subclasses change what a request is."""
         started = time.monotonic()
         try:
-            with urllib.request.urlopen(self.url, timeout=10) as response:
+            with urllib.request.urlopen(self.url, timeout=10, context=self.ssl_context) as response:
                 response.read()
                 status = response.status
             return Sample(started, time.monotonic() - started, status == 200, str(status))
@@ -107,8 +113,26 @@ SEED_PATH = "load/seed.txt"  # written to every agent before a run: reads of it 
 SEED_TEXT = "seed file of the lab's MCP load, the same on every agent\n"
 
 
-def tool_call(url: str, token: str, name: str, arguments: dict[str, Any]) -> tuple[bool, str]:
+def tool_call(
+    url: str,
+    token: str,
+    name: str,
+    arguments: dict[str, Any],
+    context: ssl.SSLContext | None = None,
+) -> tuple[bool, str]:
     """One stateless MCP `tools/call` POST -> (succeeded, detail)."""
+    ok, detail, _ = tool_result(url, token, name, arguments, context)
+    return ok, detail
+
+
+def tool_result(
+    url: str,
+    token: str,
+    name: str,
+    arguments: dict[str, Any],
+    context: ssl.SSLContext | None = None,
+) -> tuple[bool, str, str]:
+    """One stateless MCP `tools/call` POST -> (succeeded, detail, the result's text)."""
     body = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -127,37 +151,46 @@ def tool_call(url: str, token: str, name: str, arguments: dict[str, Any]) -> tup
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             answer = json.loads(response.read())
             server = response.headers.get("X-Mesh-Server", "?")
     except urllib.error.HTTPError as exc:
-        return False, f"{name}: HTTP {exc.code}"
+        return False, f"{name}: HTTP {exc.code}", ""
     except (OSError, ValueError) as exc:
-        return False, f"{name}: {exc!r}"
+        return False, f"{name}: {exc!r}", ""
     result = answer.get("result") if isinstance(answer, dict) else None
     if not isinstance(result, dict):
-        return False, f"{name} on {server}: {str(answer)[:200]}"
+        return False, f"{name} on {server}: {str(answer)[:200]}", ""
+    text = " ".join(str(part.get("text", "")) for part in result.get("content", []))
     if result.get("isError"):
-        text = " ".join(str(part.get("text", "")) for part in result.get("content", []))
-        return False, f"{name} on {server}: {text[:200]}"
-    return True, f"{name} on {server}"
+        return False, f"{name} on {server}: {text[:200]}", text
+    return True, f"{name} on {server}", text
 
 
-def seed_agents(agent_urls: list[str], token: str) -> None:
+def seed_agents(agent_urls: list[str], token: str, context: ssl.SSLContext | None = None) -> None:
     """Write the seed file to each agent directly (not through the load balancer)."""
     for url in agent_urls:
-        ok, detail = tool_call(url, token, "write_file", {"path": SEED_PATH, "content": SEED_TEXT})
+        arguments = {"path": SEED_PATH, "content": SEED_TEXT}
+        ok, detail = tool_call(url, token, "write_file", arguments, context)
         if not ok:
             raise RuntimeError(f"could not seed {url}: {detail}")
 
 
 @dataclass
 class McpLoad(LoadGenerator):
-    """MCP tool calls through `url` (the LB's /mcp): write_file and read_file in turn."""
+    """MCP tool calls through `url` (the LB's /mcp): write_file and read_file in turn, each
+    pair from the next client of `tokens` (round-robin; `token` alone: one client)."""
 
     token: str = ""
+    tokens: list[str] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: f"{time.time_ns():x}")
     _counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def client_token(self, number: int) -> str:
+        """The token call `number` goes out with: a write and a read per client in turn."""
+        if not self.tokens:
+            return self.token
+        return self.tokens[(number // 2) % len(self.tokens)]
 
     def _one(self) -> Sample:
         number = next(self._counter)
@@ -167,7 +200,8 @@ class McpLoad(LoadGenerator):
             path = f"load/{self.run_id}/{number:06d}.txt"
             name, arguments = "write_file", {"path": path, "content": f"call {number}\n"}
         started = time.monotonic()
-        ok, detail = tool_call(self.url, self.token, name, arguments)
+        token = self.client_token(number)
+        ok, detail = tool_call(self.url, token, name, arguments, self.ssl_context)
         return Sample(started, time.monotonic() - started, ok, detail)
 
     @property
@@ -176,14 +210,12 @@ class McpLoad(LoadGenerator):
 
 
 def fleet_load(fleet: Any, max_seconds: float, max_requests: int) -> McpLoad:
-    """MCP clients writing and reading through the fleet's load balancer, 25 calls/s from four
-    threads (bounded), once every agent holds the seed file. Use it as a context manager."""
-    agents = [
-        f"http://{fleet.lab.hosts[name]}:{AGENT_PORT}/mcp" for name in fleet.lab.groups["agents"]
-    ]
-    seed_agents(agents, fleet.tokens["agent"])
-    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
+    """The fleet's load clients writing and reading through its load balancer, 25 calls/s from
+    four threads (bounded), once every agent holds the seed file. Use it as a context manager."""
+    agents = [fleet.agent_url(name, "/mcp") for name in fleet.lab.groups["agents"]]
+    seed_agents(agents, fleet.tokens["agent"], fleet.ssl_context)
     return McpLoad(
-        f"http://{balancer}/mcp", token=fleet.tokens["agent"], rate=25.0, threads=4,
-        max_seconds=max_seconds, max_requests=max_requests,
+        fleet.lb_url("/mcp"), ssl_context=fleet.ssl_context, tokens=fleet.load_tokens,
+        token=fleet.tokens["agent"],
+        rate=25.0, threads=4, max_seconds=max_seconds, max_requests=max_requests,
     )  # fmt: skip

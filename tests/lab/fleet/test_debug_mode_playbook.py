@@ -55,7 +55,7 @@ def file_info_calls(fleet: Any) -> None:
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                 "params": {"name": "file_info", "arguments": {"path": "."}}}  # fmt: skip
         request = urllib.request.Request(
-            f"http://{fleet.lab.hosts[name]}:8080/mcp",
+            fleet.agent_url(name, "/mcp"),
             data=json.dumps(body).encode(),
             headers={
                 "Authorization": f"Bearer {fleet.tokens['agent']}",
@@ -63,7 +63,7 @@ def file_info_calls(fleet: Any) -> None:
                 "Accept": "application/json, text/event-stream",
             },
         )
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with fleet.urlopen(request) as answer:
             assert answer.status == 200
 
 
@@ -109,8 +109,7 @@ def test_a_failed_cycle_puts_the_previous_mode_back(fleet: Any) -> None:
     assert f"{agent}: debug mode on to" in done.stdout, done.stdout[-4000:]
     assert "failed by the inconclusive policy" in done.stdout
     assert not host.file("/etc/systemd/system/mcp-mesh-sdk.service.d/50-debug.conf").exists
-    address = fleet.lab.hosts[agent]
-    with urllib.request.urlopen(f"http://{address}:8080/ready", timeout=10) as answer:
+    with fleet.urlopen(fleet.agent_url(agent, "/ready")) as answer:
         assert answer.status == 200
     again = fleet.playbook("--limit", agent, "-e", "mesh_debug=false", playbook=PLAYBOOK)
     assert again.returncode == 0

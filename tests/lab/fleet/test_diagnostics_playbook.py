@@ -53,9 +53,9 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(1)
 
 
-def ready(address: str) -> bool:
+def ready(fleet: Any, name: str) -> bool:
     try:
-        with urllib.request.urlopen(f"http://{address}:8080/ready", timeout=3) as answer:
+        with fleet.urlopen(fleet.agent_url(name, "/ready"), timeout=3) as answer:
             return bool(answer.status == 200)
     except OSError:
         return False
@@ -73,7 +73,7 @@ def lb_servers_up(lab: Any) -> bool:
 LOCKED = "diag-locked.txt"  # a file the agent's own user may not read: a server error
 
 
-def fail_reads(address: str, token: str, count: int) -> None:
+def fail_reads(fleet: Any, name: str, token: str, count: int) -> None:
     """MCP read_file calls of a file the agent cannot read (EACCES, a server error, unlike a
     missing file, which is the client's mistake): the read_file error rate goes to 100 %."""
     for number in range(count):
@@ -84,7 +84,7 @@ def fail_reads(address: str, token: str, count: int) -> None:
             "params": {"name": "read_file", "arguments": {"path": LOCKED}},
         }
         request = urllib.request.Request(
-            f"http://{address}:8080/mcp",
+            fleet.agent_url(name, "/mcp"),
             data=json.dumps(call).encode(),
             headers={
                 "Authorization": f"Bearer {token}",
@@ -92,7 +92,7 @@ def fail_reads(address: str, token: str, count: int) -> None:
                 "Accept": "application/json, text/event-stream",
             },
         )
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with fleet.urlopen(request) as answer:
             assert json.loads(answer.read())["result"]["isError"] is True
 
 
@@ -129,7 +129,7 @@ def test_stopped_agent_full_disk_and_open_incident_fail_the_run_and_are_named(
         path = f"{BASE_DIRECTORY}/{LOCKED}"
         locked = failing.run(f"echo secret > {path} && chmod 000 {path}")
         assert locked.rc == 0, locked.stderr
-        fail_reads(lab.hosts[agents[2]], fleet.tokens["agent"], 20)
+        fail_reads(fleet, agents[2], fleet.tokens["agent"], 20)
         assert stopped.run("systemctl stop mcp-mesh-sdk.service").rc == 0
         mounted = full.run(
             f"mount -t tmpfs -o size=4m,mode=0755 diag-full {BASE_DIRECTORY}"
@@ -174,7 +174,7 @@ def test_stopped_agent_full_disk_and_open_incident_fail_the_run_and_are_named(
         # A restart forgets the failed reads, so resolving the incident does not bring it back.
         failing.run("systemctl restart mcp-mesh-sdk.service")
         for name in agents[:3]:
-            wait_until(lambda name=name: ready(lab.hosts[name]), 60, f"{name} ready again")
+            wait_until(lambda name=name: ready(fleet, name), 60, f"{name} ready again")
         for incident in open_incidents(failing):
             failing.run(f"{CLI} incidents resolve {incident['id']} --note 'lab test cleanup'")
         wait_until(lambda: lb_servers_up(lab), 60, "every agent UP in the load balancer")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from typing import Any
 
 from mcp_mesh_sdk.constants import AGENT_UNIT, CLI
@@ -44,10 +43,9 @@ def test_an_unknown_server_is_a_clear_error(fleet: Any, lab_host: Any) -> None:
 
 
 def served_by(fleet: Any, requests: int) -> set[str]:
-    balancer = fleet.lab.hosts[fleet.lab.groups["loadbalancer"][0]]
     seen = set()
     for _ in range(requests):
-        with urllib.request.urlopen(f"http://{balancer}/health", timeout=10) as answer:
+        with fleet.urlopen(fleet.lb_url("/health")) as answer:
             seen.add(answer.headers["X-Mesh-Server"])
     return seen
 

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
-
-from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT
 
 # The load balancer picks at random by weight (mesh_loadbalancer_balance): an agent that has
 # not answered after 300 requests gets no traffic. The test stops once every agent answered.
 MAX_REQUESTS_THROUGH_LB = 300
 
 
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def get(
+    url: str, context: ssl.SSLContext | None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
         return response.status, dict(response.headers), response.read()
 
 
-def post_json(url: str, body: dict[str, Any], token: str) -> tuple[dict[str, str], Any]:
+def post_json(
+    url: str, body: dict[str, Any], token: str, context: ssl.SSLContext | None
+) -> tuple[dict[str, str], Any]:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
@@ -30,16 +33,12 @@ def post_json(url: str, body: dict[str, Any], token: str) -> tuple[dict[str, str
             "Accept": "application/json, text/event-stream",
         },
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
         return dict(response.headers), json.loads(response.read())
 
 
-def lb_url(fleet: Any) -> str:
-    return f"http://{fleet.lab.hosts[fleet.lab.groups['loadbalancer'][0]]}"
-
-
 def test_every_agent_is_ready(fleet: Any, lab_agent_name: str) -> None:
-    status, _, _ = get(f"http://{fleet.lab.hosts[lab_agent_name]}:{AGENT_PORT}/ready")
+    status, _, _ = get(fleet.agent_url(lab_agent_name, "/ready"), fleet.ssl_context)
     assert status == 200
 
 
@@ -54,9 +53,8 @@ def test_registry_lists_every_agent_healthy_with_the_deployed_version(
 
 
 def test_the_registry_lists_nothing_without_its_token(fleet: Any) -> None:
-    registry = fleet.lab.hosts[fleet.lab.groups["registry"][0]]
     try:
-        get(f"http://{registry}:{REGISTRY_PORT}/agents")
+        get(fleet.registry_url("/agents"), fleet.ssl_context)
     except urllib.error.HTTPError as refused:
         assert refused.code == 401
     else:
@@ -67,7 +65,7 @@ def test_requests_through_the_load_balancer_reach_every_agent(fleet: Any) -> Non
     agents = set(fleet.lab.groups["agents"])
     served_by: set[str | None] = set()
     for _ in range(MAX_REQUESTS_THROUGH_LB):
-        status, headers, _ = get(f"{lb_url(fleet)}/health")
+        status, headers, _ = get(fleet.lb_url("/health"), fleet.ssl_context)
         assert status == 200
         served_by.add(headers.get("x-mesh-server") or headers.get("X-Mesh-Server"))
         if served_by >= agents:
@@ -75,10 +73,12 @@ def test_requests_through_the_load_balancer_reach_every_agent(fleet: Any) -> Non
     assert served_by == agents
 
 
-def call_tool(url: str, token: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+def call_tool(
+    fleet: Any, url: str, token: str, name: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
     body["params"] = {"name": name, "arguments": arguments}
-    _, answer = post_json(url, body, token)
+    _, answer = post_json(url, body, token, fleet.ssl_context)
     result: dict[str, Any] = answer["result"]
     assert not result.get("isError"), f"{name} failed: {result}"
     return result
@@ -88,28 +88,29 @@ def test_file_tools_work_in_base_directory_under_the_hardened_unit(
     fleet: Any, lab_agent_name: str
 ) -> None:
     token = fleet.tokens["agent"]
-    url = f"http://{fleet.lab.hosts[lab_agent_name]}:{AGENT_PORT}/mcp"
-    call_tool(url, token, "write_file", {"path": "fleet/probe.txt", "content": lab_agent_name})
-    read = call_tool(url, token, "read_file", {"path": "fleet/probe.txt"})
+    url = fleet.agent_url(lab_agent_name, "/mcp")
+    probe = {"path": "fleet/probe.txt", "content": lab_agent_name}
+    call_tool(fleet, url, token, "write_file", probe)
+    read = call_tool(fleet, url, token, "read_file", {"path": "fleet/probe.txt"})
     assert lab_agent_name in json.dumps(read), read
-    call_tool(url, token, "file_info", {"path": "fleet/probe.txt"})
+    call_tool(fleet, url, token, "file_info", {"path": "fleet/probe.txt"})
 
 
 def test_mcp_tools_are_listed_through_the_load_balancer(fleet: Any) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    _, answer = post_json(f"{lb_url(fleet)}/mcp", body, fleet.tokens["agent"])
+    _, answer = post_json(fleet.lb_url("/mcp"), body, fleet.tokens["agent"], fleet.ssl_context)
     names = {tool["name"] for tool in answer["result"]["tools"]}
     assert {"read_file", "write_file", "list_directory", "file_info"} <= names
 
 
 def test_mcp_without_the_token_is_refused(fleet: Any) -> None:
     request = urllib.request.Request(
-        f"{lb_url(fleet)}/mcp",
+        fleet.lb_url("/mcp"),
         data=b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
         headers={"Content-Type": "application/json", "Accept": "application/json"},
     )
     try:
-        urllib.request.urlopen(request, timeout=10)
+        fleet.urlopen(request)
     except urllib.error.HTTPError as exc:
         assert exc.code == 401
     else:
@@ -118,7 +119,7 @@ def test_mcp_without_the_token_is_refused(fleet: Any) -> None:
 
 def test_psutil_and_file_checks_work_inside_the_sandbox(fleet: Any, lab_agent_name: str) -> None:
     """ProtectProc/ProtectSystem/PrivateUsers leave psutil and BASE_DIRECTORY usable."""
-    _, _, body = get(f"http://{fleet.lab.hosts[lab_agent_name]}:{AGENT_PORT}/health/detailed")
+    _, _, body = get(fleet.agent_url(lab_agent_name, "/health/detailed"), fleet.ssl_context)
     checks = json.loads(body)["checks"]
     assert checks["system"]["memory_percent"] > 0
     assert checks["system"]["available_memory_mb"] > 0

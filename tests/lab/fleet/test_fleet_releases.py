@@ -7,7 +7,6 @@ an upgrade builds its new release; the agent ends on the session's version again
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,7 @@ def links_on(host: Any) -> tuple[str, str]:
 
 
 def served_version(fleet: Any) -> str:
-    url = f"http://{fleet.lab.hosts[HOST]}:8080/health"
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with fleet.urlopen(fleet.agent_url(HOST, "/health")) as response:
         return str(json.loads(response.read())["version"])
 
 

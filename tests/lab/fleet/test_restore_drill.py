@@ -26,7 +26,7 @@ def write_through_mcp(fleet: Any, host: str, path: str, content: str) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
     body["params"] = {"name": "write_file", "arguments": {"path": path, "content": content}}
     request = urllib.request.Request(
-        f"http://{fleet.lab.hosts[host]}:8080/mcp",
+        fleet.agent_url(host, "/mcp"),
         data=json.dumps(body).encode(),
         headers={
             "Authorization": f"Bearer {fleet.tokens['agent']}",
@@ -34,7 +34,7 @@ def write_through_mcp(fleet: Any, host: str, path: str, content: str) -> None:
             "Accept": "application/json, text/event-stream",
         },
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with fleet.urlopen(request) as response:
         answer = json.loads(response.read())
     assert not answer["result"].get("isError"), answer
 

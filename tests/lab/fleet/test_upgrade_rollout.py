@@ -16,7 +16,6 @@ The fleet ends on the session's version.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,14 +70,14 @@ def load(fleet: Any) -> Iterator[McpLoad]:
         yield gen
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def get_json(fleet: Any, url: str) -> Any:
+    with fleet.urlopen(url) as response:
         return json.loads(response.read())
 
 
 def served_versions(fleet: Any) -> dict[str, str]:
     return {
-        name: get_json(f"http://{fleet.lab.hosts[name]}:8080/health")["version"]
+        name: get_json(fleet, fleet.agent_url(name, "/health"))["version"]
         for name in fleet.lab.groups["agents"]
     }
 
@@ -150,9 +149,8 @@ def assert_stopped_on_the_first_host(
     assert lines, run.stdout[-6000:]
     assert f"back on {v1}, healthy and enabled again" in lines[0]
     assert served_versions(fleet) == dict.fromkeys(fleet.lab.groups["agents"], v1)
-    address = fleet.lab.hosts[first]
-    assert get_json(f"http://{address}:8080/ready")["status"] == "ready"
-    assert get_json(f"http://{address}:8080/health")["status"] == "healthy"
+    assert get_json(fleet, fleet.agent_url(first, "/ready"))["status"] == "ready"
+    assert get_json(fleet, fleet.agent_url(first, "/health"))["status"] == "healthy"
     assert current_release(lab_host(first)) == v1
     for name in others:
         assert current_release(lab_host(name)) == v1

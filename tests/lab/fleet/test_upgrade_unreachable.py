@@ -64,20 +64,17 @@ def put_back(fleet: Any, plan: Rollout) -> None:
     assert registry_versions(fleet, agents) == dict.fromkeys(agents, plan.old)
 
 
-def get(url: str) -> tuple[int, Any]:
+def get(fleet: Any, name: str, path: str) -> tuple[int, Any]:
+    """GET `path` of agent `name`'s own listener -> (status, JSON body or None)."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with fleet.urlopen(fleet.agent_url(name, path), timeout=5) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, None
 
 
-def agent_url(fleet: Any, name: str, path: str) -> str:
-    return f"http://{fleet.lab.hosts[name]}:8080{path}"
-
-
 def served_versions(fleet: Any, names: list[str]) -> dict[str, str]:
-    return {name: get(agent_url(fleet, name, "/health"))[1]["version"] for name in names}
+    return {name: get(fleet, name, "/health")[1]["version"] for name in names}
 
 
 def registry_versions(fleet: Any, names: list[str]) -> dict[str, str | None]:
@@ -98,7 +95,7 @@ def started_at(host: Any) -> str:
 
 def is_healthy(fleet: Any, name: str, version: str) -> bool:
     try:
-        ready, _ = get(agent_url(fleet, name, "/ready"))
+        ready, _ = get(fleet, name, "/ready")
         return (
             ready == 200
             and served_versions(fleet, [name])[name] == version
@@ -164,7 +161,7 @@ def test_a_host_unreachable_mid_rollout_stops_it_and_the_hosts_done_stay_upgrade
     # The host done before the cut stays on the new version, healthy.
     assert served_versions(fleet, [rollout.first]) == {rollout.first: rollout.new}
     assert current_release(lab_host(rollout.first)) == rollout.new
-    assert get(agent_url(fleet, rollout.first, "/ready"))[0] == 200
+    assert get(fleet, rollout.first, "/ready")[0] == 200
     assert registry_versions(fleet, [rollout.first]) == {rollout.first: rollout.new}
 
     # The hosts after the cut were never switched nor restarted.
