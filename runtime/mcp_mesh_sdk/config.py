@@ -27,6 +27,7 @@ from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT, STATE_DIR
 from mcp_mesh_sdk.envreader import LOG_FORMATS, LOG_LEVELS, EnvReader, Secret
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
 from mcp_mesh_sdk.serving.limits import ConnectionLimits, read_connection_limits
+from mcp_mesh_sdk.serving.tls import TlsSettings, read_tls_settings
 
 AGENT_PREFIXES = ("MCP_MESH_", "MESH_")
 MAX_FILE_SIZE_LIMIT = 1024**3
@@ -114,6 +115,7 @@ class AgentConfig:
     database_url: Secret | None = None  # DATABASE_URL
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # MCP_MESH_*
     max_buffered_bytes: int = 32 * 1024 * 1024  # MCP_MESH_MAX_BUFFERED_BYTES, /mcp bodies
+    tls: TlsSettings = field(default_factory=TlsSettings)  # MCP_MESH_TLS_{CERT,KEY,CA}_FILE
     test_tool_delay: float = 0.0  # MCP_MESH_TEST_TOOL_DELAY, seconds; TEST ONLY
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -132,6 +134,8 @@ class AgentConfig:
                 value = str(value)
             elif isinstance(value, ConnectionLimits):
                 value = asdict(value)
+            elif isinstance(value, TlsSettings):
+                value = {k: None if v is None else str(v) for k, v in asdict(value).items()}
             elif isinstance(value, frozenset):
                 value = sorted(value)
             elif isinstance(value, tuple):
@@ -264,6 +268,7 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
         max_buffered_bytes=read.integer(
             "MCP_MESH_MAX_BUFFERED_BYTES", default.max_buffered_bytes, minimum=1, unit="bytes"
         ),
+        tls=read_tls_settings(read, "MCP_MESH_"),
         test_tool_delay=read.number(
             "MCP_MESH_TEST_TOOL_DELAY",
             default.test_tool_delay,

@@ -53,14 +53,20 @@ def serve(config: AgentConfig, agent: Agent) -> int:
         raise ConfigError([ConfigProblem("MCP_MESH_PORT", str(exc))]) from exc
     from mcp_mesh_sdk.agent.app import build_app
     from mcp_mesh_sdk.serving.server import ServiceServer
+    from mcp_mesh_sdk.serving.tls import TlsError
 
-    server = ServiceServer(
-        build_app(agent),
-        agent_hooks(agent),
-        graceful_timeout=config.graceful_timeout,
-        trusted_proxies=config.trusted_proxies,
-        limits=config.connection_limits,
-    )
+    try:
+        server = ServiceServer(
+            build_app(agent),
+            agent_hooks(agent),
+            graceful_timeout=config.graceful_timeout,
+            trusted_proxies=config.trusted_proxies,
+            limits=config.connection_limits,
+            tls=config.tls,
+        )
+    except TlsError as exc:
+        listener.close()
+        raise ConfigError([ConfigProblem("MCP_MESH_TLS_CERT_FILE", str(exc))]) from exc
 
     def exit_now(code: int) -> None:
         agent.exit_code = code

@@ -10,6 +10,7 @@ from typing import Any
 from mcp_mesh_sdk.constants import REGISTRY_DB, REGISTRY_PORT
 from mcp_mesh_sdk.envreader import LOG_FORMATS, LOG_LEVELS, EnvReader, Secret
 from mcp_mesh_sdk.serving.limits import ConnectionLimits, read_connection_limits
+from mcp_mesh_sdk.serving.tls import TlsSettings, read_tls_settings
 
 REGISTRY_PREFIX = "MCP_MESH_REGISTRY_"
 
@@ -28,6 +29,7 @@ class RegistryConfig:
     log_level: str = "INFO"
     log_format: str = "json"
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    tls: TlsSettings = field(default_factory=TlsSettings)  # MCP_MESH_REGISTRY_TLS_*_FILE
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -53,6 +55,7 @@ class RegistryConfig:
             "LOG_LEVEL": self.log_level,
             "MCP_MESH_LOG_FORMAT": self.log_format,
             **self.connection_limits.as_env(REGISTRY_PREFIX),
+            **self.tls.as_env(REGISTRY_PREFIX),
         }
 
 
@@ -90,6 +93,7 @@ def load_registry_config(env: Mapping[str, str]) -> RegistryConfig:
         log_level=read.choice("LOG_LEVEL", default.log_level, LOG_LEVELS, upper=True),
         log_format=read.choice("MCP_MESH_LOG_FORMAT", default.log_format, LOG_FORMATS),
         connection_limits=read_connection_limits(read, REGISTRY_PREFIX),
+        tls=read_tls_settings(read, REGISTRY_PREFIX),
     )
     read.unknown_variables((REGISTRY_PREFIX,))
     read.finish()

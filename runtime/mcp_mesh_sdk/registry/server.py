@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from mcp_mesh_sdk.errors import OpsError
+from mcp_mesh_sdk.errors import ConfigError, ConfigProblem, OpsError
 from mcp_mesh_sdk.logs import setup_logging
 from mcp_mesh_sdk.registry.app import create_app
 from mcp_mesh_sdk.registry.config import RegistryConfig
@@ -16,6 +16,7 @@ from mcp_mesh_sdk.registry.store import AgentStore
 from mcp_mesh_sdk.serving.listener import ListenError, bind_listener
 from mcp_mesh_sdk.serving.server import Hooks, ServiceServer
 from mcp_mesh_sdk.serving.systemd import Standing, SystemdReporter
+from mcp_mesh_sdk.serving.tls import TlsError
 
 log = logging.getLogger("mcp_mesh_sdk.registry")
 
@@ -37,12 +38,18 @@ def serve(config: RegistryConfig) -> int:
         store.close()
         raise OpsError(str(exc)) from exc
     standing = Standing(may_serve=True, status=f"serving on {config.host}:{config.port}")
-    server = ServiceServer(
-        create_app(config, store),
-        Hooks(systemd=SystemdReporter(lambda: standing)),
-        graceful_timeout=GRACEFUL_TIMEOUT,
-        limits=config.connection_limits,
-    )
+    try:
+        server = ServiceServer(
+            create_app(config, store),
+            Hooks(systemd=SystemdReporter(lambda: standing)),
+            graceful_timeout=GRACEFUL_TIMEOUT,
+            limits=config.connection_limits,
+            tls=config.tls,
+        )
+    except TlsError as exc:
+        listener.close()
+        store.close()
+        raise ConfigError([ConfigProblem("MCP_MESH_REGISTRY_TLS_CERT_FILE", str(exc))]) from exc
     try:
         server.serve_on(listener)
     finally:

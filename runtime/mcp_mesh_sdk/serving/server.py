@@ -13,6 +13,11 @@ Like uvicorn's own subclasses, this overrides public hooks only (`startup`, `shu
 It serves within `ConnectionLimits` (`limits`, enforced by `connections`): a connection limit
 and header and idle timeouts, with the open-file limit raised to fit them (`openfiles`), and
 flood-prone log lines rate-limited (`ratelimit`).
+
+With `tls` settings the listener speaks TLS only, with a context of its own (`tls`): TLS 1.2 or
+later, the certificate reloaded when its file changes. The asyncio server is then made here,
+as uvicorn makes it, plus a handshake timeout: a client that never finishes its TLS handshake
+is closed after the header timeout, as one that never finishes its headers.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from mcp_mesh_sdk.serving.listener import BACKLOG
 from mcp_mesh_sdk.serving.openfiles import fit_connection_limit
 from mcp_mesh_sdk.serving.ratelimit import limit_flood_logs
 from mcp_mesh_sdk.serving.systemd import SystemdReporter, systemd_watchdog
+from mcp_mesh_sdk.serving.tls import CertificateReloader, TlsSettings
 
 logger = logging.getLogger("mcp_mesh_sdk.serving")
 
@@ -68,8 +74,12 @@ class ServiceServer(uvicorn.Server):
         graceful_timeout: float,
         trusted_proxies: Sequence[str] | None = None,
         limits: ConnectionLimits | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
+        """TlsError when `tls` is enabled and its files cannot serve."""
         limits = limits or ConnectionLimits()
+        self.limits = limits
+        self.certificates = CertificateReloader(tls) if tls is not None and tls.enabled else None
         limit_flood_logs()
         self.connections = ConnectionGuard(
             fit_connection_limit(limits.max_connections, BACKLOG), limits.header_timeout
@@ -107,12 +117,40 @@ class ServiceServer(uvicorn.Server):
         watchdog = systemd_watchdog()
         if watchdog is not None:  # from the start: the application's start-up counts too
             self._background(watchdog.run(), "systemd-watchdog")
-        await super().startup(sockets=sockets)
+        if self.certificates is None:
+            await super().startup(sockets=sockets)
+        else:  # uvicorn runs the lifespan and listens on nothing; the TLS listeners follow
+            await super().startup(sockets=[])
+            if self.started:
+                await self._listen_tls(sockets or [], self.certificates)
         if self.started:
             host, port = sockets[0].getsockname()[:2] if sockets else ("?", 0)
             logger.info("listening on %s:%s", host, port)
             self.hooks.on_listening()
             self._background(self.hooks.systemd.run(), "systemd-notify")
+
+    async def _listen_tls(
+        self, sockets: list[socket.socket], certificates: CertificateReloader
+    ) -> None:
+        """Serve `sockets` with TLS: uvicorn's protocol, as its own startup makes it."""
+        config = self.config
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        for sock in sockets:
+            server = await loop.create_server(
+                protocol,
+                sock=sock,
+                ssl=certificates.context,
+                backlog=config.backlog,
+                ssl_handshake_timeout=self.limits.header_timeout,
+            )
+            self.servers.append(server)
+        self._background(certificates.watch(), "tls-reload")
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.begin_drain()  # also when the service asked to exit: no signal came
