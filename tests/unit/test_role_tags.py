@@ -55,6 +55,15 @@ CONFIGURE = [
 ]
 
 
+# The agent's and the registry's own: the CA and the host's certificate (tasks/tls.yml of
+# mesh_common) before the env file that names them.
+TLS = [
+    "mesh_common : Create the TLS directory",
+    "mesh_common : Write the CA certificate the mesh's certificates are verified against",
+    "mesh_common : Write this host's certificate chain and key,"
+    " checked by check-config before it replaces the old one",
+    "mesh_common : Stop when check-config rejected the certificate (the old one stays)",
+]
 AGENT_CLIENTS = [
     "mesh_agent : Write the clients file, checked by check-config before it replaces the old one",
     "mesh_agent : Stop when check-config rejected the clients file (the old one stays)",
@@ -65,8 +74,8 @@ AGENT_CLIENTS = [
 @pytest.mark.parametrize(
     ("tag", "play", "own"),
     [
-        ("mesh_agent_configure", "Deploy the agents", AGENT_CLIENTS),
-        ("mesh_registry_configure", "Deploy the registry", []),
+        ("mesh_agent_configure", "Deploy the agents", TLS + AGENT_CLIENTS),
+        ("mesh_registry_configure", "Deploy the registry", TLS),
     ],
 )
 def test_a_role_configure_tag_lists_only_that_roles_configuration(

@@ -1,0 +1,174 @@
+"""mesh_common's TLS pieces, run by Ansible on this machine against a temporary config directory.
+
+tasks/tls.yml writes the CA, then the certificate chain and key in one file that the release's
+`check-config --tls-cert` (here a stand-in that records its arguments) accepts before it replaces
+the live one; the preflight checks refuse missing or malformed PEM texts without showing the key;
+mesh_common_local_url is how the playbooks reach a host's own agent and registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CA = "-----BEGIN CERTIFICATE-----\nTEST-CA\n-----END CERTIFICATE-----"
+CERT = "-----BEGIN CERTIFICATE-----\nTEST-LEAF\n-----END CERTIFICATE-----"
+KEY = "-----BEGIN PRIVATE KEY-----\nKEY-NEVER-SHOWN\n-----END PRIVATE KEY-----"
+# The stand-in for the release's CLI: logs its arguments, rejects a certificate saying REJECT.
+FAKE_CLI = """#!/bin/sh
+echo "$@" >> "$(dirname "$0")/calls"
+if grep -q REJECT "$3"; then echo "certificate does not match the key" >&2; exit 1; fi
+"""
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="the role writes root-owned files (run as root, like the lab)"
+)
+
+
+def run_play(tmp_path: Path, tasks: list[dict[str, Any]], **variables: Any) -> str:
+    """Run `tasks` on localhost with mesh_common's paths under tmp_path; stdout (+stderr)."""
+    install = tmp_path / "opt"
+    cli = install / "current" / "venv" / "bin" / "mcp-mesh-sdk"
+    if not cli.exists():
+        cli.parent.mkdir(parents=True)
+        cli.write_text(FAKE_CLI)
+        cli.chmod(0o755)
+    role = tmp_path / "roles" / "svc" / "tasks"  # a service role, as preflight.yml asks for
+    role.mkdir(parents=True, exist_ok=True)
+    (role / "main.yml").write_text(json.dumps(tasks))
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        json.dumps([{"hosts": "localhost", "gather_facts": False, "roles": ["svc"]}])
+    )
+    extra = {
+        "mesh_common_install_dir": str(install),
+        "mesh_common_config_dir": str(tmp_path / "etc"),
+        "mesh_common_group": "root",
+        "ansible_python_interpreter": sys.executable,
+        **variables,
+    }
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    (tmp_path / "etc").mkdir(exist_ok=True)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i", "localhost,", "-c", "local", str(playbook), "-e", f"@{tmp_path / 'extra.json'}",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": f"{tmp_path / 'roles'}:{REPO / 'roles'}",
+        },
+    )  # fmt: skip
+    return f"rc={done.returncode}\n{done.stdout}\n{done.stderr}"
+
+
+TLS_TASKS = [{"ansible.builtin.import_role": {"name": "mesh_common", "tasks_from": "tls.yml"}}]
+PREFLIGHT = [
+    {
+        "ansible.builtin.import_role": {"name": "mesh_common", "tasks_from": "preflight.yml"},
+        "vars": {"mesh_common_checks": "{{ _mesh_common_tls_checks }}"},
+    }
+]
+
+
+def tls_vars(**overrides: Any) -> dict[str, Any]:
+    return {
+        "mesh_common_tls_enabled": True,
+        "mesh_common_tls_ca_cert": CA,
+        "mesh_common_tls_cert": CERT,
+        "mesh_common_tls_key": KEY,
+        **overrides,
+    }
+
+
+def test_the_ca_and_the_validated_certificate_with_its_key_are_written(tmp_path: Path) -> None:
+    out = run_play(tmp_path, TLS_TASKS, **tls_vars())
+    assert out.startswith("rc=0"), out
+    assert "KEY-NEVER-SHOWN" not in out
+    tls = tmp_path / "etc" / "tls"
+    assert (tls / "ca.pem").read_text() == CA + "\n"
+    assert (tls / "server.pem").read_text() == CERT + "\n" + KEY + "\n"
+    assert stat.S_IMODE((tls / "ca.pem").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tls / "server.pem").stat().st_mode) == 0o640
+    calls = (tmp_path / "opt" / "current" / "venv" / "bin" / "calls").read_text().splitlines()
+    assert len(calls) == 1
+    words = calls[0].split()
+    assert words[:2] == ["check-config", "--tls-cert"]
+    assert words[2] != str(tls / "server.pem")  # the new file, before it replaces the live one
+    assert words[3:] == ["--tls-ca", str(tls / "ca.pem")]
+
+
+def test_a_rejected_certificate_keeps_the_old_one_and_says_why(tmp_path: Path) -> None:
+    assert run_play(tmp_path, TLS_TASKS, **tls_vars()).startswith("rc=0")
+    bad = CERT.replace("TEST-LEAF", "REJECT")
+    out = run_play(tmp_path, TLS_TASKS, **tls_vars(mesh_common_tls_cert=bad))
+    assert out.startswith("rc=2"), out
+    assert "server.pem was not changed" in out
+    assert "certificate does not match the key" in out
+    assert "KEY-NEVER-SHOWN" not in out
+    assert (tmp_path / "etc" / "tls" / "server.pem").read_text() == CERT + "\n" + KEY + "\n"
+
+
+def test_nothing_is_written_without_tls(tmp_path: Path) -> None:
+    out = run_play(tmp_path, TLS_TASKS + PREFLIGHT, mesh_common_tls_enabled=False)
+    assert out.startswith("rc=0"), out
+    assert not (tmp_path / "etc" / "tls").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"mesh_common_tls_key": ""}, "mesh_common_tls_key"),
+        ({"mesh_common_tls_key": "secret-not-a-pem-key"}, "mesh_common_tls_key"),
+        ({"mesh_common_tls_key": KEY + "\n" + KEY}, "mesh_common_tls_key"),
+        ({"mesh_common_tls_cert": CERT + "\n" + KEY}, "mesh_common_tls_cert"),
+        ({"mesh_common_tls_ca_cert": ""}, "mesh_common_tls_ca_cert"),
+    ],
+)
+def test_preflight_names_a_missing_or_malformed_pem_and_never_shows_the_key(
+    tmp_path: Path, overrides: dict[str, str], named: str
+) -> None:
+    out = run_play(tmp_path, PREFLIGHT + TLS_TASKS, **tls_vars(**overrides))
+    assert out.startswith("rc=2"), out
+    assert f"{named} must be the PEM text" in out
+    assert "secret-not-a-pem-key" not in out and "KEY-NEVER-SHOWN" not in out
+    assert not (tmp_path / "etc" / "tls").exists()  # stopped before anything changed
+
+
+def local_endpoint(tmp_path: Path, **variables: Any) -> list[Any]:
+    tasks = [
+        {"ansible.builtin.import_role": {"name": "mesh_common", "tasks_from": "names.yml"}},
+        {
+            "ansible.builtin.copy": {
+                "content": "{{ [mesh_common_local_url, mesh_common_local_ca_path] | to_json }}",
+                "dest": str(tmp_path / "local.json"),
+                "mode": "0644",
+            }
+        },
+    ]
+    out = run_play(tmp_path, tasks, **variables)
+    assert out.startswith("rc=0"), out
+    return list(json.loads((tmp_path / "local.json").read_text()))
+
+
+def test_local_checks_use_tls_at_the_hosts_own_address_or_plain_loopback(tmp_path: Path) -> None:
+    ca = str(tmp_path / "etc" / "tls" / "ca.pem")
+    assert local_endpoint(tmp_path, mesh_common_tls_enabled=False) == ["http://127.0.0.1", None]
+    assert local_endpoint(tmp_path, mesh_common_tls_enabled=True, ansible_host="192.0.2.7") == [
+        "https://192.0.2.7",
+        ca,
+    ]
+    assert local_endpoint(tmp_path, mesh_common_tls_enabled=True, ansible_host="fd00::7") == [
+        "https://[fd00::7]",
+        ca,
+    ]
