@@ -121,18 +121,27 @@ def tool_call(
     context: ssl.SSLContext | None = None,
 ) -> tuple[bool, str]:
     """One stateless MCP `tools/call` POST -> (succeeded, detail)."""
-    ok, detail, _ = tool_result(url, token, name, arguments, context)
-    return ok, detail
+    answer = tool_answer(url, token, name, arguments, context)
+    return answer.ok, answer.detail
 
 
-def tool_result(
+@dataclass(frozen=True)
+class ToolAnswer:
+    ok: bool  # a result without isError
+    detail: str  # "<tool> on <server>", with the error when there was one
+    answered: bool = False  # an MCP result came back (isError or not)
+    server: str = ""  # who answered (X-Mesh-Server), "" when nothing did
+    text: str = ""  # the result's text
+
+
+def tool_answer(
     url: str,
     token: str,
     name: str,
     arguments: dict[str, Any],
     context: ssl.SSLContext | None = None,
-) -> tuple[bool, str, str]:
-    """One stateless MCP `tools/call` POST -> (succeeded, detail, the result's text)."""
+) -> ToolAnswer:
+    """One stateless MCP `tools/call` POST -> what came back."""
     body = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -155,16 +164,16 @@ def tool_result(
             answer = json.loads(response.read())
             server = response.headers.get("X-Mesh-Server", "?")
     except urllib.error.HTTPError as exc:
-        return False, f"{name}: HTTP {exc.code}", ""
+        return ToolAnswer(False, f"{name}: HTTP {exc.code}")
     except (OSError, ValueError) as exc:
-        return False, f"{name}: {exc!r}", ""
+        return ToolAnswer(False, f"{name}: {exc!r}")
     result = answer.get("result") if isinstance(answer, dict) else None
     if not isinstance(result, dict):
-        return False, f"{name} on {server}: {str(answer)[:200]}", ""
+        return ToolAnswer(False, f"{name} on {server}: {str(answer)[:200]}", server=server)
     text = " ".join(str(part.get("text", "")) for part in result.get("content", []))
     if result.get("isError"):
-        return False, f"{name} on {server}: {text[:200]}", text
-    return True, f"{name} on {server}", text
+        return ToolAnswer(False, f"{name} on {server}: {text[:200]}", True, server, text)
+    return ToolAnswer(True, f"{name} on {server}", True, server, text)
 
 
 def seed_agents(agent_urls: list[str], token: str, context: ssl.SSLContext | None = None) -> None:
