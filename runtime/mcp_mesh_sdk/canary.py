@@ -57,6 +57,8 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -64,6 +66,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mcp_mesh_sdk.agent.monitoring import THRESHOLDS as SEED
 from mcp_mesh_sdk.agent.paths import Outcome
 from mcp_mesh_sdk.errors import OpsError
+from mcp_mesh_sdk.serving.tls import TlsError, client_context
 
 OPERATIONS = "mcp_mesh_agent_operations_total"
 DURATION = "mcp_mesh_agent_operation_duration_seconds"
@@ -323,13 +326,18 @@ def metrics_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts)
 
 
-def fetch_metrics(url: str, timeout: float) -> str:
-    """GET an agent's /metrics (plain text, no authentication); ScrapeError when it fails."""
+def fetch_metrics(url: str, timeout: float, ca_file: Path | None = None) -> str:
+    """GET an agent's /metrics (plain text, no authentication); ScrapeError when it fails.
+    An https:// agent is verified against `ca_file` (the system's CAs when None)."""
     if not url.startswith(("http://", "https://")):
         raise ScrapeError(f"not an http(s) URL: {url}")
     request = urllib.request.Request(url, headers={"Accept": "text/plain"})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        context = client_context(url, ca_file)
+    except TlsError as exc:
+        raise ScrapeError(str(exc)) from exc
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
             body = response.read(MAX_BODY + 1)
             if response.length:  # bytes the Content-Length promised that never came
                 raise http.client.IncompleteRead(body, response.length)
@@ -495,6 +503,7 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     inconclusive: Policy = "pass"
     timeout: float = FETCH_TIMEOUT
+    ca_file: Path | None = None  # https:// agents are verified against it (system CAs: None)
 
 
 @dataclass
@@ -544,6 +553,8 @@ def analyse(
 ) -> dict[str, Any]:
     """Watch the canary for the window and return the result document (see the docstring)."""
     get = fetch or fetch_metrics
+    if fetch is None and settings.ca_file is not None:
+        get = partial(fetch_metrics, ca_file=settings.ca_file)
     canary = _Agent(settings.canary)
     baselines = [_Agent(url) for url in settings.baselines]
     skipped: list[dict[str, str]] = []

@@ -19,6 +19,10 @@
       "agent": {"url": "http://127.0.0.1:8080/health/detailed", "running": true,
                 "status_code": 200, "status": "healthy", "detailed": {...}}
                | {"url": "...", "running": false, "error": "connection refused"},
+      "certificates": [{"path": "/etc/mcp-mesh/tls/server.pem", "subject": "CN=agent-1",
+                        "not_after": "2027-01-01T00:00:00Z", "days_left": 31.5,
+                        "severity": null | "P3_Medium" | "P2_High" | "P1_Critical"}
+                       | {"path": "...", "error": "cannot read ..."}],
       "issues": ["High CPU usage: 93.0%", "Cannot access critical path: /var/log"]
     }
 
@@ -27,6 +31,11 @@
 fields, so tools written against the document read this report too: `overall_status` is
 "unhealthy" exactly when `issues` is not empty (`status` says the same as "issues"), and
 `system.issues` holds the CPU, memory and disk issues among them.
+
+`certificates` covers the agent's MCP_MESH_TLS_CERT_FILE and every `--certificate` (e.g. the
+load balancer's PEM): one expiring within 14 days is an issue led by its severity, P3, within
+3 days P2, expired P1 (`certificates.expiry_severity`), naming the file and the date. With TLS
+on, the agent is asked over https://, verified against MCP_MESH_TLS_CA_FILE.
 
 `disks` has one entry per filesystem holding `/`, the state directory or BASE_DIRECTORY (a path
 not created yet is measured at its nearest existing parent). Each `usage_percent` is what `df`
@@ -46,10 +55,13 @@ import os
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+from mcp_mesh_sdk.serving.tls import TlsError, TlsSettings, client_context
 
 CPU_THRESHOLD_PERCENT = 80.0
 MEMORY_THRESHOLD_PERCENT = 90.0
@@ -114,15 +126,20 @@ def path_access(path: Path, role: str) -> dict[str, Any]:
     }
 
 
-def agent_health(port: int, timeout: float = 2.0) -> dict[str, Any]:
+def agent_health(port: int, timeout: float = 2.0, tls: TlsSettings | None = None) -> dict[str, Any]:
     """The local agent's /health/detailed; a stopped agent is reported, never raised."""
-    url = f"http://127.0.0.1:{port}/health/detailed"
+    scheme = "https" if tls is not None and tls.enabled else "http"
+    url = f"{scheme}://127.0.0.1:{port}/health/detailed"
     report: dict[str, Any] = {"url": url, "running": False}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # loopback only
+        context = client_context(url, tls.ca_file if tls is not None else None)
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310
             code, body = response.status, response.read()
     except urllib.error.HTTPError as exc:  # it answered: running, but not healthy
         code, body = exc.code, exc.read()
+    except TlsError as exc:
+        report["error"] = str(exc)
+        return report
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         report["error"] = str(reason.strerror if isinstance(reason, OSError) else reason)
@@ -146,6 +163,8 @@ def diagnose(
     agent_expected: bool,
     probe: Probe | None = None,
     env_file: Path | None = None,
+    agent_tls: TlsSettings | None = None,
+    certificates: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Everything `diagnose --json` prints (see the module docstring)."""
     probe = probe or PsutilProbe()
@@ -198,12 +217,18 @@ def diagnose(
 
     agent: dict[str, Any] | None = None
     if agent_port is not None:
-        agent = agent_health(agent_port)
+        agent = agent_health(agent_port, tls=agent_tls)
         if not agent["running"]:
             if agent_expected:
                 issues.append(f"Agent not running on port {agent_port}: {agent.get('error')}")
         elif agent.get("status") != "healthy":
             issues.append(f"Agent reports status {agent.get('status')!r} ({agent['url']})")
+
+    watched_certificates = list(certificates)
+    if agent_tls is not None and agent_tls.cert_file is not None:
+        watched_certificates.insert(0, agent_tls.cert_file)
+    expiries, certificate_issues = certificate_findings(watched_certificates)
+    issues += certificate_issues
 
     return {
         "overall_status": "unhealthy" if issues else "healthy",
@@ -220,5 +245,26 @@ def diagnose(
         "disks": disks,
         "paths": checked,
         "agent": agent,
+        "certificates": expiries,
         "issues": issues,
     }
+
+
+def certificate_findings(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(the `certificates` entries, the issues among them) for each certificate file once."""
+    from mcp_mesh_sdk.certificates import CertificateError, read_expiry
+
+    entries: list[dict[str, Any]] = []
+    issues: list[str] = []
+    for path in dict.fromkeys(paths):
+        try:
+            expiry = read_expiry(path)
+        except CertificateError as exc:
+            entries.append({"path": str(path), "error": str(exc)})
+            issues.append(f"Cannot read certificate: {exc}")
+            continue
+        entries.append(expiry.to_json())
+        finding = expiry.finding()
+        if finding is not None:
+            issues.append(finding)
+    return entries, issues

@@ -20,25 +20,33 @@ from mcp_mesh_sdk.constants import AGENT_ENV
 from mcp_mesh_sdk.envfile import read_env_file
 from mcp_mesh_sdk.envreader import Secret
 from mcp_mesh_sdk.errors import ConfigError, OpsError
+from mcp_mesh_sdk.serving.tls import client_context
 
 # What the call needs from the env file: a problem with one of these stops it.
-NEEDED = frozenset({"MCP_MESH_TOKEN", "MCP_MESH_TOKEN_FILE", "MCP_MESH_HOST", "MCP_MESH_PORT"})
+NEEDED = frozenset(
+    {"MCP_MESH_TOKEN", "MCP_MESH_TOKEN_FILE", "MCP_MESH_HOST", "MCP_MESH_PORT"}
+    | {"MCP_MESH_TLS_CERT_FILE", "MCP_MESH_TLS_CA_FILE"}
+)
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
 class LocalAgent:
     base_url: str
     token: Secret
+    ca_file: Path | None = None  # an https:// agent is verified against it (system CAs: None)
 
     def call(self, method: str, path: str, timeout: float = 5.0) -> tuple[int, Any]:
         """(status, parsed JSON) of one call; OpsError when the agent cannot be reached."""
-        url = self.base_url + path  # http:// always (local_agent builds it)
+        url = self.base_url + path  # http:// or https:// (local_agent builds it)
         request = urllib.request.Request(url, method=method)  # noqa: S310
         request.add_header("Authorization", f"Bearer {self.token.reveal()}")
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}),  # this host only: no proxy
+            urllib.request.HTTPSHandler(context=client_context(url, self.ca_file)),
+        )
         try:
-            with _NO_PROXY.open(request, timeout=timeout) as answer:  # this host only
+            with opener.open(request, timeout=timeout) as answer:
                 status, body = answer.status, answer.read()
         except urllib.error.HTTPError as exc:
             status, body = exc.code, exc.read()
@@ -62,7 +70,8 @@ def local_agent(env_file: str | Path | None = None) -> LocalAgent:
     config = checked.best_effort
     host = WILDCARDS.get(config.host, config.host)
     shown = f"[{host}]" if ":" in host else host
-    return LocalAgent(f"http://{shown}:{config.port}", config.token)
+    scheme = "https" if config.tls.enabled else "http"
+    return LocalAgent(f"{scheme}://{shown}:{config.port}", config.token, config.tls.ca_file)
 
 
 def agent_reply(status: int, body: Any, env_file: str | Path | None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ same rules, so an operator can back up or diagnose a host whose configuration is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_mesh_sdk.config import AgentConfig, check_agent_env
@@ -15,6 +15,7 @@ from mcp_mesh_sdk.constants import AGENT_ENV
 from mcp_mesh_sdk.envfile import read_env_file
 from mcp_mesh_sdk.envreader import Secret
 from mcp_mesh_sdk.errors import ConfigError
+from mcp_mesh_sdk.serving.tls import TlsSettings
 
 # The variables the paths come from: a problem with one of these is a problem for every caller.
 PATH_VARIABLES = frozenset({"MCP_MESH_STATE_DIR", "BASE_DIRECTORY", "MCP_MESH_PORT"})
@@ -27,6 +28,7 @@ class AgentPaths:
     base_directory: Path | None
     port: int
     config_valid: bool
+    tls: TlsSettings = field(default_factory=TlsSettings)  # MCP_MESH_TLS_*
 
 
 def agent_paths(env_file: str | Path | None = None) -> AgentPaths:
@@ -48,4 +50,5 @@ def agent_paths(env_file: str | Path | None = None) -> AgentPaths:
         config.base_directory,
         config.port,
         config_valid=checked.config is not None,
+        tls=config.tls,
     )

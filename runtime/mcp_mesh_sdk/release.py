@@ -43,6 +43,7 @@ from mcp_mesh_sdk.atomicfile import fsync_directory
 from mcp_mesh_sdk.constants import UNITS
 from mcp_mesh_sdk.envreader import Secret
 from mcp_mesh_sdk.errors import OpsError
+from mcp_mesh_sdk.serving.tls import client_context
 from mcp_mesh_sdk.smoke import SMOKE_TIMEOUT, SmokeResult, SmokeRunner, SmokeTarget, run_smoke
 
 POLL_SECONDS = 0.1
@@ -70,7 +71,11 @@ class Host(Protocol):
 
 
 class SystemHost:
-    """The real host: subprocesses and HTTP GETs on loopback or the mesh."""
+    """The real host: subprocesses and HTTP GETs on loopback or the mesh (https:// verified
+    against `ca_file`, the system's CAs when None)."""
+
+    def __init__(self, ca_file: Path | None = None) -> None:
+        self.ca_file = ca_file
 
     def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
@@ -80,8 +85,9 @@ class SystemHost:
     ) -> tuple[int, Any]:
         """(status, parsed JSON or None); status 0 when nothing answered."""
         request = urllib.request.Request(url, headers=dict(headers or {}))  # noqa: S310
+        context = client_context(url, self.ca_file)  # TlsError: a CA file that cannot serve
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
                 status, body = response.status, response.read()
         except urllib.error.HTTPError as exc:
             status, body = exc.code, exc.read()
@@ -101,7 +107,8 @@ class Plan:
     install_dir: Path
     service: str  # agent or registry
     state_dir: Path
-    url: str  # the service's own base URL, e.g. http://127.0.0.1:8080
+    url: str  # the service's own base URL, e.g. http://127.0.0.1:8080 (https:// with TLS)
+    ca_file: Path | None = None  # https:// is verified against it (the system's CAs: None)
     version: str = __version__
     registry_url: str | None = None  # agents: wait until listed healthy there
     registry_token: Secret | None = None  # the registry's reads need it too
@@ -174,7 +181,7 @@ class Activation:
         smoke: SmokeRunner | None = None,
     ) -> None:
         self.plan = plan
-        self.host = host or SystemHost()
+        self.host = host or SystemHost(plan.ca_file)
         self.clock = clock
         self.sleep = sleep
         self.smoke = smoke or self._smoke_the_target

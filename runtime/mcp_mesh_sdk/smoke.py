@@ -66,6 +66,7 @@ class SmokeTarget:
     token: Secret
     base_directory: Path | None  # None: file tools disabled, initialize + tools/list only
     extension: str = ".txt"  # of the file written: one the agent allows
+    ca_file: Path | None = None  # an https:// agent is verified against it (system CAs: None)
 
     @classmethod
     def of_agent(cls, config: AgentConfig, base_url: str) -> SmokeTarget:
@@ -75,6 +76,7 @@ class SmokeTarget:
             token=config.token,
             base_directory=config.base_directory,
             extension=sorted(config.allowed_extensions)[0],
+            ca_file=config.tls.ca_file,
         )
 
 
@@ -157,14 +159,17 @@ def smoke_agent(env_file: str | Path, timeout: float = SMOKE_TIMEOUT) -> SmokeRe
     from mcp_mesh_sdk.envfile import read_env_file
 
     config = load_agent_config(read_env_file(env_file))
-    return run_smoke(SmokeTarget.of_agent(config, local_url(config.host, config.port)), timeout)
+    url = local_url(config.host, config.port, tls=config.tls.enabled)
+    return run_smoke(SmokeTarget.of_agent(config, url), timeout)
 
 
-def local_url(host: str, port: int) -> str:
-    """Where this host reaches its own service: loopback unless bound to one address."""
+def local_url(host: str, port: int, *, tls: bool = False) -> str:
+    """Where this host reaches its own service: loopback unless bound to one address;
+    https:// when the service serves TLS."""
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 # -- the checks -------------------------------------------------------------------------------
@@ -180,10 +185,13 @@ async def _drive(run: _Run, timeout: float) -> None:
     from mcp.client.session import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
+    from mcp_mesh_sdk.serving.tls import client_context
+
     headers = {"Authorization": f"Bearer {run.target.token.reveal()}"}
+    verify = client_context(run.target.mcp_url, run.target.ca_file) or True
     # trust_env off: a proxy set for the host's package downloads must not see loopback calls
     http_client = httpx2.AsyncClient(
-        headers=headers, timeout=httpx2.Timeout(timeout), trust_env=False
+        headers=headers, timeout=httpx2.Timeout(timeout), trust_env=False, verify=verify
     )
 
     async def note_refusal(response: httpx2.Response) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import importlib
 import logging
 import random
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from mcp_mesh_sdk.agent.registry_key import RegistryKeyError, load_or_create_key
 from mcp_mesh_sdk.config import AgentConfig
 from mcp_mesh_sdk.constants import AGENT_KEY_HEADER
 from mcp_mesh_sdk.envreader import Secret
+from mcp_mesh_sdk.serving.tls import TlsError, client_context
 
 if TYPE_CHECKING:
     import httpx2
@@ -117,9 +119,10 @@ class RegistryClient:
         if self.config.registry_token is not None:
             headers["Authorization"] = f"Bearer {self.config.registry_token.reveal()}"
         timeout = httpx2.Timeout(float(self.config.request_timeout))
+        verify = await self._verification()
         async with httpx2.AsyncClient(
             base_url=self.config.mesh_registry_url, headers=headers, timeout=timeout,
-            trust_env=False,
+            trust_env=False, verify=verify,
         ) as client:  # fmt: skip
             self._client = client
             try:
@@ -130,6 +133,27 @@ class RegistryClient:
     def stop(self) -> None:
         """Stop registering and heartbeating (shutdown: the agent is leaving)."""
         self._stopped = True
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        """How an https:// registry is verified: against MCP_MESH_TLS_CA_FILE (the system's
+        CAs when unset), host name included. TlsError when the CA file cannot be read."""
+        return (
+            client_context(
+                self.config.mesh_registry_url, self.config.tls.ca_file, relax_loopback=False
+            )
+            or True
+        )
+
+    async def _verification(self) -> ssl.SSLContext | bool:
+        """`_verify()`, retried with the backoff while the CA file cannot be read."""
+        failures = 0
+        while True:
+            try:
+                return self._verify()
+            except TlsError as exc:
+                self._failed("register", str(exc))
+                failures += 1
+                await asyncio.sleep(self._delay(failures - 1))
 
     async def _loop(self) -> None:
         failures = 0
@@ -237,9 +261,12 @@ class RegistryClient:
             headers["Authorization"] = f"Bearer {self.config.registry_token.reveal()}"
         url = f"{self.config.mesh_registry_url}/agents/{quote(self.config.agent_name, safe='')}"
         try:
-            async with httpx2.AsyncClient(timeout=timeout, trust_env=False) as client:
+            verify = self._verify()
+            async with httpx2.AsyncClient(
+                timeout=timeout, trust_env=False, verify=verify
+            ) as client:
                 response = await client.delete(url, headers=headers)
-        except httpx2.HTTPError as exc:
+        except (httpx2.HTTPError, TlsError) as exc:
             logger.warning("could not deregister from the registry: %s", _describe_error(exc))
             return False
         self.status.registered = False

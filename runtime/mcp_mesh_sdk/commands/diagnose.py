@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from mcp_mesh_sdk.constants import AGENT_ENV
 from mcp_mesh_sdk.errors import ConfigError, OpsError
 
-HELP = "check CPU, memory, disks, critical paths and the local agent (exit 0 ok, 1 issues, 2 error)"
+HELP = (
+    "check CPU, memory, disks, critical paths, certificates and the local agent "
+    "(exit 0 ok, 1 issues, 2 error)"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +21,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-file", metavar="PATH", help=f"agent env file (default {AGENT_ENV})")
     parser.add_argument(
         "--cpu-interval", type=float, default=1.0, help="seconds CPU use is sampled (default 1)"
+    )
+    parser.add_argument(
+        "--certificate",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a PEM certificate whose expiry to check, besides the agent's (repeatable)",
     )
 
 
@@ -33,6 +44,12 @@ def _print_text(report: dict[str, Any]) -> None:
     if agent is not None:
         state = agent.get("status") if agent["running"] else f"not running ({agent.get('error')})"
         print(f"agent: {state}")
+    for certificate in report["certificates"]:
+        if "error" not in certificate:
+            print(
+                f"certificate {certificate['path']}: expires {certificate['not_after']} "
+                f"({certificate['days_left']} days)"
+            )
     for issue in report["issues"]:
         print(f"ISSUE: {issue}")
 
@@ -50,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
             agent_expected=paths.env_file is not None,
             probe=PsutilProbe(cpu_interval=max(0.0, args.cpu_interval)),
             env_file=paths.env_file,
+            agent_tls=paths.tls,
+            certificates=[Path(path) for path in args.certificate],
         )
     except ConfigError as exc:  # "could not run" is exit 2 here, as the playbooks expect
         raise OpsError(str(exc)) from exc

@@ -141,21 +141,24 @@ def _plan(args: argparse.Namespace) -> Plan:
         registry = load_registry_config(env)
         state_dir = args.state_dir or registry.db_path.parent
         return Plan(
-            service="registry", state_dir=state_dir, url=local_url(registry.host, registry.port),
-            **common,
+            service="registry", state_dir=state_dir,
+            url=local_url(registry.host, registry.port, tls=registry.tls.enabled),
+            ca_file=registry.tls.ca_file, **common,
         )  # fmt: skip
     from mcp_mesh_sdk.config import load_agent_config
 
     agent = load_agent_config(env)
+    url = local_url(agent.host, agent.port, tls=agent.tls.enabled)
     return Plan(
         service="agent",
         state_dir=args.state_dir or agent.state_dir,
-        url=local_url(agent.host, agent.port),
+        url=url,
+        ca_file=agent.tls.ca_file,
         registry_url=agent.mesh_registry_url,
         registry_token=agent.registry_token,
         agent_name=agent.agent_name,
         smoke=args.smoke is not False,
-        smoke_target=SmokeTarget.of_agent(agent, local_url(agent.host, agent.port)),
+        smoke_target=SmokeTarget.of_agent(agent, url),
         **common,
     )
 

@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
@@ -61,6 +62,11 @@ def configure_analyse(parser: argparse.ArgumentParser) -> None:
         default="pass",
         metavar="pass|fail",
         help="outcome when the canary got too few calls to judge (pass)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="CA bundle https:// agents are verified with (default: the system's CAs)",
     )
     parser.add_argument("--json", action="store_true", help="print the result document as JSON")
     thresholds = parser.add_argument_group("thresholds (defaults: the seed's and canary.py's)")
@@ -135,6 +141,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         interval=float(interval),
         thresholds=Thresholds(**overrides),
         inconclusive=args.inconclusive,
+        ca_file=Path(args.ca_file) if args.ca_file else None,
     )
 
 

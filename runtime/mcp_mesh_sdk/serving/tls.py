@@ -34,6 +34,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mcp_mesh_sdk.envreader import EnvReader
+from mcp_mesh_sdk.errors import OpsError
 
 logger = logging.getLogger("mcp_mesh_sdk.serving.tls")
 
@@ -41,8 +42,8 @@ RELOAD_CHECK_INTERVAL = 1.0  # seconds between two looks at the certificate file
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
 
 
-class TlsError(Exception):
-    """The certificate files cannot serve; the message names the file, never the key."""
+class TlsError(OpsError):
+    """A certificate or CA file cannot be used; the message names the file, never the key."""
 
 
 @dataclass(frozen=True)
