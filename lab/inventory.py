@@ -114,6 +114,23 @@ def inventory_data(
     }
 
 
+class _InventoryDumper(yaml.SafeDumper):
+    """Multi-line strings (certificates, keys) as literal blocks, readable as PEM files are."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_InventoryDumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """YAML as the lab's inventory is written (keys in order, PEM texts as literal blocks)."""
+    return yaml.dump(data, Dumper=_InventoryDumper, sort_keys=False, default_flow_style=False)
+
+
 def render_inventory(
     topology: Topology,
     key: Path,
@@ -123,9 +140,7 @@ def render_inventory(
     header = (
         f"# Lab '{topology.lab}', written by `python -m lab up`; removed by `python -m lab down`.\n"
     )
-    body = yaml.safe_dump(
-        inventory_data(topology, key, credentials, tls), sort_keys=False, default_flow_style=False
-    )
+    body = dump_yaml(inventory_data(topology, key, credentials, tls))
     return "---\n" + header + body
 
 

@@ -31,6 +31,7 @@ from cryptography import x509
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from lab.inventory import dump_yaml
 from lab.state import LabPaths
 from lab.tls import Issued, LabCa
 from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT
@@ -233,9 +234,7 @@ def put_in_inventory(inventory: Path, issued: dict[str, Issued]) -> None:
     temporary = inventory.with_name(inventory.name + ".rotating")
     temporary.touch(mode=0o600)
     temporary.chmod(0o600)
-    temporary.write_text(
-        "---\n" + header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-    )
+    temporary.write_text("---\n" + header + dump_yaml(data))
     temporary.replace(inventory)
 
 
