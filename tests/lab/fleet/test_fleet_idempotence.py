@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from tests.lab.fleet.conftest import recap
 
 
@@ -26,6 +28,20 @@ def test_check_mode_with_diff_changes_nothing_and_prints_no_secret(fleet: Any) -
     assert_nothing_changed(run.stdout)
     for kind, token in fleet.tokens.items():
         assert token not in run.stdout + run.stderr, f"the {kind} token was printed"
+    for name, token in fleet.clients.items():
+        assert token not in run.stdout + run.stderr, f"client {name}'s token was printed"
+    for name, key in host_keys(fleet).items():
+        assert key not in run.stdout + run.stderr, f"{name}'s TLS key was printed"
+
+
+def host_keys(fleet: Any) -> dict[str, str]:
+    """Each host's TLS private key as the lab's inventory has it (the body, without the armour)."""
+    hosts = yaml.safe_load(fleet.lab.inventory.read_text())["all"]["hosts"]
+    return {
+        name: "".join(values["mesh_common_tls_key"].splitlines()[1:-1])[:40]
+        for name, values in hosts.items()
+        if values.get("mesh_common_tls_key")
+    }
 
 
 def test_check_mode_diff_reports_a_pending_change_without_its_secret(fleet: Any) -> None:
