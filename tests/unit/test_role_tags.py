@@ -46,7 +46,14 @@ PREFLIGHT = [
     "mesh_common : Check that mesh_common's service pieces are called from a service role",
     "mesh_common : Check the settings that argument specs cannot",
 ]
+# mesh_common's configure.yml: with TLS, the CA and the host's certificate (tasks/tls.yml)
+# before the env file that names them, then the env file and the unit.
 CONFIGURE = [
+    "mesh_common : Create the TLS directory",
+    "mesh_common : Write the CA certificate the mesh's certificates are verified against",
+    "mesh_common : Write this host's certificate chain and key,"
+    " checked by check-config before it replaces the old one",
+    "mesh_common : Stop when check-config rejected the certificate (the old one stays)",
     "mesh_common : Create the directories the service writes to - {{ mesh_common_service.name }}",
     "mesh_common : Write the env file, checked by check-config before it replaces the old one"
     " - {{ mesh_common_service.name }}",
@@ -55,15 +62,6 @@ CONFIGURE = [
 ]
 
 
-# The agent's and the registry's own: the CA and the host's certificate (tasks/tls.yml of
-# mesh_common) before the env file that names them.
-TLS = [
-    "mesh_common : Create the TLS directory",
-    "mesh_common : Write the CA certificate the mesh's certificates are verified against",
-    "mesh_common : Write this host's certificate chain and key,"
-    " checked by check-config before it replaces the old one",
-    "mesh_common : Stop when check-config rejected the certificate (the old one stays)",
-]
 AGENT_CLIENTS = [
     "mesh_agent : Write the clients file, checked by check-config before it replaces the old one",
     "mesh_agent : Stop when check-config rejected the clients file (the old one stays)",
@@ -74,8 +72,8 @@ AGENT_CLIENTS = [
 @pytest.mark.parametrize(
     ("tag", "play", "own"),
     [
-        ("mesh_agent_configure", "Deploy the agents", TLS + AGENT_CLIENTS),
-        ("mesh_registry_configure", "Deploy the registry", TLS),
+        ("mesh_agent_configure", "Deploy the agents", AGENT_CLIENTS),
+        ("mesh_registry_configure", "Deploy the registry", []),
     ],
 )
 def test_a_role_configure_tag_lists_only_that_roles_configuration(
@@ -84,12 +82,21 @@ def test_a_role_configure_tag_lists_only_that_roles_configuration(
     assert listed_tasks(tag) == {play: PREFLIGHT + own + CONFIGURE}
 
 
-def test_the_load_balancer_configure_tag_writes_only_haproxy_cfg() -> None:
+def test_the_load_balancer_configure_tag_writes_only_haproxy_cfg_and_its_tls_files() -> None:
     assert listed_tasks("mesh_loadbalancer_configure") == {
         "Deploy the load balancer": [
             *PREFLIGHT,
+            "mesh_loadbalancer : Create the folder of the load balancer's certificates",
+            "mesh_loadbalancer : Write the configuration that test-loads a new certificate"
+            " or CA file",
+            "mesh_loadbalancer : Write the CA file the agents' certificates are verified against",
+            "mesh_loadbalancer : Write the load balancer's certificate and key,"
+            " loaded by haproxy -c before they replace the old ones",
+            "mesh_loadbalancer : Stop when HAProxy cannot load the certificate and key"
+            " (the old ones stay)",
             "mesh_loadbalancer : Write haproxy.cfg,"
             " checked with haproxy -c before it replaces the old one",
+            "mesh_loadbalancer : Remove the TLS files when TLS is off",
         ]
     }
 

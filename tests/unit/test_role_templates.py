@@ -76,7 +76,10 @@ def test_empty_secrets_are_left_out_and_extra_variables_override() -> None:
     assert text.count("HEALTH_INTERVAL=") == 1
 
 
-def haproxy_config(servers: list[dict[str, Any]], sticky: bool = True) -> str:
+def haproxy_config(
+    servers: list[dict[str, Any]], sticky: bool = True, tls: dict[str, Path] | None = None
+) -> str:
+    """haproxy.cfg for the role's defaults; `tls`: {"pem": ..., "ca": ...} turns TLS on."""
     variables: dict[str, Any] = {
         name: value
         for name, value in _defaults("mesh_loadbalancer").items()
@@ -84,6 +87,11 @@ def haproxy_config(servers: list[dict[str, Any]], sticky: bool = True) -> str:
     }
     variables.update(
         mesh_loadbalancer_sticky_sessions=sticky,
+        # What Ansible makes of the defaults' expressions (tests/golden renders them for real).
+        mesh_loadbalancer_port=443 if tls else 80,
+        _mesh_loadbalancer_tls=tls is not None,
+        _mesh_loadbalancer_tls_pem=str((tls or {}).get("pem", "/etc/haproxy/certs/mesh.pem")),
+        _mesh_loadbalancer_tls_ca=str((tls or {}).get("ca", "/etc/haproxy/certs/ca.pem")),
         _mesh_loadbalancer_backend="mcp_mesh_agents",
         _mesh_loadbalancer_servers=servers,
     )
@@ -123,3 +131,115 @@ def test_haproxy_accepts_the_rendered_config(tmp_path: Path, sticky: bool) -> No
     path.write_text(haproxy_config(SERVERS, sticky=sticky))
     check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A throwaway CA and a certificate it signs for agent1: {"ca", "pem" (chain + key), ...}."""
+    ca, ca_key = folder / "ca.pem", folder / "ca.key"
+    openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", str(ca_key), "-out", str(ca), "-days", "1", "-subj", "/CN=test CA",
+    )  # fmt: skip
+    paths = {"ca": ca}
+    for name in ("agent1", "other"):
+        key, csr, crt = (folder / f"{name}.{ext}" for ext in ("key", "csr", "crt"))
+        openssl(
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}",
+        )  # fmt: skip
+        openssl(
+            "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-days", "1", "-out", str(crt),
+        )  # fmt: skip
+        paths[f"{name}_crt"], paths[f"{name}_key"] = crt, key
+    paths["pem"] = folder / "mesh.pem"
+    paths["pem"].write_text(paths["agent1_crt"].read_text() + paths["agent1_key"].read_text())
+    return paths
+
+
+def test_haproxy_balances_by_client_with_consistent_hashing_by_default() -> None:
+    config = haproxy_config(SERVERS)
+    # Each client's calls on one agent; consistent, so that `lb weight 25%` still works.
+    assert "    balance hdr(Authorization)\n    hash-type consistent\n" in config
+
+
+def test_haproxy_with_tls_listens_for_tls_only_and_verifies_the_agents() -> None:
+    config = haproxy_config(SERVERS, tls={"pem": Path("/p/mesh.pem"), "ca": Path("/p/ca.pem")})
+    binds = [line.strip() for line in config.splitlines() if line.strip().startswith("bind ")]
+    assert binds == ["bind *:443 ssl crt /p/mesh.pem ssl-min-ver TLSv1.2"]  # no plain listener
+    assert "    default-server ssl verify required ca-file /p/ca.pem\n" in config
+    assert (
+        "    server agent1 10.0.0.11:8080 verifyhost agent1 sni str(agent1) check-sni agent1\n"
+        in config
+    )
+    assert (
+        "    server agent2 10.0.0.12:9090 verifyhost agent2 sni str(agent2) check-sni agent2\n"
+        in config
+    )
+
+
+def test_haproxy_without_tls_names_no_certificate_file() -> None:
+    config = haproxy_config(SERVERS)
+    assert "    bind *:80\n" in config
+    settings = [line for line in config.splitlines() if not line.lstrip().startswith("#")]
+    assert [line for line in settings if "ssl" in line or "/etc/haproxy/certs" in line] == []
+
+
+NEEDS_TOOLS = pytest.mark.skipif(
+    shutil.which("haproxy") is None or shutil.which("openssl") is None,
+    reason="haproxy or openssl is not installed here",
+)
+
+
+@NEEDS_TOOLS
+def test_haproxy_accepts_the_rendered_tls_config_with_real_files(tmp_path: Path) -> None:
+    tls = make_certificates(tmp_path)
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(haproxy_config(SERVERS, tls=tls))
+    check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def tls_check(**env: Path) -> subprocess.CompletedProcess[str]:
+    """The role's validate: command for a new mesh.pem (MESH_PEM) or ca.pem (MESH_CA)."""
+    check_config = ROLES / "mesh_loadbalancer" / "files" / "mesh-tls-check.cfg"
+    return subprocess.run(
+        ["haproxy", "-c", "-f", str(check_config)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", **{k: str(v) for k, v in env.items()}},
+    )
+
+
+@NEEDS_TOOLS
+def test_the_tls_check_accepts_a_certificate_with_its_key_and_a_ca_file(tmp_path: Path) -> None:
+    tls = make_certificates(tmp_path)
+    assert tls_check(MESH_PEM=tls["pem"]).returncode == 0
+    assert tls_check(MESH_CA=tls["ca"]).returncode == 0
+
+
+@NEEDS_TOOLS
+def test_the_tls_check_refuses_a_key_of_another_certificate_and_never_shows_a_key(
+    tmp_path: Path,
+) -> None:
+    tls = make_certificates(tmp_path)
+    mismatched = tmp_path / "mismatched.pem"
+    mismatched.write_text(tls["agent1_crt"].read_text() + tls["other_key"].read_text())
+    only_cert = tmp_path / "only-cert.pem"
+    only_cert.write_text(tls["agent1_crt"].read_text())
+    for pem, reason in ((mismatched, "inconsistencies"), (only_cert, "No Private Key")):
+        check = tls_check(MESH_PEM=pem)
+        assert check.returncode != 0 and reason in check.stderr
+        key_body = tls["other_key"].read_text().splitlines()[1]
+        assert key_body not in check.stdout + check.stderr
+
+
+@NEEDS_TOOLS
+def test_the_tls_check_refuses_a_ca_file_without_a_certificate(tmp_path: Path) -> None:
+    tls = make_certificates(tmp_path)
+    check = tls_check(MESH_CA=tls["other_key"])
+    assert check.returncode != 0 and "ca-file" in check.stderr
