@@ -170,9 +170,9 @@ def check_certificate_file(
     )
 
 
-def verify_against_ca(cert_file: Path, key_file: Path | None, ca_file: Path) -> None:
-    """A TLS handshake in memory: a server with the file's chain and key, a client trusting
-    only `ca_file` (host names are not checked: the file may serve under any of its names)."""
+def ca_client_context(ca_file: Path) -> ssl.SSLContext:
+    """A client context trusting only `ca_file`, host names unchecked; CertificateError when
+    the file holds no CA certificate that can be read."""
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.check_hostname = False
     try:
@@ -182,6 +182,13 @@ def verify_against_ca(cert_file: Path, key_file: Path | None, ca_file: Path) -> 
         raise CertificateError(
             f"CA file {ca_file}: " + (reason or "holds no PEM certificate that could be read")
         ) from None
+    return client
+
+
+def verify_against_ca(cert_file: Path, key_file: Path | None, ca_file: Path) -> None:
+    """A TLS handshake in memory: a server with the file's chain and key, a client trusting
+    only `ca_file` (host names are not checked: the file may serve under any of its names)."""
+    client = ca_client_context(ca_file)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         server.load_cert_chain(str(cert_file), str(key_file) if key_file else None)

@@ -273,7 +273,11 @@ class IncidentDetector:
         self, operations: Mapping[str, Mapping[str, float]], system: Mapping[str, float]
     ) -> list[Incident]:
         """Open an incident for each crossed threshold without an open one; return those opened."""
-        opened = self.store.open_new(self.candidates(operations, system))
+        return self.open(self.candidates(operations, system))
+
+    def open(self, candidates: list[Incident]) -> list[Incident]:
+        """Open those `candidates` whose cause has none open (logged); return those opened."""
+        opened = self.store.open_new(candidates)
         for incident in opened:
             level = logging.CRITICAL if incident.severity == Severity.P1 else logging.WARNING
             log.log(

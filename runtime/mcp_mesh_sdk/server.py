@@ -94,14 +94,29 @@ def agent_hooks(agent: Agent) -> Hooks:
 
 def watch_for_incidents(agent: Agent, config: AgentConfig) -> None:
     """Every MCP_MESH_INCIDENT_INTERVAL, open incidents for the spec's thresholds crossed by
-    the agent's own metrics and system health (kept in the state directory)."""
+    the agent's own metrics and system health, and for its own TLS certificate near its expiry
+    (as `diagnose` finds it), kept in the state directory."""
     from mcp_mesh_sdk.incidents import IncidentDetector, IncidentStore
 
     detector = IncidentDetector(IncidentStore(config.state_dir))
+    certificate = config.tls.cert_file
+
+    def check_certificate() -> None:
+        from mcp_mesh_sdk.certificates import CertificateError, expiry_incident, read_expiry
+
+        assert certificate is not None
+        try:
+            incident = expiry_incident(read_expiry(certificate))
+        except CertificateError:  # the listener's reload logs what is wrong with the file
+            return
+        if incident is not None:
+            detector.open([incident])
 
     async def check() -> None:
         stats, system = agent.performance_stats(), agent.system_health()
         await asyncio.to_thread(detector.check, stats, system)
+        if certificate is not None:
+            await asyncio.to_thread(check_certificate)
 
     agent.add_periodic_task("incident-check", config.incident_interval, check)
 

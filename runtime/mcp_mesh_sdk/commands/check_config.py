@@ -1,9 +1,16 @@
-"""`mcp-mesh-sdk check-config`: validate an agent or registry env file, or the agent's clients
-file (`--clients-file`), without starting anything.
+"""`mcp-mesh-sdk check-config`: validate an agent or registry env file, the agent's clients
+file (`--clients-file`) or a TLS certificate file (`--tls-cert`), without starting anything.
 
 The roles run it as Ansible's `validate:` on a temporary copy, so it reads only the file it is
 given (never this process's environment) and prints no secret value (a clients file holds
-hashes only, and its problems name a line, never quote it).
+hashes only, and its problems name a line, never quote it; a certificate file's problems
+never show its key).
+
+`--tls-cert FILE [--tls-ca CA] [--tls-key KEY]` checks one PEM as the services load it
+(`certificates.check_certificate_file`): exit 0, or 1 with one line saying what is wrong. An
+env file's check also checks the TLS files it names (`MCP_MESH_TLS_*`, the registry's
+`MCP_MESH_REGISTRY_TLS_*`): the certificate against the env's own CA file, as the local ops
+commands verify the service.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
+from mcp_mesh_sdk.serving.tls import TlsSettings
 
 HELP = (
-    "validate an agent or registry environment file, or the agent's clients file; "
-    "non-zero exit naming every problem"
+    "validate an agent or registry environment file, the agent's clients file or a TLS "
+    "certificate file; non-zero exit naming every problem"
 )
 
 
@@ -33,6 +41,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="the agent's clients file to check (MCP_MESH_CLIENTS_FILE: `name sha256-hex` lines)",
     )
+    which.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="a PEM with a certificate chain and its private key to check (exit 1 when unusable)",
+    )
+    parser.add_argument(
+        "--tls-ca", metavar="FILE", help="with --tls-cert: the chain must verify against this CA"
+    )
+    parser.add_argument(
+        "--tls-key", metavar="FILE", help="with --tls-cert: the private key is in this file"
+    )
     parser.add_argument(
         "--service",
         choices=("agent", "registry"),
@@ -43,6 +62,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.tls_cert is None and (args.tls_ca is not None or args.tls_key is not None):
+        option = "--tls-ca" if args.tls_ca is not None else "--tls-key"
+        raise ConfigError([ConfigProblem(option, "goes with --tls-cert")])
+    if args.tls_cert is not None:
+        return _check_tls_cert(args)
     if args.clients_file is not None:
         return _check_clients_file(args)
     from mcp_mesh_sdk.envfile import read_env_file
@@ -117,6 +141,75 @@ def _check_clients_file(args: argparse.Namespace) -> int:
     )
 
 
+def _check_tls_cert(args: argparse.Namespace) -> int:
+    from mcp_mesh_sdk.certificates import EXPIRY_P3_DAYS, CertificateError, check_certificate_file
+
+    def path(value: str | None) -> Path | None:
+        return None if value is None else Path(value)
+
+    try:
+        checked = check_certificate_file(
+            Path(args.tls_cert), key_file=path(args.tls_key), ca_file=path(args.tls_ca)
+        )
+    except CertificateError as exc:
+        if args.json:
+            report = {"cert_file": args.tls_cert, "valid": False, "problems": [str(exc)]}
+            print(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            print(f"mcp-mesh-sdk check-config: {exc}", file=sys.stderr)
+        return 1
+    expires = checked.not_after.strftime("%Y-%m-%d %H:%M UTC")
+    warnings = []
+    if checked.days_left <= EXPIRY_P3_DAYS:
+        warnings.append(f"{args.tls_cert}: expires in {checked.days_left:.1f} days ({expires})")
+    if args.json:
+        report = {
+            "cert_file": args.tls_cert,
+            "valid": True,
+            "problems": [],
+            "warnings": warnings,
+            "subject": checked.subject,
+            "not_after": checked.not_after.isoformat().replace("+00:00", "Z"),
+            "days_left": round(checked.days_left, 2),
+            "verified_against": args.tls_ca,
+        }
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    against = f", verified against {args.tls_ca}" if args.tls_ca else ""
+    print(
+        f"certificate file {args.tls_cert} is valid: {checked.subject}, "
+        f"{checked.chain_length} certificate(s), expires {expires}{against}"
+    )
+    return 0
+
+
+def _check_tls_files(tls: TlsSettings, prefix: str) -> list[ConfigProblem]:
+    """The TLS files an env names: the CA file loads, the certificate file can serve and
+    verifies against that CA."""
+    from mcp_mesh_sdk.certificates import (
+        CertificateError,
+        ca_client_context,
+        check_certificate_file,
+    )
+
+    problems: list[ConfigProblem] = []
+    ca_file = tls.ca_file
+    if ca_file is not None:
+        try:
+            ca_client_context(ca_file)
+        except CertificateError as exc:
+            problems.append(ConfigProblem(f"{prefix}TLS_CA_FILE", str(exc)))
+            ca_file = None
+    if tls.cert_file is not None:
+        try:
+            check_certificate_file(tls.cert_file, key_file=tls.key_file, ca_file=ca_file)
+        except CertificateError as exc:
+            problems.append(ConfigProblem(f"{prefix}TLS_CERT_FILE", str(exc)))
+    return problems
+
+
 def _check(
     service: str, env: Mapping[str, str]
 ) -> tuple[dict[str, Any] | None, list[ConfigProblem], list[str]]:
@@ -129,6 +222,8 @@ def _check(
         base = checked.config.base_directory if checked.config else None
         if base is not None:
             _check_base_directory(base, problems, warnings)
+        if checked.config is not None:
+            problems += _check_tls_files(checked.config.tls, "MCP_MESH_")
         shown = checked.config.redacted() if checked.config else None
         return shown, problems, warnings
     from mcp_mesh_sdk.registry.config import load_registry_config
@@ -137,7 +232,8 @@ def _check(
         config = load_registry_config(env)
     except ConfigError as exc:
         return None, list(exc.problems), []
-    return config.redacted(), [], list(config.warnings)
+    tls_problems = _check_tls_files(config.tls, "MCP_MESH_REGISTRY_")
+    return config.redacted(), tls_problems, list(config.warnings)
 
 
 _KINDS = (
