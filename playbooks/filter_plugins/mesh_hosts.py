@@ -8,13 +8,22 @@ from typing import Any
 DEFAULT_AGENT_PORT = 8080
 
 
+def _true(value: Any) -> bool:
+    """An Ansible boolean as the inventory or -e gives it (true, "true", "yes", 1, ...)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1", "y", "t")
+    return bool(value)
+
+
 def mesh_agent_urls(
     hosts: Iterable[str], hostvars: Mapping[str, Any], default_port: int = DEFAULT_AGENT_PORT
 ) -> list[str]:
-    """`http://ADDRESS:PORT` of each agent host, as the load balancer reaches it.
+    """`http(s)://ADDRESS:PORT` of each agent host, as the load balancer reaches it.
 
     ADDRESS is the host's `ansible_host` (its inventory name without one), PORT its
-    `mesh_agent_port`; an IPv6 address is put in brackets.
+    `mesh_agent_port`; an IPv6 address is put in brackets. The scheme is https when the host's
+    `mesh_common_tls_enabled` is true (its agent then refuses plain HTTP); a host whose
+    inventory does not set it has the role's default, false.
     """
     urls = []
     for host in hosts:
@@ -22,7 +31,8 @@ def mesh_agent_urls(
         address = str(variables.get("ansible_host") or host)
         port = int(variables.get("mesh_agent_port") or default_port)
         shown = f"[{address}]" if ":" in address else address
-        urls.append(f"http://{shown}:{port}")
+        scheme = "https" if _true(variables.get("mesh_common_tls_enabled", False)) else "http"
+        urls.append(f"{scheme}://{shown}:{port}")
     return urls
 
 

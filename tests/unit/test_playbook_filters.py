@@ -29,3 +29,17 @@ def test_agent_urls_use_each_hosts_address_and_port() -> None:
 
 def test_the_filter_is_registered_under_its_name() -> None:
     assert "mesh_agent_urls" in mesh_hosts.FilterModule().filters()
+
+
+def test_agent_urls_are_https_where_tls_is_on() -> None:
+    hostvars = {
+        "agent1": {"ansible_host": "10.0.0.11", "mesh_common_tls_enabled": True},
+        "agent2": {"ansible_host": "10.0.0.12", "mesh_common_tls_enabled": "false"},  # from -e
+        "agent3": {"ansible_host": "fd00::3"},
+    }
+    hosts = ["agent1", "agent2", "agent3"]
+    assert mesh_hosts.mesh_agent_urls(hosts, hostvars) == [
+        "https://10.0.0.11:8080",
+        "http://10.0.0.12:8080",
+        "http://[fd00::3]:8080",
+    ]
