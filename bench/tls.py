@@ -1,26 +1,34 @@
 """Benchmark: what TLS costs, through the load balancer, side by side with plain HTTP.
 
-One run on loopback, two arms served at once:
-- plain: a local HAProxy frontend (plain HTTP) -> an agent without TLS;
+One run on loopback, two arms served at once by one local HAProxy:
+- plain: a plain HTTP frontend -> an agent without TLS;
 - tls: a frontend with `ssl crt` -> an agent with TLS (MCP_MESH_TLS_CERT_FILE), the backend
   server `ssl verify required ca-file ... verifyhost localhost`, health checks over TLS.
-HAProxy is otherwise configured as the mesh_loadbalancer role does (keep-alive on both hops,
-HAProxy's defaults: `option http-keep-alive`, `http-reuse safe`; its health checks, balance
-and stick table), one HAProxy process for both arms, started in the foreground from a config in
-a temporary directory (no chroot, user or daemon; no logging in either arm) and stopped by its
-PID. A throwaway CA and ECDSA P-256 certificates (SAN localhost, 127.0.0.1) are made with
-`cryptography` in the same temporary directory.
+HAProxy is configured as the mesh_loadbalancer role does (keep-alive on both hops with
+HAProxy's defaults `option http-keep-alive` and `http-reuse safe`; the role's health checks,
+balance and stick table), started in the foreground from a config in a temporary directory
+(no chroot, user or daemon; no logging in either arm) and stopped by its PID. Two settings
+differ from the role, both so that a new connection costs a full handshake: the TLS frontend
+has `no-tls-tickets` and the global `tune.ssl.cachesize 0` (wrk would otherwise resume its TLS
+1.3 sessions). A throwaway CA and ECDSA P-256 certificates (as the lab's; SAN localhost,
+127.0.0.1) are made with `cryptography` in the same temporary directory.
 
-Loads (wrk through the LB; LOADS): `/health` and MCP tool calls (write_file and read_file
+Loads (LOADS, wrk through the LB): `/health` and MCP tool calls (write_file and read_file
 alternating, every answer checked for a tool error) with keep-alive, and both again with a
-new connection per request (`Connection: close`: a full TLS handshake from the client to the
-LB per request, which is what TLS costs a client that does not keep its connection).
-ROUNDS rounds of WRK_SECONDS per load and arm after a warm-up round, alternating which arm goes
-first; medians per arm and the ratio TLS / plain of requests/s and of p50/p99 latency, with
-the CPU time HAProxy and the agent spent per request (steadier on a busy machine than
-requests/s) and how many connections HAProxy opened to the agent per request.
+new client connection per request (`Connection: close`: a full TLS handshake at the LB per
+request; with `http-reuse safe` HAProxy also opens a new connection to the agent for it, with
+a resumed TLS session). One more load shows what `http-reuse always` (not the role's setting)
+would change for new connections: HAProxy then sends them over its idle connections to the
+agent. ROUNDS rounds of WRK_SECONDS per load and arm after a warm-up round, alternating which
+arm goes first; medians per arm and the ratio TLS / plain of requests/s and p50/p99 latency,
+with the CPU time HAProxy and the agent spent per request (steadier than requests/s on a busy
+machine), connections and TLS handshakes per request from HAProxy's counters.
 
-Writes bench/results/tls.json (about 2 minutes). Run alone: `.venv/bin/python -m bench.tls`.
+Latency: wrk's percentiles (under load) leave out the connect and the handshake, so for the
+new-connection loads p50/p99 come from LATENCY_SAMPLES requests per round and arm made one at
+a time by curl (a new process each, so always a full handshake), connect to last byte.
+
+Writes bench/results/tls.json (about 2.5 minutes). Run alone: `.venv/bin/python -m bench.tls`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import datetime
 import http.client
 import ipaddress
 import json
+import math
 import os
 import platform
 import re
@@ -44,32 +53,47 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.agent import MCP_HEADERS, agent_env, cpu_seconds, free_port, parse_wrk, stop
 
 RESULTS = Path(__file__).parent / "results" / "tls.json"
 HAPROXY = "/usr/sbin/haproxy"
-ROUNDS = 7
+ROUNDS = 6
 WRK_SECONDS = 2
 WARMUP_SECONDS = 1
+LATENCY_SAMPLES = 15  # per round, arm and new-connection load
 ARMS = ("plain", "tls")
-# name: (path, connections, new connection per request)
-LOADS: dict[str, tuple[str, int, bool]] = {
-    "health": ("/health", 50, False),
-    "mcp_write_read": ("/mcp", 10, False),
-    "health_new_connection": ("/health", 10, True),
-    "mcp_new_connection": ("/mcp", 10, True),
+
+
+class Load(NamedTuple):
+    path: str
+    connections: int
+    new_connection: bool  # Connection: close, a new client connection per request
+    reuse: str = "safe"  # HAProxy's http-reuse towards the agent; safe: the role's (default)
+
+
+LOADS = {
+    "health": Load("/health", 50, False),
+    "mcp_write_read": Load("/mcp", 10, False),
+    "health_new_connection": Load("/health", 10, True),
+    "mcp_new_connection": Load("/mcp", 10, True),
+    "health_new_connection_reuse_always": Load("/health", 10, True, "always"),
 }
+REUSES = ("safe", "always")
 FILE_CONTENT = "mesh benchmark payload\n" * 40  # 920 bytes, as bench.agent's read_file
 KEY_KIND = "ECDSA P-256"
 
-# The role's settings (roles/mesh_loadbalancer: defaults and haproxy.cfg.j2), for both arms.
+# The role's settings (roles/mesh_loadbalancer: defaults and haproxy.cfg.j2), for both arms;
+# only the cache and tickets differ (see the docstring).
 HAPROXY_CONFIG = """\
 global
     maxconn 4096
     stats socket {admin} mode 600 level admin
     stats timeout 30s
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+    ssl-default-server-options ssl-min-ver TLSv1.2
+    tune.ssl.cachesize 0
 
 defaults
     mode http
@@ -82,19 +106,16 @@ defaults
     timeout http-request 10s
     timeout queue 10s
     timeout check 2s
+    option idle-close-on-response
+{routes}"""
+ROUTE = """
+frontend {route}
+    bind 127.0.0.1:{port}{bind_tls}
+    default_backend agents_{route}
 
-frontend plain
-    bind 127.0.0.1:{plain_port}
-    default_backend agents_plain
-
-frontend tls
-    bind 127.0.0.1:{tls_port} ssl crt {lb_pem}
-    default_backend agents_tls
-{backends}"""
-BACKEND = """
-backend agents_{arm}
+backend agents_{route}
     balance hdr(Authorization)
-    hash-type consistent
+    hash-type consistent{reuse}
     option httpchk
     http-check send meth GET uri /ready
     http-check expect status 200
@@ -103,23 +124,12 @@ backend agents_{arm}
     stick match req.hdr(mcp-session-id)
     stick store-response res.hdr(mcp-session-id)
     default-server weight 100 check inter 2000 fastinter 1000 downinter 2000 fall 2 rise 2
-    server agent_{arm} 127.0.0.1:{port}{server_tls}
+    server agent_{route} 127.0.0.1:{agent_port}{server_tls}
 """
-SERVER_TLS = " ssl verify required ca-file {ca} verifyhost localhost"
-
-# Until the runtime serves TLS itself (MCP_MESH_TLS_CERT_FILE), the TLS arm's agent gets it
-# from uvicorn's own ssl settings through this launcher (bench only); the result names which.
-TLS_SHIM_LAUNCHER = """
-import os, sys
-import uvicorn
-_init = uvicorn.Config.__init__
-def _with_tls(self, *args, **kwargs):
-    kwargs.setdefault("ssl_certfile", os.environ["MCP_MESH_TLS_CERT_FILE"])
-    _init(self, *args, **kwargs)
-uvicorn.Config.__init__ = _with_tls
-from mcp_mesh_sdk.server import main
-sys.exit(main())
-"""
+BIND_TLS = " ssl crt {lb_pem} ssl-min-ver TLSv1.2 no-tls-tickets"
+SERVER_TLS = (
+    " ssl verify required ca-file {ca} verifyhost localhost sni str(localhost) check-sni localhost"
+)
 
 
 def tool_call(call_id: int, name: str, arguments: dict[str, str]) -> str:
@@ -135,6 +145,11 @@ def tool_call(call_id: int, name: str, arguments: dict[str, str]) -> str:
 
 WRITE_CALL = tool_call(1, "write_file", {"path": "tls-bench.txt", "content": FILE_CONTENT})
 READ_CALL = tool_call(2, "read_file", {"path": "tls-bench.txt"})
+
+
+def route(arm: str, reuse: str) -> str:
+    """A frontend and its backend: one per arm and http-reuse setting."""
+    return arm if reuse == "safe" else f"{arm}_reuse_{reuse}"
 
 
 # -- certificates ------------------------------------------------------------------------------
@@ -224,9 +239,9 @@ def get(port: int, path: str, context: ssl.SSLContext | None) -> int:
 
 @contextmanager
 def process(command: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
-    """A child with its stderr in `log`, stopped by its PID at the end."""
-    with log.open("ab") as stderr:
-        started = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    """A child with its output in `log`, stopped by its PID at the end."""
+    with log.open("ab") as output:
+        started = subprocess.Popen(command, env=env, stdout=output, stderr=output)
     try:
         yield started
     finally:
@@ -234,7 +249,7 @@ def process(command: list[str], log: Path, env: dict[str, str] | None = None) ->
 
 
 def answering(port: int, context: ssl.SSLContext, timeout: float = 30.0) -> str | None:
-    """ "tls" or "plain": how the agent on `port` answers /ready; None when it does not."""
+    """How the agent on `port` answers /ready: "tls", "plain", or None (not at all)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for kind, via in (("tls", context), ("plain", None)):
@@ -248,8 +263,8 @@ def answering(port: int, context: ssl.SSLContext, timeout: float = 30.0) -> str 
 
 
 def start_agents(stack: ExitStack, workdir: Path, certs: dict[str, Path]) -> dict[str, Any]:
-    """Both agents, each with its own data directory; the TLS one from the runtime when it
-    serves TLS, else through TLS_SHIM_LAUNCHER. Returns ports, processes and how TLS was made."""
+    """Both agents, each with its own data directory; the TLS one with MCP_MESH_TLS_CERT_FILE.
+    Returns their ports and processes."""
     context = client_context(certs["ca"])
     agents: dict[str, Any] = {"port": {}, "process": {}}
     runtime = [sys.executable, "-m", "mcp_mesh_sdk.server"]
@@ -259,30 +274,14 @@ def start_agents(stack: ExitStack, workdir: Path, certs: dict[str, Path]) -> dic
         (data / "tls-bench.txt").write_text(FILE_CONTENT)
         port = free_port()
         env = agent_env(port, data)
-        log = workdir / f"agent-{arm}.log"
-        if arm == "plain":
-            agents["process"][arm] = stack.enter_context(process(runtime, log, env))
-            if answering(port, context) != "plain":
-                raise RuntimeError(f"the plain agent did not become ready: {tail(log)}")
-        else:
+        if arm == "tls":
             env["MCP_MESH_TLS_CERT_FILE"] = str(certs["agent"])
-            with ExitStack() as attempt:
-                started = attempt.enter_context(process(runtime, log, env))
-                answer = answering(port, context)
-                if answer == "tls":
-                    agents["tls_by"] = "the runtime (MCP_MESH_TLS_CERT_FILE)"
-                    agents["process"][arm] = started
-                    stack.enter_context(attempt.pop_all())
-                elif answer is None:
-                    raise RuntimeError(f"the TLS agent did not become ready: {tail(log)}")
-            if arm not in agents["process"]:  # the runtime ignored the variable: the shim
-                port = free_port()
-                env["MCP_MESH_PORT"] = str(port)
-                shim = [sys.executable, "-c", TLS_SHIM_LAUNCHER]
-                agents["process"][arm] = stack.enter_context(process(shim, log, env))
-                if answering(port, context) != "tls":
-                    raise RuntimeError(f"the TLS agent (bench shim) did not answer: {tail(log)}")
-                agents["tls_by"] = "bench shim: uvicorn's ssl_certfile (TLS_SHIM_LAUNCHER)"
+        log = workdir / f"agent-{arm}.log"
+        agents["process"][arm] = stack.enter_context(process(runtime, log, env))
+        answer = answering(port, context)
+        if answer != arm:
+            said = f"answered {answer}" if answer else f"did not answer: {tail(log)}"
+            raise RuntimeError(f"the {arm} agent {said}")
         agents["port"][arm] = port
     return agents
 
@@ -297,25 +296,23 @@ def tail(log: Path, lines: int = 5) -> str:
 def haproxy_config(
     workdir: Path, certs: dict[str, Path], agent_ports: dict[str, int]
 ) -> dict[str, Any]:
-    ports = {arm: free_port() for arm in ARMS}
+    """HAProxy's config for every route, checked with `haproxy -c`; its path, ports, socket."""
+    ports = {route(arm, reuse): free_port() for arm in ARMS for reuse in REUSES}
     admin = workdir / "admin.sock"
-    backends = "".join(
-        BACKEND.format(
-            arm=arm,
-            port=agent_ports[arm],
+    routes = "".join(
+        ROUTE.format(
+            route=route(arm, reuse),
+            port=ports[route(arm, reuse)],
+            bind_tls=BIND_TLS.format(lb_pem=certs["lb"]) if arm == "tls" else "",
+            reuse="" if reuse == "safe" else f"\n    http-reuse {reuse}",
+            agent_port=agent_ports[arm],
             server_tls=SERVER_TLS.format(ca=certs["ca"]) if arm == "tls" else "",
         )
         for arm in ARMS
-    )
-    text = HAPROXY_CONFIG.format(
-        admin=admin,
-        plain_port=ports["plain"],
-        tls_port=ports["tls"],
-        lb_pem=certs["lb"],
-        backends=backends,
+        for reuse in REUSES
     )
     path = workdir / "haproxy.cfg"
-    path.write_text(text)
+    path.write_text(HAPROXY_CONFIG.format(admin=admin, routes=routes))
     checked = subprocess.run([HAPROXY, "-c", "-q", "-f", str(path)], capture_output=True,
                              text=True, timeout=30)  # fmt: skip
     if checked.returncode != 0:
@@ -334,35 +331,53 @@ def admin_command(admin: Path, command: str) -> str:
     return b"".join(chunks).decode()
 
 
-def server_stats(admin: Path) -> dict[str, dict[str, str]]:
-    """`show stat` of the two servers: {arm: {field: value}}."""
+def proxy_stats(admin: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """`show stat`: {(proxy, server or FRONTEND/BACKEND): {field: value}}."""
     lines = admin_command(admin, "show stat").splitlines()
     header = lines[0].lstrip("# ").split(",")
-    found = {}
-    for line in lines[1:]:
-        row = dict(zip(header, line.split(","), strict=False))
-        if row.get("svname", "").startswith("agent_"):
-            found[row["svname"].removeprefix("agent_")] = row
-    return found
+    rows = (dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line)
+    return {(row["pxname"], row["svname"]): row for row in rows if "svname" in row}
+
+
+def counters(admin: Path, name: str) -> dict[str, int]:
+    """The counters of a route this benchmark reads: client connections and full TLS
+    handshakes at the frontend, connections and TLS handshakes to the agent."""
+    stats = proxy_stats(admin)
+    front = stats[(name, "FRONTEND")]
+    server = stats[(f"agents_{name}", f"agent_{name}")]
+
+    def number(row: dict[str, str], field: str) -> int:
+        return int(row.get(field) or 0)
+
+    return {
+        "client_connections": number(front, "conn_tot"),
+        "client_full_handshakes": number(front, "ssl_sess"),
+        "client_resumed_handshakes": number(front, "ssl_reused_sess"),
+        "agent_connects": number(server, "connect"),
+        "agent_full_handshakes": number(server, "ssl_sess"),
+        "agent_resumed_handshakes": number(server, "ssl_reused_sess"),
+    }
 
 
 def wait_servers_up(admin: Path, timeout: float = 20.0) -> None:
-    """Both servers UP after a passed health check (over TLS for the TLS arm)."""
+    """Every server UP after a passed health check (over TLS for the TLS arm)."""
     deadline = time.monotonic() + timeout
-    stats: dict[str, dict[str, str]] = {}
+    states: dict[str, tuple[str | None, str | None]] = {}
     while time.monotonic() < deadline:
         try:
-            stats = server_stats(admin)
+            stats = proxy_stats(admin)
         except OSError:
             stats = {}
-        if stats and all(
-            stats.get(arm, {}).get("status") == "UP"
-            and stats.get(arm, {}).get("check_status") == "L7OK"
-            for arm in ARMS
+        states = {
+            server: (row.get("status"), row.get("check_status"))
+            for (_, server), row in stats.items()
+            if server.startswith("agent_")
+        }
+        if len(states) == len(ARMS) * len(REUSES) and all(
+            state == ("UP", "L7OK") for state in states.values()
         ):
             return
         time.sleep(0.2)
-    states = {arm: (row.get("status"), row.get("check_status")) for arm, row in stats.items()}
     raise RuntimeError(f"HAProxy's servers did not pass their health checks: {states}")
 
 
@@ -405,13 +420,13 @@ def lua_script(workdir: Path, name: str, path: str, new_connection: bool) -> Pat
     return script
 
 
-def wrk(url: str, connections: int, seconds: float, script: Path) -> dict[str, float]:
+def wrk(url: str, connections: int, seconds: float, script: Path) -> dict[str, Any]:
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
                "--latency", "--timeout", "10s", "-s", str(script), url]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=True,
                           timeout=seconds + 60)  # fmt: skip
     try:
-        figures = parse_wrk(done.stdout)
+        figures: dict[str, Any] = dict(parse_wrk(done.stdout))
     except RuntimeError as error:
         raise RuntimeError(f"{error}\n{done.stderr}") from None
     requests = re.search(r"(\d+) requests in", done.stdout)
@@ -420,31 +435,58 @@ def wrk(url: str, connections: int, seconds: float, script: Path) -> dict[str, f
     figures["requests"] = float(requests.group(1)) if requests else 0.0
     figures["tool_errors"] = float(tool_errors.group(1)) if tool_errors else 0.0
     if socket_errors:
-        figures["socket_error_line"] = socket_errors.group(1).strip()  # type: ignore[assignment]
+        figures["socket_error_line"] = socket_errors.group(1).strip()
     return figures
 
 
+def curl_command(url: str, path: str, ca: Path, call: int) -> list[str]:
+    """One request by curl: status and seconds from connect to the last byte."""
+    command = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+               "--max-time", "10", "--cacert", str(ca)]  # fmt: skip
+    if path == "/mcp":
+        command += ["--data-binary", WRITE_CALL if call % 2 == 0 else READ_CALL]
+        for name, value in MCP_HEADERS.items():
+            command += ["-H", f"{name}: {value}"]
+    return [*command, url + path]
+
+
+def curl_latency(url: str, path: str, ca: Path, samples: int) -> list[float]:
+    """Milliseconds of `samples` requests made one at a time, each on a new connection."""
+    found = []
+    for call in range(samples):
+        done = subprocess.run(curl_command(url, path, ca, call), capture_output=True,
+                              text=True, timeout=30)  # fmt: skip
+        status, _, seconds = done.stdout.partition(" ")
+        if status != "200":
+            raise RuntimeError(f"curl {url}{path}: status {status or done.returncode}")
+        found.append(round(float(seconds) * 1000, 3))
+    return found
+
+
 def measure(
-    arm: str,
+    name: str,
     url: str,
-    connections: int,
+    load: Load,
     script: Path,
     seconds: float,
     pids: dict[str, int],
     admin: Path,
 ) -> dict[str, Any]:
-    """One wrk run, with the CPU time HAProxy and the agent spent and HAProxy's new
-    connections to the agent, each per request."""
+    """One wrk run through route `name`, with the CPU time HAProxy and the agent spent and
+    HAProxy's connections and handshakes, each per request."""
     stat = {who: Path(f"/proc/{pid}/stat") for who, pid in pids.items()}
     cpu_before = {who: cpu_seconds(path.read_text()) for who, path in stat.items()}
-    connects_before = int(server_stats(admin)[arm].get("connect") or 0)
-    figures: dict[str, Any] = wrk(url, connections, seconds, script)
-    connects = int(server_stats(admin)[arm].get("connect") or 0) - connects_before
+    before = counters(admin, name)
+    figures = wrk(url + load.path, load.connections, seconds, script)
+    cpu_after = {who: cpu_seconds(path.read_text()) for who, path in stat.items()}
+    after = counters(admin, name)
     requests = max(1.0, figures["requests"])
-    for who, path in stat.items():
-        spent = cpu_seconds(path.read_text()) - cpu_before[who]
-        figures[f"{who}_cpu_us_per_request"] = round(spent / requests * 1e6, 1)
-    figures["backend_connects_per_request"] = round(connects / requests, 3)
+    for who in stat:
+        figures[f"{who}_cpu_us_per_request"] = round(
+            (cpu_after[who] - cpu_before[who]) / requests * 1e6, 1
+        )
+    for counter in before:
+        figures[f"{counter}_per_request"] = round((after[counter] - before[counter]) / requests, 3)
     return figures
 
 
@@ -452,26 +494,57 @@ def arm_order(rounds: int) -> list[tuple[str, str]]:
     return [("plain", "tls") if n % 2 == 0 else ("tls", "plain") for n in range(rounds)]
 
 
-def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def percentile(samples: list[float], share: float) -> float:
+    """Nearest-rank percentile (`share` 0.5 for p50)."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+PER_REQUEST = (
+    "lb_cpu_us_per_request",
+    "agent_cpu_us_per_request",
+    "client_connections_per_request",
+    "client_full_handshakes_per_request",
+    "client_resumed_handshakes_per_request",
+    "agent_connects_per_request",
+    "agent_full_handshakes_per_request",
+    "agent_resumed_handshakes_per_request",
+)
+
+
+def medians(runs: list[dict[str, Any]], latency: list[float] | None = None) -> dict[str, Any]:
+    """Medians of an arm's runs. With `latency` (curl's samples, new-connection loads) p50/p99
+    are its percentiles; wrk's, which leave out the connect, are kept beside them."""
+
     def median(key: str) -> float:
         return round(float(statistics.median(run[key] for run in runs)), 3)
 
-    return {
-        "rps_median": median("rps"),
-        "p50_ms_median": median("p50_ms"),
-        "p99_ms_median": median("p99_ms"),
-        "lb_cpu_us_per_request_median": median("lb_cpu_us_per_request"),
-        "agent_cpu_us_per_request_median": median("agent_cpu_us_per_request"),
-        "backend_connects_per_request_median": median("backend_connects_per_request"),
-        "non_2xx_total": sum(run["non_2xx"] for run in runs),
-        "tool_errors_total": sum(run["tool_errors"] for run in runs),
-        "runs_with_socket_errors": sum(1 for run in runs if run["socket_errors"]),
-        "runs": runs,
-    }
+    figures: dict[str, Any] = {"rps_median": median("rps")}
+    if latency:
+        figures["p50_ms"] = percentile(latency, 0.5)
+        figures["p99_ms"] = percentile(latency, 0.99)
+        figures["latency_from"] = f"curl, {len(latency)} requests one at a time"
+        figures["wrk_p50_ms_median_without_connect"] = median("p50_ms")
+        figures["wrk_p99_ms_median_without_connect"] = median("p99_ms")
+    else:
+        figures["p50_ms"] = median("p50_ms")
+        figures["p99_ms"] = median("p99_ms")
+        figures["latency_from"] = "wrk under load, medians of the runs"
+    figures.update({f"{key}_median": median(key) for key in PER_REQUEST})
+    figures["non_2xx_total"] = sum(run["non_2xx"] for run in runs)
+    figures["tool_errors_total"] = sum(run["tool_errors"] for run in runs)
+    figures["runs_with_socket_errors"] = sum(1 for run in runs if run["socket_errors"])
+    figures["runs"] = runs
+    if latency:
+        figures["latency_samples_ms"] = latency
+    return figures
 
 
-def compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    plain, tls = medians(runs["plain"]), medians(runs["tls"])
+def compare(
+    runs: dict[str, list[dict[str, Any]]], latency: dict[str, list[float]] | None = None
+) -> dict[str, Any]:
+    plain = medians(runs["plain"], (latency or {}).get("plain"))
+    tls = medians(runs["tls"], (latency or {}).get("tls"))
 
     def ratio(key: str) -> float:
         return round(tls[key] / plain[key], 3) if plain[key] else 0.0
@@ -480,8 +553,8 @@ def compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "plain": plain,
         "tls": tls,
         "rps_ratio": ratio("rps_median"),
-        "p50_ratio": ratio("p50_ms_median"),
-        "p99_ratio": ratio("p99_ms_median"),
+        "p50_ratio": ratio("p50_ms"),
+        "p99_ratio": ratio("p99_ms"),
         "lb_cpu_per_request_ratio": ratio("lb_cpu_us_per_request_median"),
         "agent_cpu_per_request_ratio": ratio("agent_cpu_us_per_request_median"),
     }
@@ -492,18 +565,24 @@ def compare(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def tables(compared: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ratios, absolute = [], []
-    for load, (_, connections, _new) in LOADS.items():
-        figures = compared[load]
-        ratios.append([load, connections, figures["rps_ratio"], figures["p50_ratio"],
+    for name, load in LOADS.items():
+        figures = compared[name]
+        ratios.append([name, load.connections, figures["rps_ratio"], figures["p50_ratio"],
                        figures["p99_ratio"], figures["lb_cpu_per_request_ratio"],
                        figures["agent_cpu_per_request_ratio"]])  # fmt: skip
         for arm in ARMS:
-            arm_figures = figures[arm]
-            absolute.append([load, arm, round(arm_figures["rps_median"]),
-                             arm_figures["p50_ms_median"], arm_figures["p99_ms_median"],
-                             arm_figures["lb_cpu_us_per_request_median"],
-                             arm_figures["agent_cpu_us_per_request_median"],
-                             arm_figures["backend_connects_per_request_median"]])  # fmt: skip
+            own = figures[arm]
+            handshakes = (
+                f"{own['client_full_handshakes_per_request_median']:.2f} / "
+                f"{own['agent_full_handshakes_per_request_median']:.2f} + "
+                f"{own['agent_resumed_handshakes_per_request_median']:.2f}"
+                if arm == "tls"
+                else "-"
+            )
+            absolute.append([name, arm, round(own["rps_median"]), own["p50_ms"], own["p99_ms"],
+                             own["lb_cpu_us_per_request_median"],
+                             own["agent_cpu_us_per_request_median"],
+                             own["agent_connects_per_request_median"], handshakes])  # fmt: skip
     return [
         {
             "title": "TLS / plain through the LB (ratios of the medians)",
@@ -519,7 +598,8 @@ def tables(compared: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "rows": ratios,
         },
         {
-            "title": "each arm (medians)",
+            "title": "each arm (medians; p50/p99 of the new-connection loads by curl, with "
+            "the connect and handshake)",
             "columns": [
                 "load",
                 "arm",
@@ -529,6 +609,7 @@ def tables(compared: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "LB CPU µs/request",
                 "agent CPU µs/request",
                 "LB→agent connects/request",
+                "TLS handshakes/request: client full / agent full + resumed",
             ],
             "rows": absolute,
         },
@@ -538,8 +619,8 @@ def tables(compared: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def reading(compared: dict[str, dict[str, Any]]) -> str:
     """What the ratios say, in one paragraph from this run's figures."""
 
-    def cost(load: str) -> str:
-        figures = compared[load]
+    def cost(name: str) -> str:
+        figures = compared[name]
         return (
             f"requests/s x{figures['rps_ratio']:.2f}, p50 x{figures['p50_ratio']:.2f}, "
             f"p99 x{figures['p99_ratio']:.2f}, LB CPU per request "
@@ -548,23 +629,30 @@ def reading(compared: dict[str, dict[str, Any]]) -> str:
         )
 
     tool_ms = compared["mcp_write_read"]["plain"]["agent_cpu_us_per_request_median"] / 1000
-    kept = compared["health"]["lb_cpu_per_request_ratio"]
-    fresh = compared["health_new_connection"]["lb_cpu_per_request_ratio"]
+    kept = compared["health"]["rps_ratio"]
+    fresh = compared["health_new_connection"]["rps_ratio"]
     price = (
         "the handshakes, not the encryption, are what TLS costs: clients should keep their "
         "connections open"
-        if fresh > kept
-        else "in this run a handshake per request cost no more than keep-alive's encryption"
+        if fresh < kept
+        else "in this run a handshake per request cost no more than encrypting kept connections"
     )
+    safe = compared["health_new_connection"]["tls"]["rps_median"]
+    reused = "health_new_connection_reuse_always"
+    always = compared[reused]["tls"]["rps_median"]
     return (
         "TLS / plain, through the LB. With keep-alive on both hops (the role's setting, each "
         "request encrypted twice, client-LB and LB-agent, handshakes amortised): /health "
         f"{cost('health')}; MCP tool calls {cost('mcp_write_read')}. With a new client "
-        "connection per request (a full TLS handshake at the LB per request, and with HAProxy's "
-        "http-reuse safe a new LB-agent connection too): /health "
-        f"{cost('health_new_connection')}; MCP tool calls {cost('mcp_new_connection')}. "
-        f"So {price}. A tool call's own work ({tool_ms:.1f} ms of the agent's CPU per call "
-        "without TLS) dilutes the cost; /health shows it nearly bare."
+        "connection per request (a full TLS handshake at the LB each time, and with "
+        "`http-reuse safe` a new LB-agent connection with a resumed TLS session as well): "
+        f"/health {cost('health_new_connection')}; MCP tool calls "
+        f"{cost('mcp_new_connection')}. So {price}. A tool call's own work "
+        f"({tool_ms:.1f} ms of the agent's CPU per call without TLS) dilutes the cost; /health "
+        "shows it nearly bare. `http-reuse always` (not the role's setting) sends new client "
+        "connections over HAProxy's idle connections to the agent, so the agent does no "
+        f"handshake per request: /health over new connections {cost(reused)}, TLS "
+        f"requests/s x{always / safe:.2f} of the role's setting."
     )
 
 
@@ -583,11 +671,11 @@ def handshake_facts(lb_port: int, agent_port: int, ca: Path) -> dict[str, str]:
     return facts
 
 
-def check_calls(lb_ports: dict[str, int], ca: Path) -> None:
-    """Each arm answers one write_file and one read_file through the LB before any load."""
-    for arm, port in lb_ports.items():
+def check_calls(ports: dict[str, int], ca: Path) -> None:
+    """Every route answers one write_file and one read_file before any load."""
+    for name, port in ports.items():
         connection: http.client.HTTPConnection
-        if arm == "tls":
+        if name.startswith("tls"):
             connection = http.client.HTTPSConnection(
                 "127.0.0.1", port, timeout=10, context=client_context(ca)
             )
@@ -598,12 +686,12 @@ def check_calls(lb_ports: dict[str, int], ca: Path) -> None:
             response = connection.getresponse()
             payload = response.read()
             if response.status != 200 or b'"isError":true' in payload:
-                raise RuntimeError(f"{arm}: a tool call through the LB failed: {response.status}")
+                raise RuntimeError(f"{name}: a tool call through the LB failed: {response.status}")
         connection.close()
 
 
 def main() -> dict[str, Any]:
-    for tool in ("wrk", HAPROXY):
+    for tool in ("wrk", "curl", HAPROXY):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed")
     started = time.monotonic()
@@ -621,47 +709,52 @@ def main() -> dict[str, Any]:
         check_calls(lb["ports"], certs["ca"])
         facts = handshake_facts(lb["ports"]["tls"], agents["port"]["tls"], certs["ca"])
         urls = {
-            arm: f"{'https' if arm == 'tls' else 'http'}://127.0.0.1:{lb['ports'][arm]}"
-            for arm in ARMS
+            name: f"{'https' if name.startswith('tls') else 'http'}://127.0.0.1:{port}"
+            for name, port in lb["ports"].items()
         }
         scripts = {
-            load: lua_script(workdir, load, path, new) for load, (path, _, new) in LOADS.items()
+            name: lua_script(workdir, name, load.path, load.new_connection)
+            for name, load in LOADS.items()
         }
         pids = {arm: {"lb": haproxy.pid, "agent": agents["process"][arm].pid} for arm in ARMS}
+
+        def one(arm: str, name: str, seconds: float) -> dict[str, Any]:
+            load = LOADS[name]
+            where = route(arm, load.reuse)
+            return measure(where, urls[where], load, scripts[name], seconds, pids[arm],
+                           lb["admin"])  # fmt: skip
+
         for arm in ARMS:  # warm-up, not counted
-            for load, (path, connections, _) in LOADS.items():
-                measure(arm, urls[arm] + path, connections, scripts[load], WARMUP_SECONDS,
-                        pids[arm], lb["admin"])  # fmt: skip
+            for name in LOADS:
+                one(arm, name, WARMUP_SECONDS)
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-            load: {arm: [] for arm in ARMS} for load in LOADS
+            name: {arm: [] for arm in ARMS} for name in LOADS
+        }
+        latency: dict[str, dict[str, list[float]]] = {
+            name: {arm: [] for arm in ARMS} for name, load in LOADS.items() if load.new_connection
         }
         for order in arm_order(ROUNDS):
             for arm in order:
-                for load, (path, connections, _) in LOADS.items():
-                    runs[load][arm].append(
-                        measure(
-                            arm,
-                            urls[arm] + path,
-                            connections,
-                            scripts[load],
-                            WRK_SECONDS,
-                            pids[arm],
-                            lb["admin"],
+                for name, load in LOADS.items():
+                    runs[name][arm].append(one(arm, name, WRK_SECONDS))
+                    if load.new_connection:
+                        where = route(arm, load.reuse)
+                        latency[name][arm] += curl_latency(
+                            urls[where], load.path, certs["ca"], LATENCY_SAMPLES
                         )
-                    )
         haproxy_version = subprocess.run(
             [HAPROXY, "-v"], capture_output=True, text=True, check=False
         ).stdout.splitlines()[0]
-        tls_by = agents["tls_by"]
-    compared = {load: compare(runs[load]) for load in LOADS}
+    compared = {name: compare(runs[name], latency.get(name)) for name in LOADS}
     result: dict[str, Any] = {
         "benchmark": "tls",
         "title": "TLS",
         "statistic": f"median of {ROUNDS} rounds of {WRK_SECONDS} s per load and arm, "
-        "alternating which arm goes first, after a warm-up round",
-        "case": "one local HAProxy, the role's settings: plain frontend -> plain agent vs. "
-        "TLS frontend -> TLS agent (ssl verify required), keep-alive on both hops, and "
-        "a new client connection per request",
+        "alternating which arm goes first, after a warm-up round; new-connection latency "
+        f"from {LATENCY_SAMPLES} curl requests per round and arm",
+        "case": "one local HAProxy with the role's settings: plain frontend -> plain agent vs. "
+        "TLS frontend -> TLS agent (ssl verify required), keep-alive on both hops, and a new "
+        "client connection per request (full handshake)",
         "reading": reading(compared),
         "machine": {
             "cpus": os.cpu_count(),
@@ -670,11 +763,8 @@ def main() -> dict[str, Any]:
             "openssl": ssl.OPENSSL_VERSION,
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         },
-        "tls_setup": {"certificates": KEY_KIND, "agent_tls_by": tls_by, **facts},
-        "loads": {
-            load: {"path": path, "connections": connections, "new_connection_per_request": new}
-            for load, (path, connections, new) in LOADS.items()
-        },
+        "tls_setup": {"certificates": KEY_KIND, **facts},
+        "loads": {name: load._asdict() for name, load in LOADS.items()},
         **compared,
         "seconds": round(time.monotonic() - started, 1),
         "tables": tables(compared),
