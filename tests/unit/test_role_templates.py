@@ -139,6 +139,7 @@ def openssl(*args: str) -> None:
 
 def make_certificates(folder: Path) -> dict[str, Path]:
     """A throwaway CA and a certificate it signs for agent1: {"ca", "pem" (chain + key), ...}."""
+    folder.mkdir(parents=True, exist_ok=True)
     ca, ca_key = folder / "ca.pem", folder / "ca.key"
     openssl(
         "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
