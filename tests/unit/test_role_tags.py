@@ -54,6 +54,7 @@ CONFIGURE = [
     "mesh_common : Write this host's certificate chain and key,"
     " checked by check-config before it replaces the old one",
     "mesh_common : Stop when check-config rejected the certificate (the old one stays)",
+    "mesh_common : Remove the TLS files when TLS is off",
     "mesh_common : Create the directories the service writes to - {{ mesh_common_service.name }}",
     "mesh_common : Write the env file, checked by check-config before it replaces the old one"
     " - {{ mesh_common_service.name }}",

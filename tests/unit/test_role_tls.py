@@ -119,8 +119,15 @@ def test_a_rejected_certificate_keeps_the_old_one_and_says_why(tmp_path: Path) -
     assert (tmp_path / "etc" / "tls" / "server.pem").read_text() == CERT + "\n" + KEY + "\n"
 
 
-def test_nothing_is_written_without_tls(tmp_path: Path) -> None:
+def test_nothing_is_written_without_tls_and_turning_it_off_removes_the_key(
+    tmp_path: Path,
+) -> None:
     out = run_play(tmp_path, TLS_TASKS + PREFLIGHT, mesh_common_tls_enabled=False)
+    assert out.startswith("rc=0"), out
+    assert not (tmp_path / "etc" / "tls").exists()
+    assert run_play(tmp_path, TLS_TASKS, **tls_vars()).startswith("rc=0")
+    assert (tmp_path / "etc" / "tls" / "server.pem").exists()
+    out = run_play(tmp_path, TLS_TASKS, mesh_common_tls_enabled=False)
     assert out.startswith("rc=0"), out
     assert not (tmp_path / "etc" / "tls").exists()
 
