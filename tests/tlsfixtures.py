@@ -1,72 +1,43 @@
-"""Test certificates made with `cryptography`: a CA, the certificates it signs, combined PEMs.
+"""Test certificates: a CA, the certificates it signs, combined PEMs, what a server presents.
 
-Shared by the unit and integration tests of TLS (`from tests.tlsfixtures import ...`):
+Shared by the unit and integration tests of TLS (`from tests.tlsfixtures import ...`); the
+certificates are the lab's own (`lab.tls.LabCa`), with the validity a test asks for:
 
     ca = Authority.create()
-    server = ca.issue(("localhost", "127.0.0.1"), days=30)
-    server.write_combined(tmp_path / "server.pem")      # chain + key, as MCP_MESH_TLS_CERT_FILE
-    ca.write(tmp_path / "ca.pem")                        # as MCP_MESH_TLS_CA_FILE
-
-EC P-256 keys: fast to make, so every test can have its own CA.
+    server = ca.issue(("agent-1", "127.0.0.1"), days=2)   # SANs: also localhost, 127.0.0.1
+    server.write_combined(tmp_path / "server.pem")        # chain + key: MCP_MESH_TLS_CERT_FILE
+    ca.write(tmp_path / "ca.pem")                         # MCP_MESH_TLS_CA_FILE
 """
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-Key = ec.EllipticCurvePrivateKey
+from lab.tls import CLOCK_SKEW, LabCa
+from mcp_mesh_sdk.serving.tls import client_context
 
 
-def new_key() -> Key:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
-    entries: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            entries.append(x509.DNSName(name))
-    return x509.SubjectAlternativeName(entries)
-
-
-def key_pem(key: Key) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+def fresh_key_pem() -> bytes:
+    """The PEM of a new private key that belongs to no certificate."""
+    return Authority.create("spare").issue().key_pem
 
 
 @dataclass(frozen=True)
 class Issued:
-    """A certificate, its key and the chain above it (without the root)."""
+    """A certificate and its private key (PEM)."""
 
     cert: x509.Certificate
-    key: Key
-    chain: tuple[x509.Certificate, ...] = ()
-
-    def cert_pem(self) -> bytes:
-        return b"".join(
-            c.public_bytes(serialization.Encoding.PEM) for c in (self.cert, *self.chain)
-        )
+    cert_pem: bytes
+    key_pem: bytes
 
     def combined_pem(self) -> bytes:
-        """Certificate chain then key: the agent's MCP_MESH_TLS_CERT_FILE (HAProxy's layout)."""
-        return self.cert_pem() + key_pem(self.key)
+        """Certificate then key: the agent's MCP_MESH_TLS_CERT_FILE (HAProxy's layout)."""
+        return self.cert_pem + self.key_pem
 
     def write_combined(self, path: Path) -> Path:
         path.write_bytes(self.combined_pem())
@@ -77,43 +48,14 @@ class Issued:
 class Authority:
     """A self-signed CA that issues server certificates."""
 
-    cert: x509.Certificate
-    key: Key
+    lab: LabCa
 
     @classmethod
-    def create(cls, name: str = "mesh test CA") -> Authority:
-        key = new_key()
-        now = datetime.now(UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(name))
-            .issuer_name(_name(name))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-            .sign(key, hashes.SHA256())
-        )
-        return cls(cert, key)
+    def create(cls, name: str = "mesh test") -> Authority:
+        return cls(LabCa.create(name))
 
     def pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
+        return self.lab.cert.encode()
 
     def write(self, path: Path) -> Path:
         path.write_bytes(self.pem())
@@ -121,30 +63,32 @@ class Authority:
 
     def issue(
         self,
-        names: tuple[str, ...] = ("localhost", "127.0.0.1"),
+        names: tuple[str, str] = ("localhost", "127.0.0.1"),
         *,
         days: float = 30,
         valid_from_days: float = -1,
-        key: Key | None = None,
     ) -> Issued:
-        """A server certificate for `names` (SANs), valid from `valid_from_days` (relative to
-        now, negative: in the past) until `days` from now (negative: already expired)."""
-        key = key or new_key()
-        now = datetime.now(UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(names[0]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now + timedelta(days=valid_from_days))
-            .not_valid_after(now + timedelta(days=days))
-            .add_extension(_san(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
-            )
-            .sign(self.key, hashes.SHA256())
+        """A server certificate for (host name, address), valid from `valid_from_days`
+        (relative to now, negative: in the past) until `days` from now (negative: expired)."""
+        start = datetime.now(UTC) + timedelta(days=valid_from_days)
+        issued = self.lab.issue(
+            names[0],
+            names[1],
+            now=start + CLOCK_SKEW,
+            days=days - valid_from_days,
         )
-        return Issued(cert, key)
+        cert_pem = issued.cert.encode()
+        return Issued(x509.load_pem_x509_certificate(cert_pem), cert_pem, issued.key.encode())
+
+
+def served_certificate(port: int, ca_file: Path) -> x509.Certificate:
+    """The certificate the TLS server on 127.0.0.1:`port` presents (verified by `ca_file`)."""
+    context = client_context("https://127.0.0.1", ca_file)
+    assert context is not None
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+    ):
+        der = sock.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)

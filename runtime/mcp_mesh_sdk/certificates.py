@@ -136,38 +136,20 @@ def _day(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-@dataclass(frozen=True)
-class CheckedCertificate:
-    path: Path
-    subject: str
-    not_after: datetime
-    days_left: float
-    chain_length: int
-
-
 def check_certificate_file(
-    cert_file: Path,
-    *,
-    key_file: Path | None = None,
-    ca_file: Path | None = None,
-    now: datetime | None = None,
-) -> CheckedCertificate:
-    """Everything that must hold before `cert_file` serves; CertificateError otherwise."""
+    cert_file: Path, *, key_file: Path | None = None, ca_file: Path | None = None
+) -> Expiry:
+    """Everything that must hold before `cert_file` serves (CertificateError otherwise); its
+    expiry when it can."""
     cert_pem = read_file(cert_file, "certificate file")
     key_pem = read_file(key_file, "key file") if key_file is not None else None
     bundle = parse_bundle(cert_pem, str(cert_file), key_pem)
-    problem = validity_problem(bundle.leaf, now)
+    problem = validity_problem(bundle.leaf)
     if problem is not None:
         raise CertificateError(f"{cert_file}: the certificate ({describe(bundle.leaf)}) {problem}")
     if ca_file is not None:
         verify_against_ca(cert_file, key_file, ca_file)
-    return CheckedCertificate(
-        path=cert_file,
-        subject=describe(bundle.leaf),
-        not_after=bundle.leaf.not_valid_after_utc,
-        days_left=days_left(bundle.leaf, now),
-        chain_length=len(bundle.certificates),
-    )
+    return expiry_of(cert_file, bundle.leaf)
 
 
 def ca_client_context(ca_file: Path) -> ssl.SSLContext:
@@ -285,7 +267,11 @@ def read_expiry(path: Path, now: datetime | None = None) -> Expiry:
         leaf = x509.load_pem_x509_certificates(data)[0]
     except ValueError:
         raise CertificateError(f"{path}: no PEM certificate could be read") from None
-    return Expiry(path, describe(leaf), leaf.not_valid_after_utc, days_left(leaf, now))
+    return expiry_of(path, leaf, now)
+
+
+def expiry_of(path: Path, cert: x509.Certificate, now: datetime | None = None) -> Expiry:
+    return Expiry(path, describe(cert), cert.not_valid_after_utc, days_left(cert, now))
 
 
 def expiry_incident(expiry: Expiry) -> Incident | None:

@@ -21,7 +21,6 @@ from typing import Any
 import httpx2
 import pytest
 from conftest import AGENT_TOKEN, REGISTRY_TOKEN, wait_until
-from cryptography import x509
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from processes import Service, free_port
@@ -30,7 +29,7 @@ from mcp_mesh_sdk.diagnose import agent_health
 from mcp_mesh_sdk.local_agent import local_agent
 from mcp_mesh_sdk.serving.tls import TlsSettings, client_context
 from mcp_mesh_sdk.smoke import smoke_agent
-from tests.tlsfixtures import Authority
+from tests.tlsfixtures import Authority, served_certificate
 
 pytestmark = pytest.mark.integration
 
@@ -54,18 +53,6 @@ def https(
         return answer.status, json.loads(raw)
     except ValueError:
         return answer.status, raw.decode(errors="replace")
-
-
-def served_serial(port: int, ca: Path) -> int:
-    context = client_context("https://127.0.0.1", ca)
-    assert context is not None
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
-    ):
-        der = sock.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der).serial_number
 
 
 def plain_http_answer(port: int) -> bytes:
@@ -289,7 +276,7 @@ def test_rotating_the_certificate_under_a_running_agent_drops_no_request(
     url = f"https://127.0.0.1:{port}"
     agent = start(["serve"], env, tmp_path / "agent.log", f"{url}/health", mesh.ca_file)
     try:
-        old = served_serial(port, mesh.ca_file)
+        old = served_certificate(port, mesh.ca_file).serial_number
         new = mesh.ca.issue(("agent-3", "127.0.0.1"))
         failures: list[str] = []
         requests = [0]
@@ -313,13 +300,15 @@ def test_rotating_the_certificate_under_a_running_agent_drops_no_request(
             staged = pem.with_suffix(".new")
             staged.write_bytes(new.combined_pem())
             os.replace(staged, pem)  # the rotation: one atomic rename
-            assert wait_until(lambda: served_serial(port, mesh.ca_file) != old, timeout=5)
+            assert wait_until(
+                lambda: served_certificate(port, mesh.ca_file).serial_number != old, timeout=5
+            )
             time.sleep(0.5)
         finally:
             stop.set()
             for worker in workers:
                 worker.join(10)
-        assert served_serial(port, mesh.ca_file) == new.cert.serial_number
+        assert served_certificate(port, mesh.ca_file).serial_number == new.cert.serial_number
         assert failures == [], failures[:5]
         assert requests[0] > 20
 
@@ -327,7 +316,7 @@ def test_rotating_the_certificate_under_a_running_agent_drops_no_request(
         os.replace(staged, pem)  # a bad replacement: the agent keeps the certificate it has
         assert wait_until(lambda: "new TLS certificate not loaded" in agent.log(), timeout=5)
         time.sleep(1.5)
-        assert served_serial(port, mesh.ca_file) == new.cert.serial_number
+        assert served_certificate(port, mesh.ca_file).serial_number == new.cert.serial_number
         assert https(f"{url}/health", mesh.ca_file)[0] == 200
         assert agent.log().count("new TLS certificate not loaded") == 1
     finally:

@@ -26,6 +26,7 @@ from mcp_mesh_sdk.serving.listener import bind_listener
 from mcp_mesh_sdk.serving.ratelimit import ACCEPT_ERROR, RateLimitFilter
 from mcp_mesh_sdk.serving.server import Hooks, ServiceServer
 from mcp_mesh_sdk.serving.systemd import Standing, SystemdReporter
+from mcp_mesh_sdk.serving.tls import TlsSettings
 
 
 async def slow(request: Request) -> PlainTextResponse:
@@ -42,10 +43,13 @@ APP = Starlette(
 
 
 @contextmanager
-def serving(limits: ConnectionLimits) -> Iterator[tuple[int, ServiceServer]]:
-    """A ServiceServer on a free loopback port in a thread; stopped afterwards."""
+def serving(
+    limits: ConnectionLimits | None = None, tls: TlsSettings | None = None
+) -> Iterator[tuple[int, ServiceServer]]:
+    """A ServiceServer (with `tls`: speaking TLS) on a free loopback port in a thread;
+    stopped afterwards."""
     hooks = Hooks(systemd=SystemdReporter(lambda: Standing(True, "serving")))
-    server = ServiceServer(APP, hooks, graceful_timeout=1, limits=limits)
+    server = ServiceServer(APP, hooks, graceful_timeout=1, limits=limits, tls=tls)
     listener = bind_listener("127.0.0.1", 0)
     port = listener.getsockname()[1]
     thread = threading.Thread(target=server.serve_on, args=(listener,), daemon=True)

@@ -10,22 +10,13 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from test_serving_limits import serving
 
 from mcp_mesh_sdk.envreader import EnvReader
 from mcp_mesh_sdk.serving.limits import ConnectionLimits
-from mcp_mesh_sdk.serving.listener import bind_listener
-from mcp_mesh_sdk.serving.server import Hooks, ServiceServer
-from mcp_mesh_sdk.serving.systemd import Standing, SystemdReporter
 from mcp_mesh_sdk.serving.tls import (
     CertificateReloader,
     TlsError,
@@ -33,46 +24,7 @@ from mcp_mesh_sdk.serving.tls import (
     client_context,
     read_tls_settings,
 )
-from tests.tlsfixtures import Authority, key_pem, new_key
-
-
-def scheme(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(request.url.scheme)
-
-
-APP = Starlette(routes=[Route("/", scheme)])
-
-
-@contextmanager
-def serving(
-    settings: TlsSettings, limits: ConnectionLimits | None = None
-) -> Iterator[tuple[int, ServiceServer]]:
-    hooks = Hooks(systemd=SystemdReporter(lambda: Standing(True, "serving")))
-    server = ServiceServer(APP, hooks, graceful_timeout=1, limits=limits, tls=settings)
-    listener = bind_listener("127.0.0.1", 0)
-    port = listener.getsockname()[1]
-    thread = threading.Thread(target=server.serve_on, args=(listener,), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield port, server
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-def served_certificate(port: int, ca: Path) -> x509.Certificate:
-    context = client_context("https://127.0.0.1", ca)
-    assert context is not None
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
-    ):
-        der = sock.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
+from tests.tlsfixtures import Authority, fresh_key_pem, served_certificate
 
 
 def https_get(port: int, ca: Path) -> tuple[int, bytes]:
@@ -99,13 +51,13 @@ def files(tmp_path: Path, ca: Authority) -> tuple[TlsSettings, Path]:
 
 def test_the_listener_speaks_tls_verified_against_the_ca(files: tuple[TlsSettings, Path]) -> None:
     settings, ca_file = files
-    with serving(settings) as (port, _):
-        assert https_get(port, ca_file) == (200, b"https")
+    with serving(tls=settings) as (port, _):
+        assert https_get(port, ca_file) == (200, b"hi")
 
 
 def test_plain_http_to_a_tls_listener_gets_no_http_answer(files: tuple[TlsSettings, Path]) -> None:
     settings, _ = files
-    with serving(settings) as (port, _):
+    with serving(tls=settings) as (port, _):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             try:
@@ -120,7 +72,7 @@ def test_a_client_that_never_finishes_its_handshake_is_closed_after_the_header_t
 ) -> None:
     settings, _ = files
     limits = ConnectionLimits(header_timeout=0.5)
-    with serving(settings, limits) as (port, _):
+    with serving(limits, settings) as (port, _):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             started = time.monotonic()
             sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, never the rest
@@ -136,17 +88,17 @@ def test_a_client_that_never_finishes_its_handshake_is_closed_after_the_header_t
 def test_a_wrong_ca_is_refused(tmp_path: Path, files: tuple[TlsSettings, Path]) -> None:
     settings, _ = files
     other = Authority.create("another CA").write(tmp_path / "other.pem")
-    with serving(settings) as (port, _), pytest.raises(ssl.SSLCertVerificationError):
+    with serving(tls=settings) as (port, _), pytest.raises(ssl.SSLCertVerificationError):
         https_get(port, other)
 
 
 def test_a_separate_key_file_serves_too(tmp_path: Path, ca: Authority) -> None:
     issued = ca.issue()
     cert = tmp_path / "cert.pem"
-    cert.write_bytes(issued.cert_pem())
+    cert.write_bytes(issued.cert_pem)
     key = tmp_path / "key.pem"
-    key.write_bytes(key_pem(issued.key))
-    with serving(TlsSettings(cert_file=cert, key_file=key)) as (port, _):
+    key.write_bytes(issued.key_pem)
+    with serving(tls=TlsSettings(cert_file=cert, key_file=key)) as (port, _):
         assert https_get(port, ca.write(tmp_path / "ca.pem"))[0] == 200
 
 
@@ -155,7 +107,7 @@ def test_a_bad_certificate_file_stops_the_start_with_a_clear_reason(
 ) -> None:
     issued = ca.issue()
     pem = tmp_path / "server.pem"
-    pem.write_bytes(issued.cert_pem() + key_pem(new_key()))
+    pem.write_bytes(issued.cert_pem + fresh_key_pem())
     with pytest.raises(TlsError, match="private key does not match the certificate"):
         CertificateReloader(TlsSettings(cert_file=pem))
     with pytest.raises(TlsError, match="cannot read"):
@@ -203,7 +155,7 @@ def test_rotation_under_load_new_connections_see_the_new_certificate_and_none_fa
 ) -> None:
     ca_file = ca.write(tmp_path / "ca.pem")
     pem = ca.issue().write_combined(tmp_path / "server.pem")
-    with serving(TlsSettings(cert_file=pem)) as (port, server):
+    with serving(tls=TlsSettings(cert_file=pem)) as (port, server):
         first = served_certificate(port, ca_file)
         new = ca.issue()
         failures: list[str] = []
@@ -234,7 +186,7 @@ def test_rotation_under_load_new_connections_see_the_new_certificate_and_none_fa
             worker.join(10)
         assert seen.serial_number == new.cert.serial_number
         assert failures == []
-        replace_atomically(pem, ca.issue().cert_pem())  # no key: refused, the new one stays
+        replace_atomically(pem, ca.issue().cert_pem)  # no key: refused, the new one stays
         time.sleep(1.5)
         assert served_certificate(port, ca_file).serial_number == new.cert.serial_number
         assert https_get(port, ca_file)[0] == 200
@@ -242,14 +194,13 @@ def test_rotation_under_load_new_connections_see_the_new_certificate_and_none_fa
 
 
 def test_settings_from_the_env_with_either_prefix() -> None:
-    read = EnvReader(
-        {
-            "MCP_MESH_REGISTRY_TLS_CERT_FILE": "/etc/mcp-mesh/tls/server.pem",
-            "MCP_MESH_REGISTRY_TLS_CA_FILE": "/etc/mcp-mesh/tls/ca.pem",
-            "MCP_MESH_TLS_KEY_FILE": "/etc/key.pem",
-            "MCP_MESH_TLS_CA_FILE": "relative/ca.pem",
-        }
-    )
+    registry_files = {"CERT": "server.pem", "CA": "ca.pem"}
+    env = {
+        f"MCP_MESH_REGISTRY_TLS_{k}_FILE": f"/etc/mcp-mesh/tls/{v}"
+        for k, v in registry_files.items()
+    }
+    env |= {"MCP_MESH_TLS_KEY_FILE": "/etc/key.pem", "MCP_MESH_TLS_CA_FILE": "relative/ca.pem"}
+    read = EnvReader(env)
     registry = read_tls_settings(read, "MCP_MESH_REGISTRY_")
     assert registry.enabled and registry.ca_file == Path("/etc/mcp-mesh/tls/ca.pem")
     agent = read_tls_settings(read, "MCP_MESH_")

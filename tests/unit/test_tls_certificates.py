@@ -19,7 +19,7 @@ from mcp_mesh_sdk.certificates import (
 from mcp_mesh_sdk.cli import EXIT_CONFIG, main
 from mcp_mesh_sdk.diagnose import diagnose
 from mcp_mesh_sdk.incidents import IncidentDetector, IncidentStore, Severity
-from tests.tlsfixtures import Authority, key_pem, new_key
+from tests.tlsfixtures import Authority, fresh_key_pem
 
 TOKEN = "agent-token-value-0123456789"
 
@@ -81,7 +81,7 @@ def test_a_bad_pem_fails_with_one_line_and_never_shows_the_key(
     ca_file = ca.write(tmp_path / "ca.pem")
     good = ca.issue()
     if case == "mismatched key":
-        data = good.cert_pem() + key_pem(new_key())
+        data = good.cert_pem + fresh_key_pem()
     elif case == "expired":
         data = ca.issue(days=-1, valid_from_days=-30).combined_pem()
     elif case == "not yet valid":
@@ -91,11 +91,11 @@ def test_a_bad_pem_fails_with_one_line_and_never_shows_the_key(
     elif case == "not PEM":
         data = b"\x30\x82 this is DER or junk, not PEM"
     elif case == "no key":
-        data = good.cert_pem()
+        data = good.cert_pem
     elif case == "two keys":
-        data = good.combined_pem() + key_pem(new_key())
+        data = good.combined_pem() + fresh_key_pem()
     else:  # the chain in the wrong order: the CA certificate, then the server's, then its key
-        data = ca.pem() + good.cert_pem() + key_pem(good.key)
+        data = ca.pem() + good.cert_pem + good.key_pem
     pem.write_bytes(data)
     code, out, err = check(["--tls-cert", str(pem), "--tls-ca", str(ca_file)], capsys)
     assert code == 1
@@ -103,7 +103,7 @@ def test_a_bad_pem_fails_with_one_line_and_never_shows_the_key(
     assert len(err.strip().splitlines()) == 1
     assert expected in err and str(pem) in err
     assert "PRIVATE KEY" not in err
-    assert key_pem(good.key).decode().splitlines()[1] not in err
+    assert good.key_pem.decode().splitlines()[1] not in err
 
 
 def test_the_ca_file_itself_must_be_a_pem_certificate(
@@ -120,8 +120,8 @@ def test_a_separate_key_file_and_the_json_report(
 ) -> None:
     issued = ca.issue(days=10)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.write_bytes(issued.cert_pem())
-    key.write_bytes(key_pem(issued.key))
+    cert.write_bytes(issued.cert_pem)
+    key.write_bytes(issued.key_pem)
     code, out, _ = check(["--tls-cert", str(cert), "--tls-key", str(key), "--json"], capsys)
     assert code == 0
     report = json.loads(out)

@@ -158,7 +158,7 @@ def _check_tls_cert(args: argparse.Namespace) -> int:
         else:
             print(f"mcp-mesh-sdk check-config: {exc}", file=sys.stderr)
         return 1
-    expires = checked.not_after.strftime("%Y-%m-%d %H:%M UTC")
+    expires = checked.date
     warnings = []
     if checked.days_left <= EXPIRY_P3_DAYS:
         warnings.append(f"{args.tls_cert}: expires in {checked.days_left:.1f} days ({expires})")
@@ -179,8 +179,7 @@ def _check_tls_cert(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     against = f", verified against {args.tls_ca}" if args.tls_ca else ""
     print(
-        f"certificate file {args.tls_cert} is valid: {checked.subject}, "
-        f"{checked.chain_length} certificate(s), expires {expires}{against}"
+        f"certificate file {args.tls_cert} is valid: {checked.subject}, expires {expires}{against}"
     )
     return 0
 
