@@ -16,7 +16,7 @@ from fabric import Connection
 from invoke.exceptions import AuthFailure, UnexpectedExit
 from paramiko.ssh_exception import SSHException
 
-from mcp_mesh_sdk.constants import AGENT_UNIT, CLI
+from mcp_mesh_sdk.constants import AGENT_ENV, AGENT_UNIT, CLI
 from mesh_ops.inventory import Host
 
 CONNECT_TIMEOUT = 5
@@ -88,23 +88,25 @@ def on_each(
         return list(pool.map(one, hosts))
 
 
-# What `status` reads on an agent, printed as one JSON object by the host's own python3, in
+# What `status` reads on an agent, printed as one JSON object by the release's own Python, in
 # the shape Ansible registers the same reads in playbooks/fleet_status.yml (mesh_ops.status).
+# The agent is reached as its env file says (local_agent: https and the mesh CA when TLS is on).
 STATUS_PROBE = """
-import json, subprocess, sys, urllib.error, urllib.request
-port, cli, unit = sys.argv[1:4]
+import json, subprocess, sys
+from mcp_mesh_sdk.local_agent import local_agent
+env_file, cli, unit = sys.argv[1:4]
+try:
+    agent, why = local_agent(env_file), ""
+except Exception as e:
+    agent, why = None, str(e)
 def get(path):
+    if agent is None:
+        return {"status": -1, "msg": why}
     try:
-        with urllib.request.urlopen("http://127.0.0.1:%s%s" % (port, path), timeout=3) as r:
-            status, body = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        status, body = e.code, e.read()
-    except OSError as e:
+        status, body = agent.call("GET", path, timeout=3)
+    except Exception as e:
         return {"status": -1, "msg": str(e)}
-    try:
-        return {"status": status, "json": json.loads(body or b"null")}
-    except ValueError:
-        return {"status": status}
+    return {"status": status, "json": body}
 def command(argv):
     try:
         done = subprocess.run(argv, capture_output=True, text=True)
@@ -123,7 +125,8 @@ print(json.dumps({
 
 
 def status_probe(connection: Connection, host: Host) -> Any:
-    argv = ["python3", "-c", STATUS_PROBE, str(host.agent_port), str(CLI), AGENT_UNIT]
+    python = CLI.parent / "python"  # the current release's venv, where mcp_mesh_sdk is
+    argv = [str(python), "-c", STATUS_PROBE, str(AGENT_ENV), str(CLI), AGENT_UNIT]
     return run_json(connection, host, shlex.join(argv))
 
 

@@ -160,6 +160,7 @@ def test_the_ssh_probe_reads_an_agent_in_the_shape_the_table_takes(tmp_path: Pat
         def log_message(self, *_: Any) -> None:
             pass
 
+    env_file = tmp_path / "agent.env"
     cli_stub = tmp_path / "mcp-mesh-sdk"
     cli_stub.write_text('#!/bin/sh\necho \'{"incidents": [{"id": "INC-1"}]}\'\n')
     cli_stub.chmod(0o755)
@@ -167,8 +168,10 @@ def test_the_ssh_probe_reads_an_agent_in_the_shape_the_table_takes(tmp_path: Pat
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = str(server.server_address[1])
+        env_file.write_text(f'MCP_MESH_TOKEN="{"t" * 32}"\nMCP_MESH_HOST="127.0.0.1"\n'
+                            f'MCP_MESH_PORT="{port}"\n')  # fmt: skip
         done = subprocess.run(
-            [sys.executable, "-c", STATUS_PROBE, port, str(cli_stub), "no-such.service"],
+            [sys.executable, "-c", STATUS_PROBE, str(env_file), str(cli_stub), "no-such.service"],
             capture_output=True, text=True, check=True, timeout=30,
         )  # fmt: skip
     finally:
