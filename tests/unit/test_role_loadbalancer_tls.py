@@ -8,6 +8,7 @@ real `haproxy -c` first; a `systemctl` stand-in on PATH records the reload a cha
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,8 +36,15 @@ exit 0
 """
 
 
-def run_play(tmp_path: Path, tasks: list[dict[str, Any]], hosts: dict[str, Any]) -> str:
-    """Run `tasks` from a service role on `hosts` (local connection); rc, stdout and stderr."""
+def run_play(
+    tmp_path: Path,
+    tasks: list[dict[str, Any]],
+    hosts: dict[str, Any],
+    agents: tuple[str, ...] = ("agent1",),
+    agent_vars: dict[str, Any] | None = None,
+) -> str:
+    """Run `tasks` from a service role on `hosts` (local connection) with `agents` as the
+    backend group; rc, stdout and stderr."""
     role = tmp_path / "roles" / "svc" / "tasks"  # a service role, as preflight.yml asks for
     role.mkdir(parents=True, exist_ok=True)
     (role / "main.yml").write_text(json.dumps(tasks))
@@ -49,7 +57,11 @@ def run_play(tmp_path: Path, tasks: list[dict[str, Any]], hosts: dict[str, Any])
         "all": {
             "children": {
                 "loadbalancer": {"hosts": {name: {**local, **v} for name, v in hosts.items()}},
-                "agents": {"hosts": {"agent1": {"ansible_host": "127.0.0.1"}}},
+                "agents": {
+                    "hosts": {
+                        name: {"ansible_host": "127.0.0.1", **(agent_vars or {})} for name in agents
+                    }
+                },
             }
         }
     }
@@ -79,11 +91,13 @@ LOAD_ROLE = {
 }
 
 
-def settings_of(tmp_path: Path, hosts: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def settings_of(
+    tmp_path: Path, hosts: dict[str, Any], agents: tuple[str, ...] = ("agent1",)
+) -> tuple[str, dict[str, Any]]:
     """Per host: the port and TLS the role settles on, what the argument spec and the
     preflight refuse."""
     out_dir = tmp_path / "out"
-    out_dir.mkdir()
+    out_dir.mkdir(parents=True)
     tasks = [
         LOAD_ROLE,
         {
@@ -101,7 +115,8 @@ def settings_of(tmp_path: Path, hosts: dict[str, Any]) -> tuple[str, dict[str, A
                     "{{ {'port': mesh_loadbalancer_port | int, 'tls': _mesh_loadbalancer_tls,"
                     " 'spec': spec.argument_errors | default([]) | join('; '),"
                     " 'refused': _mesh_loadbalancer_checks | rejectattr('ok')"
-                    " | map(attribute='msg') | list} | to_json }}"
+                    " | map(attribute='msg') | list, 'ids': _mesh_loadbalancer_server_ids}"
+                    " | to_json }}"
                 ),
                 "dest": f"{out_dir}/{{{{ inventory_hostname }}}}.json",
                 "mode": "0644",
@@ -112,7 +127,7 @@ def settings_of(tmp_path: Path, hosts: dict[str, Any]) -> tuple[str, dict[str, A
             "vars": {"mesh_common_checks": "{{ _mesh_loadbalancer_checks }}"},
         },
     ]
-    out = run_play(tmp_path, tasks, hosts)
+    out = run_play(tmp_path, tasks, hosts, agents)
     return out, {p.stem: json.loads(p.read_text()) for p in out_dir.glob("*.json")}
 
 
@@ -138,11 +153,12 @@ def test_tls_follows_the_mesh_and_the_port_follows_tls(tmp_path: Path) -> None:
         },
     )
     assert out.startswith("rc=0"), out
+    ids = {"agent1": int(hashlib.sha1(b"agent1").hexdigest()[:7], 16)}
     assert found == {
-        "plain": {"port": 80, "tls": False, "spec": "", "refused": []},
-        "mesh_tls": {"port": 443, "tls": True, "spec": "", "refused": []},
-        "mesh_tls_port": {"port": 8443, "tls": True, "spec": "", "refused": []},
-        "own_cert": {"port": 443, "tls": True, "spec": "", "refused": []},
+        "plain": {"port": 80, "tls": False, "spec": "", "refused": [], "ids": ids},
+        "mesh_tls": {"port": 443, "tls": True, "spec": "", "refused": [], "ids": ids},
+        "mesh_tls_port": {"port": 8443, "tls": True, "spec": "", "refused": [], "ids": ids},
+        "own_cert": {"port": 443, "tls": True, "spec": "", "refused": [], "ids": ids},
     }
     assert "KEY-NEVER-SHOWN" not in out
 
@@ -195,6 +211,16 @@ def test_the_argument_spec_refuses_a_balance_without_a_meaning_here(tmp_path: Pa
     assert "hdr(Authorization)" in found["uri"]["spec"]  # the choices are listed
 
 
+def test_an_agents_server_id_does_not_depend_on_the_others(tmp_path: Path) -> None:
+    # Consistent hashing places a server's clients by its id: an agent leaving the group must
+    # not change the others' ids, or their clients would move too (HAProxy's default numbering).
+    _, three = settings_of(tmp_path / "a", {"lb": {}}, agents=("agent1", "agent2", "agent3"))
+    _, two = settings_of(tmp_path / "b", {"lb": {}}, agents=("agent3", "agent1"))
+    ids = three["lb"]["ids"]
+    assert len(set(ids.values())) == 3 and all(0 < i < 2**31 for i in ids.values())
+    assert two["lb"]["ids"] == {"agent1": ids["agent1"], "agent3": ids["agent3"]}
+
+
 NEEDS_TOOLS = pytest.mark.skipif(
     os.geteuid() != 0
     or shutil.which("haproxy", path="/usr/sbin:/usr/bin") is None
@@ -203,10 +229,10 @@ NEEDS_TOOLS = pytest.mark.skipif(
 )
 
 
-def write_files(tmp_path: Path, **host: Any) -> str:
+def write_files(tmp_path: Path, agent_vars: dict[str, Any] | None = None, **host: Any) -> str:
     """configure.yml with its paths under tmp_path/etc; the play's output."""
     etc = tmp_path / "etc"
-    etc.mkdir(exist_ok=True)
+    etc.mkdir(parents=True, exist_ok=True)
     paths = {
         "_mesh_loadbalancer_tls_dir": f"{etc}/certs",
         "_mesh_loadbalancer_tls_pem": f"{etc}/certs/mesh.pem",
@@ -231,7 +257,7 @@ def write_files(tmp_path: Path, **host: Any) -> str:
             "vars": paths,
         },
     ]
-    return run_play(tmp_path, tasks, {"lb": host})
+    return run_play(tmp_path, tasks, {"lb": host}, agent_vars=agent_vars)
 
 
 def reloads(tmp_path: Path) -> int:
@@ -307,3 +333,23 @@ def test_a_key_of_another_certificate_keeps_the_old_files_and_says_why(tmp_path:
     assert other_key.splitlines()[1] not in out and key.splitlines()[1] not in out
     assert (tmp_path / "etc" / "certs" / "mesh.pem").read_text() == before
     assert reloads(tmp_path) == 1  # only the first, good, run reloaded
+
+
+SHARED_TOKEN_WARNING = "WARNING: mesh_loadbalancer_balance is hdr(Authorization)"
+
+
+@NEEDS_TOOLS
+def test_a_token_shared_by_every_client_is_called_out(tmp_path: Path) -> None:
+    # All clients would hash alike and land on one agent.
+    shared = write_files(tmp_path / "shared", mesh_loadbalancer_port=18080)
+    assert shared.startswith("rc=0") and SHARED_TOKEN_WARNING in shared
+    named = write_files(
+        tmp_path / "named",
+        agent_vars={"mesh_agent_clients": [{"name": "alice", "token": "t" * 32}]},
+        mesh_loadbalancer_port=18080,
+    )
+    assert named.startswith("rc=0") and SHARED_TOKEN_WARNING not in named
+    chosen = write_files(
+        tmp_path / "random", mesh_loadbalancer_port=18080, mesh_loadbalancer_balance="random"
+    )
+    assert chosen.startswith("rc=0") and SHARED_TOKEN_WARNING not in chosen

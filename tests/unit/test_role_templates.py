@@ -94,6 +94,9 @@ def haproxy_config(
         _mesh_loadbalancer_tls_ca=str((tls or {}).get("ca", "/etc/haproxy/certs/ca.pem")),
         _mesh_loadbalancer_backend="mcp_mesh_agents",
         _mesh_loadbalancer_servers=servers,
+        _mesh_loadbalancer_server_ids={
+            s["inventory_hostname"]: 7 + i for i, s in enumerate(servers)
+        },
     )
     return render("mesh_loadbalancer", "haproxy.cfg.j2", variables)
 
@@ -113,8 +116,8 @@ SERVERS = [
 
 def test_haproxy_has_one_checked_server_per_agent() -> None:
     config = haproxy_config(SERVERS)
-    assert "    server agent1 10.0.0.11:8080\n" in config
-    assert "    server agent2 10.0.0.12:9090\n" in config
+    assert "    server agent1 10.0.0.11:8080 id 7\n" in config
+    assert "    server agent2 10.0.0.12:9090 id 8\n" in config
     assert "http-check send meth GET uri /ready" in config
     assert (
         "default-server weight 100 check inter 2000 fastinter 1000 downinter 2000 fall 2 rise 2"
@@ -174,11 +177,11 @@ def test_haproxy_with_tls_listens_for_tls_only_and_verifies_the_agents() -> None
     assert binds == ["bind *:443 ssl crt /p/mesh.pem ssl-min-ver TLSv1.2"]  # no plain listener
     assert "    default-server ssl verify required ca-file /p/ca.pem\n" in config
     assert (
-        "    server agent1 10.0.0.11:8080 verifyhost agent1 sni str(agent1) check-sni agent1\n"
+        "    server agent1 10.0.0.11:8080 id 7 verifyhost agent1 sni str(agent1) check-sni agent1\n"
         in config
     )
     assert (
-        "    server agent2 10.0.0.12:9090 verifyhost agent2 sni str(agent2) check-sni agent2\n"
+        "    server agent2 10.0.0.12:9090 id 8 verifyhost agent2 sni str(agent2) check-sni agent2\n"
         in config
     )
 
