@@ -16,8 +16,9 @@ flood-prone log lines rate-limited (`ratelimit`).
 
 With `tls` settings the listener speaks TLS only, with a context of its own (`tls`): TLS 1.2 or
 later, the certificate reloaded when its file changes. The asyncio server is then made here,
-as uvicorn makes it, plus a handshake timeout: a client that never finishes its TLS handshake
-is closed after the header timeout, as one that never finishes its headers.
+as uvicorn makes it, plus handshake and shutdown timeouts: a client that never finishes its TLS
+handshake (or its close) is cut off after the header timeout, as one that never finishes its
+headers. Connections count against the connection limit once their handshake is done.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class ServiceServer(uvicorn.Server):
                 ssl=certificates.context,
                 backlog=config.backlog,
                 ssl_handshake_timeout=self.limits.header_timeout,
+                ssl_shutdown_timeout=self.limits.header_timeout,  # a peer silent at the close
             )
             self.servers.append(server)
         self._background(certificates.watch(), "tls-reload")
