@@ -349,6 +349,16 @@ def _warn_about_risky_settings(read: EnvReader, config: AgentConfig) -> None:
             "not set: a registry that requires a token will refuse this agent",
         )
     registry = urlsplit(config.mesh_registry_url)
+    if config.tls.enabled and registry.scheme == "http":
+        read.warn(
+            "MESH_REGISTRY_URL",
+            "http:// while this agent serves TLS: its registry calls and token travel in clear",
+        )
+    if config.tls.enabled and config.tls.ca_file is None:
+        read.warn(
+            "MCP_MESH_TLS_CA_FILE",
+            "not set: the ops commands verify this agent against the system's CAs only",
+        )
     own_names = {"localhost", "127.0.0.1", "::1", config.advertise_host, short_host_name()}
     registry_port = registry.port or (443 if registry.scheme == "https" else 80)
     if registry.hostname in own_names and registry_port == config.port:

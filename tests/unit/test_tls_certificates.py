@@ -247,3 +247,25 @@ def test_the_incident_for_a_certificate_escalates_from_p3_to_p2(
     assert urgent is not None and detector.open([urgent]) == [urgent]
     assert urgent.severity == Severity.P2.value and str(pem) in urgent.description
     assert expiry_incident(read_expiry(ca.issue(days=60).write_combined(pem))) is None
+
+
+def test_an_agent_serving_tls_is_warned_about_a_plain_registry_url_and_a_missing_ca(
+    tmp_path: Path, ca: Authority, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pem = ca.issue().write_combined(tmp_path / "server.pem")
+    env = tmp_path / "agent.env"
+    env.write_text(
+        f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}\nMCP_MESH_TLS_CERT_FILE={pem}\n"
+        "MESH_REGISTRY_URL=http://registry:8000\n"
+    )
+    code, _, err = check(["--env-file", str(env)], capsys)
+    assert code == 0
+    assert "MESH_REGISTRY_URL: http:// while this agent serves TLS" in err
+    assert "MCP_MESH_TLS_CA_FILE: not set" in err
+    ca_file = ca.write(tmp_path / "ca.pem")
+    env.write_text(
+        f"MCP_MESH_TOKEN={TOKEN}\nBASE_DIRECTORY={tmp_path}\nMCP_MESH_TLS_CERT_FILE={pem}\n"
+        f"MESH_REGISTRY_URL=https://registry:8000\nMCP_MESH_TLS_CA_FILE={ca_file}\n"
+    )
+    code, _, err = check(["--env-file", str(env)], capsys)
+    assert code == 0 and "TLS" not in err
