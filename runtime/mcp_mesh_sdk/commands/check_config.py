@@ -94,17 +94,23 @@ def _verdict(
     problems: list[ConfigProblem],
     warnings: list[str],
     valid_message: str,
+    failed_exit: int | None = None,
 ) -> int:
-    """Print the report (--json) or the warnings and the one-line verdict; problems fail."""
+    """Print the report (--json) or the warnings and the one-line verdict; problems fail
+    (EXIT_CONFIG, or `failed_exit` with each problem's reason alone on a line)."""
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
         if problems:
             from mcp_mesh_sdk.cli import EXIT_CONFIG
 
-            return EXIT_CONFIG
+            return EXIT_CONFIG if failed_exit is None else failed_exit
         return 0
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if problems and failed_exit is not None:
+        for problem in problems:
+            print(f"mcp-mesh-sdk check-config: {problem.reason}", file=sys.stderr)
+        return failed_exit
     if problems:
         raise ConfigError(list(problems))
     print(valid_message)
@@ -142,46 +148,38 @@ def _check_clients_file(args: argparse.Namespace) -> int:
 
 
 def _check_tls_cert(args: argparse.Namespace) -> int:
+    """One certificate file, as an Ansible `validate:` runs it: exit 1 with one line when it
+    cannot serve (never 78: nothing in an env file is wrong)."""
     from mcp_mesh_sdk.certificates import EXPIRY_P3_DAYS, CertificateError, check_certificate_file
 
     def path(value: str | None) -> Path | None:
         return None if value is None else Path(value)
 
+    problems: list[ConfigProblem] = []
+    warnings: list[str] = []
+    report: dict[str, Any] = {"cert_file": args.tls_cert, "verified_against": args.tls_ca}
+    valid_message = ""
     try:
         checked = check_certificate_file(
             Path(args.tls_cert), key_file=path(args.tls_key), ca_file=path(args.tls_ca)
         )
     except CertificateError as exc:
-        if args.json:
-            report = {"cert_file": args.tls_cert, "valid": False, "problems": [str(exc)]}
-            print(json.dumps(report, indent=2, sort_keys=True))
-        else:
-            print(f"mcp-mesh-sdk check-config: {exc}", file=sys.stderr)
-        return 1
-    expires = checked.date
-    warnings = []
-    if checked.days_left <= EXPIRY_P3_DAYS:
-        warnings.append(f"{args.tls_cert}: expires in {checked.days_left:.1f} days ({expires})")
-    if args.json:
-        report = {
-            "cert_file": args.tls_cert,
-            "valid": True,
-            "problems": [],
-            "warnings": warnings,
-            "subject": checked.subject,
-            "not_after": checked.not_after.isoformat().replace("+00:00", "Z"),
-            "days_left": round(checked.days_left, 2),
-            "verified_against": args.tls_ca,
-        }
-        print(json.dumps(report, indent=2, sort_keys=True))
-        return 0
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    against = f", verified against {args.tls_ca}" if args.tls_ca else ""
-    print(
-        f"certificate file {args.tls_cert} is valid: {checked.subject}, expires {expires}{against}"
-    )
-    return 0
+        problems.append(ConfigProblem("--tls-cert", str(exc)))
+    else:
+        if checked.days_left <= EXPIRY_P3_DAYS:
+            warnings.append(f"{args.tls_cert}: expires in {checked.days_left:.1f} days")
+        report |= checked.to_json()
+        against = f", verified against {args.tls_ca}" if args.tls_ca else ""
+        valid_message = (
+            f"certificate file {args.tls_cert} is valid: {checked.subject}, "
+            f"expires {checked.date}{against}"
+        )
+    report |= {
+        "valid": not problems,
+        "problems": [{"variable": p.variable, "reason": p.reason} for p in problems],
+        "warnings": warnings,
+    }
+    return _verdict(args, report, problems, warnings, valid_message, failed_exit=1)
 
 
 def _check_tls_files(tls: TlsSettings, prefix: str) -> list[ConfigProblem]:
