@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def option_problems(role: str, options: dict[str, dict[str, Any]]) -> list[str]:
             problems.append(f"{name}: no description")
         if option.get("type") == "list" and not option.get("elements"):
             problems.append(f"{name}: a list that does not say its elements")
-        if "choices" in option and option.get("default") not in option["choices"]:
+        if "choices" in option and not set(_default_values(option)) <= set(option["choices"]):
             problems.append(f"{name}: default is not one of its choices")
         if any(word in name for word in SECRET_WORDS) and option.get("no_log") is not True:
             problems.append(f"{name}: a secret without no_log: true")
@@ -106,3 +107,11 @@ def test_an_unprefixed_untyped_secret_is_reported() -> None:
         "api_token: no valid type",
         "api_token: a secret without no_log: true",
     ]
+
+
+def _default_values(option: dict[str, Any]) -> list[Any]:
+    """The default, or each value a Jinja default expression can give (its quoted literals)."""
+    default = option.get("default")
+    if isinstance(default, str) and "{{" in default:
+        return re.findall(r"'([^']*)'", default)
+    return [default]

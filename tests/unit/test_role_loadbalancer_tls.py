@@ -335,21 +335,41 @@ def test_a_key_of_another_certificate_keeps_the_old_files_and_says_why(tmp_path:
     assert reloads(tmp_path) == 1  # only the first, good, run reloaded
 
 
-SHARED_TOKEN_WARNING = "WARNING: mesh_loadbalancer_balance is hdr(Authorization)"
+SHARED_TOKEN_WARNING = "lists mesh_agent_clients, so every client sends the one shared token"
+ONE_AGENT = "sends all of them to one agent"
+
+
+def balance(tmp_path: Path) -> str:
+    config = (tmp_path / "etc" / "haproxy.cfg").read_text()
+    lines = [line.split() for line in config.splitlines()]
+    return next(words[1] for words in lines if words[:1] == ["balance"])
+
+
+def one_line(output: str) -> str:
+    """The play's output with Ansible's line wrapping undone."""
+    return " ".join(output.split())
 
 
 @NEEDS_TOOLS
-def test_a_token_shared_by_every_client_is_called_out(tmp_path: Path) -> None:
-    # All clients would hash alike and land on one agent.
-    shared = write_files(tmp_path / "shared", mesh_loadbalancer_port=18080)
+def test_the_balance_hashes_clients_only_once_each_has_a_token_of_its_own(tmp_path: Path) -> None:
+    # With one shared token every client would hash alike and land on one agent: random stays.
+    shared = one_line(write_files(tmp_path / "shared", mesh_loadbalancer_port=18080))
     assert shared.startswith("rc=0") and SHARED_TOKEN_WARNING in shared
-    named = write_files(
-        tmp_path / "named",
-        agent_vars={"mesh_agent_clients": [{"name": "alice", "token": "t" * 32}]},
-        mesh_loadbalancer_port=18080,
+    assert ONE_AGENT not in shared and balance(tmp_path / "shared") == "random"
+    named = one_line(
+        write_files(
+            tmp_path / "named",
+            agent_vars={"mesh_agent_clients": [{"name": "alice", "token": "t" * 32}]},
+            mesh_loadbalancer_port=18080,
+        )
     )
     assert named.startswith("rc=0") and SHARED_TOKEN_WARNING not in named
-    chosen = write_files(
-        tmp_path / "random", mesh_loadbalancer_port=18080, mesh_loadbalancer_balance="random"
+    assert balance(tmp_path / "named") == "hdr(Authorization)"
+    forced = one_line(
+        write_files(
+            tmp_path / "forced",
+            mesh_loadbalancer_port=18080,
+            mesh_loadbalancer_balance="hdr(Authorization)",
+        )
     )
-    assert chosen.startswith("rc=0") and SHARED_TOKEN_WARNING not in chosen
+    assert forced.startswith("rc=0") and ONE_AGENT in forced

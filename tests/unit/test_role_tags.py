@@ -98,8 +98,8 @@ def test_the_load_balancer_configure_tag_writes_only_haproxy_cfg_and_its_tls_fil
             "mesh_loadbalancer : Write haproxy.cfg,"
             " checked with haproxy -c before it replaces the old one",
             "mesh_loadbalancer : Remove the TLS files when TLS is off",
-            "mesh_loadbalancer : Warn that with one token shared by every client"
-            " all clients go to one agent",
+            "mesh_loadbalancer : Warn that with one token shared by every client no client is"
+            " promised to read its own writes",
         ]
     }
 

