@@ -26,7 +26,7 @@ machine), connections and TLS handshakes per request from HAProxy's counters.
 
 Latency: wrk's percentiles (under load) leave out the connect and the handshake, so for the
 new-connection loads p50/p99 come from LATENCY_SAMPLES requests per round and arm made one at
-a time by curl (a new process each, so always a full handshake), connect to last byte.
+a time by curl, each on a new connection with a full handshake, connect to last byte.
 
 Writes bench/results/tls.json (about 2.5 minutes). Run alone: `.venv/bin/python -m bench.tls`.
 """
@@ -62,7 +62,7 @@ HAPROXY = "/usr/sbin/haproxy"
 ROUNDS = 6
 WRK_SECONDS = 2
 WARMUP_SECONDS = 1
-LATENCY_SAMPLES = 15  # per round, arm and new-connection load
+LATENCY_SAMPLES = 100  # per round, arm and new-connection load
 ARMS = ("plain", "tls")
 
 
@@ -439,27 +439,36 @@ def wrk(url: str, connections: int, seconds: float, script: Path) -> dict[str, A
     return figures
 
 
-def curl_command(url: str, path: str, ca: Path, call: int) -> list[str]:
-    """One request by curl: status and seconds from connect to the last byte."""
-    command = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
-               "--max-time", "10", "--cacert", str(ca)]  # fmt: skip
-    if path == "/mcp":
-        command += ["--data-binary", WRITE_CALL if call % 2 == 0 else READ_CALL]
-        for name, value in MCP_HEADERS.items():
-            command += ["-H", f"{name}: {value}"]
-    return [*command, url + path]
+def curl_command(url: str, path: str, ca: Path, samples: int) -> list[str]:
+    """`samples` requests by one curl, one after another, each on a connection of its own
+    (`Connection: close`, no TLS session kept): per request its status and the seconds from
+    the start of the connect to the last byte. The MCP ones alternate write_file and read_file."""
+    command = ["curl", "-s", "--no-sessionid"]
+    for call in range(samples):
+        if call:
+            command.append("--next")
+        command += ["-o", "/dev/null", "-w", "%{http_code} %{time_total}\\n", "--max-time", "10",
+                    "--cacert", str(ca), "-H", "Connection: close"]  # fmt: skip
+        if path == "/mcp":
+            command += ["--data-binary", WRITE_CALL if call % 2 == 0 else READ_CALL]
+            for name, value in MCP_HEADERS.items():
+                command += ["-H", f"{name}: {value}"]
+        command.append(url + path)
+    return command
 
 
 def curl_latency(url: str, path: str, ca: Path, samples: int) -> list[float]:
     """Milliseconds of `samples` requests made one at a time, each on a new connection."""
+    done = subprocess.run(curl_command(url, path, ca, samples), capture_output=True, text=True,
+                          timeout=30 + samples)  # fmt: skip
     found = []
-    for call in range(samples):
-        done = subprocess.run(curl_command(url, path, ca, call), capture_output=True,
-                              text=True, timeout=30)  # fmt: skip
-        status, _, seconds = done.stdout.partition(" ")
+    for line in done.stdout.splitlines():
+        status, _, seconds = line.partition(" ")
         if status != "200":
-            raise RuntimeError(f"curl {url}{path}: status {status or done.returncode}")
+            raise RuntimeError(f"curl {url}{path}: status {status} (exit {done.returncode})")
         found.append(round(float(seconds) * 1000, 3))
+    if len(found) != samples:
+        raise RuntimeError(f"curl {url}{path}: {len(found)} of {samples} answers")
     return found
 
 
@@ -652,7 +661,9 @@ def reading(compared: dict[str, dict[str, Any]]) -> str:
         "shows it nearly bare. `http-reuse always` (not the role's setting) sends new client "
         "connections over HAProxy's idle connections to the agent, so the agent does no "
         f"handshake per request: /health over new connections {cost(reused)}, TLS "
-        f"requests/s x{always / safe:.2f} of the role's setting."
+        f"requests/s x{always / safe:.2f} of the role's setting. On this machine wrk, "
+        "HAProxy and both agents share the CPUs: requests/s and the p99 under load move "
+        "between runs (each run is in tls.json); CPU per request is the steadier figure."
     )
 
 

@@ -19,6 +19,7 @@ from bench.tls import (
     WRITE_CALL,
     arm_order,
     compare,
+    curl_command,
     haproxy_config,
     lua_script,
     make_certificates,
@@ -135,3 +136,11 @@ def test_reading_says_whether_the_handshake_is_the_cost() -> None:
     assert "cost no more than" in reading(cheap)
     ratios = tables(costly)[0]
     assert ratios["rows"][0][:3] == ["health", 50, 0.9]
+
+
+def test_curl_makes_each_latency_sample_on_a_new_connection(tmp_path: Path) -> None:
+    command = curl_command("https://127.0.0.1:8443", "/mcp", tmp_path / "ca.pem", 3)
+    assert command.count("--next") == 2 and command.count("Connection: close") == 3
+    assert "--no-sessionid" in command  # a full handshake each time
+    bodies = [command[n + 1] for n, arg in enumerate(command) if arg == "--data-binary"]
+    assert bodies == [WRITE_CALL, READ_CALL, WRITE_CALL]
