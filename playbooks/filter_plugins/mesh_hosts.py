@@ -36,6 +36,28 @@ def mesh_agent_urls(
     return urls
 
 
+def mesh_tls_endpoints(
+    hosts: Iterable[str],
+    hostvars: Mapping[str, Any],
+    port_variable: str,
+    default_port: int,
+    tls_variable: str = "mesh_common_tls_enabled",
+) -> list[str]:
+    """`ADDRESS:PORT` of each host that serves TLS there (its `tls_variable`, else its
+    `mesh_common_tls_enabled`), for `diagnose --served-certificate`: the load balancer's and
+    the registry's certificates as their clients see them."""
+    endpoints = []
+    for host in hosts:
+        variables = hostvars[host]
+        tls = variables.get(tls_variable, variables.get("mesh_common_tls_enabled", False))
+        if not _true(tls):
+            continue
+        address = str(variables.get("ansible_host") or host)
+        shown = f"[{address}]" if ":" in address else address
+        endpoints.append(f"{shown}:{int(variables.get(port_variable) or default_port)}")
+    return endpoints
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"mesh_agent_urls": mesh_agent_urls}
+        return {"mesh_agent_urls": mesh_agent_urls, "mesh_tls_endpoints": mesh_tls_endpoints}

@@ -214,7 +214,7 @@ def _handshake(server_context: ssl.SSLContext, client_context: ssl.SSLContext) -
 
 @dataclass(frozen=True)
 class Expiry:
-    path: Path
+    path: Path | str  # a file, or `served by HOST:PORT` (read_served_expiry)
     subject: str
     not_after: datetime
     days_left: float
@@ -270,7 +270,23 @@ def read_expiry(path: Path, now: datetime | None = None) -> Expiry:
     return expiry_of(path, leaf, now)
 
 
-def expiry_of(path: Path, cert: x509.Certificate, now: datetime | None = None) -> Expiry:
+def read_served_expiry(endpoint: str, now: datetime | None = None, timeout: float = 5.0) -> Expiry:
+    """The expiry of the certificate the TLS endpoint `HOST:PORT` serves (to its host name, as
+    SNI), e.g. the load balancer's as its clients see it. It is read, not trusted: an expired or
+    foreign certificate is what this is for. CertificateError when none can be read."""
+    host, _, port = endpoint.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise CertificateError(f"{endpoint}: not HOST:PORT")
+    try:
+        pem = ssl.get_server_certificate((host, int(port)), timeout=timeout)
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except (OSError, ValueError) as exc:
+        raise CertificateError(f"{endpoint}: no certificate could be read ({exc})") from None
+    return expiry_of(f"served by {endpoint}", cert, now)
+
+
+def expiry_of(path: Path | str, cert: x509.Certificate, now: datetime | None = None) -> Expiry:
     return Expiry(path, describe(cert), cert.not_valid_after_utc, days_left(cert, now))
 
 

@@ -32,8 +32,9 @@ fields, so tools written against the document read this report too: `overall_sta
 "unhealthy" exactly when `issues` is not empty (`status` says the same as "issues"), and
 `system.issues` holds the CPU, memory and disk issues among them.
 
-`certificates` covers the agent's MCP_MESH_TLS_CERT_FILE and every `--certificate` (e.g. the
-load balancer's PEM): one expiring within 14 days is an issue led by its severity, P3, within
+`certificates` covers the agent's MCP_MESH_TLS_CERT_FILE, every `--certificate` (e.g. the
+load balancer's PEM) and every `--served-certificate HOST:PORT` (what the load balancer or the
+registry serves, read as their clients see it): one expiring within 14 days is an issue led by its severity, P3, within
 3 days P2, expired P1 (`certificates.expiry_severity`), naming the file and the date. With TLS
 on, the agent is asked over https://, verified against MCP_MESH_TLS_CA_FILE.
 
@@ -55,7 +56,7 @@ import os
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,6 +166,7 @@ def diagnose(
     env_file: Path | None = None,
     agent_tls: TlsSettings | None = None,
     certificates: Sequence[Path] = (),
+    served_certificates: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Everything `diagnose --json` prints (see the module docstring)."""
     probe = probe or PsutilProbe()
@@ -227,7 +229,7 @@ def diagnose(
     watched_certificates = list(certificates)
     if agent_tls is not None and agent_tls.cert_file is not None:
         watched_certificates.insert(0, agent_tls.cert_file)
-    expiries, certificate_issues = certificate_findings(watched_certificates)
+    expiries, certificate_issues = certificate_findings(watched_certificates, served_certificates)
     issues += certificate_issues
 
     return {
@@ -250,15 +252,30 @@ def diagnose(
     }
 
 
-def certificate_findings(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[str]]:
-    """(the `certificates` entries, the issues among them) for each certificate file once."""
-    from mcp_mesh_sdk.certificates import CertificateError, read_expiry
+def certificate_findings(
+    paths: Sequence[Path], endpoints: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(the `certificates` entries, the issues among them) for each certificate file and each
+    served certificate (HOST:PORT) once."""
+    from mcp_mesh_sdk.certificates import (
+        CertificateError,
+        Expiry,
+        read_expiry,
+        read_served_expiry,
+    )
 
+    readers: list[tuple[str, Callable[[], Expiry]]] = [
+        *((str(path), lambda path=path: read_expiry(path)) for path in dict.fromkeys(paths)),
+        *(
+            (f"served by {end}", lambda end=end: read_served_expiry(end))
+            for end in dict.fromkeys(endpoints)
+        ),
+    ]
     entries: list[dict[str, Any]] = []
     issues: list[str] = []
-    for path in dict.fromkeys(paths):
+    for path, read in readers:
         try:
-            expiry = read_expiry(path)
+            expiry = read()
         except CertificateError as exc:
             entries.append({"path": str(path), "error": str(exc)})
             issues.append(f"Cannot read certificate: {exc}")

@@ -43,3 +43,19 @@ def test_agent_urls_are_https_where_tls_is_on() -> None:
         "http://10.0.0.12:8080",
         "http://[fd00::3]:8080",
     ]
+
+
+def test_tls_endpoints_are_the_hosts_serving_tls_at_their_port() -> None:
+    hostvars = {
+        "lb1": {"ansible_host": "10.0.0.10", "mesh_common_tls_enabled": True},
+        "lb2": {"ansible_host": "fd00::2", "mesh_loadbalancer_tls_enabled": "true",
+                "mesh_loadbalancer_port": 8443},
+        "lb3": {"mesh_common_tls_enabled": True, "mesh_loadbalancer_tls_enabled": False},
+        "lb4": {},
+    }  # fmt: skip
+    endpoints = mesh_hosts.mesh_tls_endpoints(
+        ["lb1", "lb2", "lb3", "lb4"], hostvars, "mesh_loadbalancer_port", 443,
+        "mesh_loadbalancer_tls_enabled",
+    )  # fmt: skip
+    # lb3 turned TLS off for its own port, lb4 never had it: nothing to read there.
+    assert endpoints == ["10.0.0.10:443", "[fd00::2]:8443"]

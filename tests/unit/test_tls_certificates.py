@@ -269,3 +269,44 @@ def test_an_agent_serving_tls_is_warned_about_a_plain_registry_url_and_a_missing
     )
     code, _, err = check(["--env-file", str(env)], capsys)
     assert code == 0 and "TLS" not in err
+
+
+def test_diagnose_reads_the_certificate_a_tls_endpoint_serves(
+    tmp_path: Path, ca: Authority
+) -> None:
+    """--served-certificate: what the load balancer shows its clients, expiring in 10 days."""
+    import socket
+    import ssl
+    import threading
+
+    issued = ca.issue(days=10, valid_from_days=-30)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(issued.write_combined(tmp_path / "lb.pem"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_one_handshake() -> None:
+        raw, _ = listener.accept()
+        try:
+            with context.wrap_socket(raw, server_side=True):
+                pass
+        except (OSError, ssl.SSLError):
+            pass  # the reader hangs up once it has the certificate
+
+    server = threading.Thread(target=serve_one_handshake, daemon=True)
+    server.start()
+    state = tmp_path / "state"
+    state.mkdir()
+    try:
+        report = diagnose(
+            state, None, agent_port=None, agent_expected=False, probe=QuietProbe(),
+            served_certificates=[f"127.0.0.1:{port}", "127.0.0.1:1"],
+        )  # fmt: skip
+    finally:
+        server.join(timeout=5)
+        listener.close()
+    served, unreachable = report["certificates"]
+    assert served["path"] == f"served by 127.0.0.1:{port}" and served["severity"] == "P3_Medium"
+    assert unreachable["path"] == "served by 127.0.0.1:1" and "error" in unreachable
+    assert report["issues"][0].startswith(f"P3_Medium: certificate served by 127.0.0.1:{port}")
+    assert "Cannot read certificate: 127.0.0.1:1" in report["issues"][1]

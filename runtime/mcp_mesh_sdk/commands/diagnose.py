@@ -29,6 +29,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="a PEM certificate whose expiry to check, besides the agent's (repeatable)",
     )
+    parser.add_argument(
+        "--served-certificate",
+        metavar="HOST:PORT",
+        action="append",
+        default=[],
+        help="a TLS endpoint (e.g. the load balancer) whose served certificate's expiry to check "
+        "(repeatable)",
+    )
 
 
 def _print_text(report: dict[str, Any]) -> None:
@@ -69,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             env_file=paths.env_file,
             agent_tls=paths.tls,
             certificates=[Path(path) for path in args.certificate],
+            served_certificates=args.served_certificate,
         )
     except ConfigError as exc:  # "could not run" is exit 2 here, as the playbooks expect
         raise OpsError(str(exc)) from exc
