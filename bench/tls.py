@@ -521,6 +521,13 @@ PER_REQUEST = (
 )
 
 
+def by_figure(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Each figure's values over the runs, in run order: kept in the JSON, left out of the
+    report (which lists only the medians)."""
+    keys = dict.fromkeys(key for run in runs for key in run)
+    return {key: [run.get(key) for run in runs] for key in keys}
+
+
 def medians(runs: list[dict[str, Any]], latency: list[float] | None = None) -> dict[str, Any]:
     """Medians of an arm's runs. With `latency` (curl's samples, new-connection loads) p50/p99
     are its percentiles; wrk's, which leave out the connect, are kept beside them."""
@@ -543,7 +550,7 @@ def medians(runs: list[dict[str, Any]], latency: list[float] | None = None) -> d
     figures["non_2xx_total"] = sum(run["non_2xx"] for run in runs)
     figures["tool_errors_total"] = sum(run["tool_errors"] for run in runs)
     figures["runs_with_socket_errors"] = sum(1 for run in runs if run["socket_errors"])
-    figures["runs"] = runs
+    figures["runs"] = by_figure(runs)
     if latency:
         figures["latency_samples_ms"] = latency
     return figures
