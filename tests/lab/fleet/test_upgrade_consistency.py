@@ -11,7 +11,9 @@ after round through the LB (bounded in time and count), read it (it should show 
 before's write), write new content and read it again. For 60 s in steady state, then during
 upgrade.yml to a new release and during rollback.yml back to the session's release, with the
 fleet's load generator running too so the rollout's first host gets real traffic for its
-analysis. The figures (reads, misses, failed calls, the agents that answered, per client and in
+analysis. (Named test_upgrade_* so that it runs after the idempotence test, as the other
+upgrade tests do: the release it installs and rolls back is one more for site.yml to prune.)
+The figures (reads, misses, failed calls, the agents that answered, per client and in
 total) go to consistency.json in the test's folder and are printed.
 """
 
