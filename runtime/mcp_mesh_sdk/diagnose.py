@@ -34,8 +34,9 @@ fields, so tools written against the document read this report too: `overall_sta
 
 `certificates` covers the agent's MCP_MESH_TLS_CERT_FILE, every `--certificate` (e.g. the
 load balancer's PEM) and every `--served-certificate HOST:PORT` (what the load balancer or the
-registry serves, read as their clients see it): one expiring within 14 days is an issue led by its severity, P3, within
-3 days P2, expired P1 (`certificates.expiry_severity`), naming the file and the date. With TLS
+registry serves, read as their clients see it): one expiring within 14 days is an issue led by
+its severity, P3, within 3 days P2, expired P1 (`certificates.expiry_severity`), naming the file
+and the date. With TLS
 on, the agent is asked over https://, verified against MCP_MESH_TLS_CA_FILE.
 
 `disks` has one entry per filesystem holding `/`, the state directory or BASE_DIRECTORY (a path
