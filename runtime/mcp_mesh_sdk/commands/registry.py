@@ -51,11 +51,24 @@ def run(args: argparse.Namespace) -> int:
 def _forget(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from mcp_mesh_sdk.registry.config import registry_db_path
-    from mcp_mesh_sdk.registry.store import AgentStore
+    from mcp_mesh_sdk.registry.config import registry_database_url, registry_db_path
+    from mcp_mesh_sdk.registry.store import AgentStore, StoreUnavailable
 
     env_file = args.env_file or (REGISTRY_ENV if REGISTRY_ENV.exists() else None)
-    db_path = registry_db_path(environment_with(env_file))
+    env = environment_with(env_file)
+    url = registry_database_url(env)
+    if url is not None:  # PostgreSQL: the database every replica uses
+        from mcp_mesh_sdk.registry.pgstore import PostgresStore
+
+        pg = PostgresStore(url.reveal(), stale_after=0.0, retention=0.0, pool_size=2)
+        try:
+            entry, binding = pg.forget(args.name)
+        except StoreUnavailable as exc:
+            raise OpsError(f"cannot change the registry database: {exc}") from exc
+        finally:
+            pg.close()
+        return _report_forget(args, entry, binding)
+    db_path = registry_db_path(env)
     if not db_path.is_file():  # never create one: it would not be the service's
         raise OpsError(f"no registry database at {db_path} (see MCP_MESH_REGISTRY_DB)")
     try:
@@ -64,8 +77,12 @@ def _forget(args: argparse.Namespace) -> int:
             entry, binding = store.forget(args.name)
         finally:
             store.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, StoreUnavailable) as exc:
         raise OpsError(f"cannot change the registry database {db_path}: {exc}") from exc
+    return _report_forget(args, entry, binding)
+
+
+def _report_forget(args: argparse.Namespace, entry: bool, binding: bool) -> int:
     if args.json:
         print(json.dumps({"name": args.name, "entry_removed": entry, "binding_removed": binding}))
     elif entry or binding:

@@ -15,6 +15,10 @@ token lets a host join the mesh but not take over another agent's entry (registr
 Bodies are limited to MAX_BODY bytes: a larger Content-Length gets 413 before anything is
 read, and a chunked body is cut off with 413 as soon as it passes the limit. A body that is
 not JSON (or nests too deep to parse) gets 400; a registration with bad fields gets 422.
+
+When the database cannot answer, every call that needs it gets 503 with
+`{"error": "registry database unavailable", "reason": ...}` and a Retry-After, /ready says
+not ready, and both recover on their own once the database is back.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
@@ -40,7 +45,7 @@ from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.constants import AGENT_KEY_HEADER
 from mcp_mesh_sdk.envreader import is_host_name_or_address
 from mcp_mesh_sdk.registry.config import RegistryConfig
-from mcp_mesh_sdk.registry.store import STATUSES, AgentStore, NotYours
+from mcp_mesh_sdk.registry.store import STATUSES, NotYours, RegistryStore, StoreUnavailable
 from mcp_mesh_sdk.serving.bearer import BearerCheck
 from mcp_mesh_sdk.serving.middleware import RequestMetrics
 
@@ -49,6 +54,8 @@ log = logging.getLogger("mcp_mesh_sdk.registry")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32,256}$")
 MAX_BODY = 64 * 1024
+RETRY_AFTER = 5  # seconds, the Retry-After of a 503 while the database is away
+UNAVAILABLE_LOG_EVERY = 10.0  # seconds between two warnings of the same outage
 
 
 class BadRequest(Exception):
@@ -124,10 +131,21 @@ async def _read_json(request: Request) -> Any:
 class AgentsCollector:
     """Prometheus gauge of agents by status and version, read from the store at scrape time."""
 
-    def __init__(self, store: AgentStore) -> None:
+    def __init__(self, store: RegistryStore) -> None:
         self.store = store
 
     def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "mcp_mesh_registry_database_up", "1 when the registry's database answers"
+        )
+        try:
+            agents = self.store.list()
+        except StoreUnavailable:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
         gauge = GaugeMetricFamily(
             "mcp_mesh_registry_agents", "Agents known to the registry", labels=["status", "version"]
         )
@@ -135,7 +153,7 @@ class AgentsCollector:
             "mcp_mesh_registry_agents_by_status", "Agents by status", labels=["status"]
         )
         counts: dict[tuple[str, str], int] = {}
-        for agent in self.store.list():
+        for agent in agents:
             key = (agent.status, agent.version)
             counts[key] = counts.get(key, 0) + 1
         for (status, version), count in sorted(counts.items()):
@@ -164,7 +182,26 @@ def route_template(routes: list[Route]) -> Callable[[Scope], str]:
     return route_of
 
 
-def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
+class UnavailableAnswer:
+    """The 503 of a call the database could not serve; warns once per UNAVAILABLE_LOG_EVERY."""
+
+    def __init__(self) -> None:
+        self.last_warning = -UNAVAILABLE_LOG_EVERY
+
+    async def __call__(self, request: Request, exc: Exception) -> Response:
+        reason = str(exc)
+        now = time.monotonic()
+        if now - self.last_warning >= UNAVAILABLE_LOG_EVERY:
+            self.last_warning = now
+            log.warning("registry database unavailable", extra={"fields": {"reason": reason}})
+        return JSONResponse(
+            {"error": "registry database unavailable", "reason": reason},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
+
+
+def create_app(config: RegistryConfig, store: RegistryStore) -> Starlette:
     """The registry application around `store`; its lifespan runs the sweep."""
     started = time.monotonic()
     metrics = CollectorRegistry(auto_describe=True)
@@ -195,7 +232,9 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
                 return _error(413, str(exc), Connection="close")
             return _error(exc.status, str(exc))
         try:
-            agent = store.register(name, host, port, version, capabilities, key=key)
+            agent = await run_in_threadpool(
+                store.register, name, host, port, version, capabilities, key=key
+            )
         except NotYours as refusal:
             log.warning(
                 "refused a registration of an agent bound to another key",
@@ -217,7 +256,7 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
             return unauthorized()
         name = request.path_params["name"]
         try:
-            agent = store.heartbeat(name, key=_agent_key(request))
+            agent = await run_in_threadpool(store.heartbeat, name, key=_agent_key(request))
         except BadRequest as exc:
             return _error(exc.status, str(exc))
         except NotYours as refusal:
@@ -231,7 +270,7 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
             return unauthorized()
         name = request.path_params["name"]
         try:
-            removed = store.deregister(name, key=_agent_key(request))
+            removed = await run_in_threadpool(store.deregister, name, key=_agent_key(request))
         except BadRequest as exc:
             return _error(exc.status, str(exc))
         except NotYours as refusal:
@@ -251,7 +290,8 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
         status = request.query_params.get("status") or None
         if status is not None and status not in STATUSES:
             return _error(422, f"status must be one of {', '.join(STATUSES)}")
-        agents = store.list(
+        agents = await run_in_threadpool(
+            store.list,
             status=status,
             name=request.query_params.get("name") or None,
             version=request.query_params.get("version") or None,
@@ -268,14 +308,17 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
         )
 
     async def ready(request: Request) -> Response:
-        if store.ping():
+        if await run_in_threadpool(store.ping):
             return JSONResponse({"ready": True})
-        return JSONResponse({"ready": False, "reason": "database unavailable"}, status_code=503)
+        return JSONResponse(
+            {"ready": False, "reason": "registry database unavailable"}, status_code=503
+        )
 
     async def metrics_endpoint(request: Request) -> Response:
         if not authorized(request):
             return unauthorized()
-        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+        body = await run_in_threadpool(generate_latest, metrics)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     routes = [
         Route("/agents/register", register, methods=["POST"]),
@@ -297,16 +340,23 @@ def create_app(config: RegistryConfig, store: AgentStore) -> Starlette:
             sweep.cancel()
             await asyncio.gather(sweep, return_exceptions=True)
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={StoreUnavailable: UnavailableAnswer()},
+    )
     app.add_middleware(RequestMetrics, route_of=route_template(routes), requests=requests)
     return app
 
 
-async def _sweep_forever(store: AgentStore, interval: float) -> None:
+async def _sweep_forever(store: RegistryStore, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            removed = store.sweep()
+            removed = await asyncio.to_thread(store.sweep)
+        except StoreUnavailable as exc:  # the requests' 503s say it too; no traceback
+            log.warning("sweep skipped", extra={"fields": {"reason": str(exc)}})
+            continue
         except Exception:
             log.exception("sweep failed")
             continue

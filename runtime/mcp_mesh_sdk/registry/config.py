@@ -13,6 +13,7 @@ from mcp_mesh_sdk.serving.limits import ConnectionLimits, read_connection_limits
 from mcp_mesh_sdk.serving.tls import TlsSettings, read_tls_settings
 
 REGISTRY_PREFIX = "MCP_MESH_REGISTRY_"
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class RegistryConfig:
     host: str = "0.0.0.0"
     port: int = REGISTRY_PORT
     db_path: Path = REGISTRY_DB
+    # PostgreSQL instead of the SQLite file when set (MCP_MESH_REGISTRY_DATABASE_URL, its
+    # _FILE, or the seed's DATABASE_URL); a Secret: it carries the role's password
+    database_url: Secret | None = None
+    database_pool_size: int = 10  # MCP_MESH_REGISTRY_DATABASE_POOL_SIZE, connections at most
     health_interval: float = 30.0  # seconds between heartbeats, as the agents are set up
     stale_intervals: int = 3  # missed heartbeats before an agent is listed as stale
     retention: float = 3600.0  # seconds a stale agent stays listed before it is deleted
@@ -48,6 +53,8 @@ class RegistryConfig:
             "MCP_MESH_REGISTRY_HOST": self.host,
             "MCP_MESH_REGISTRY_PORT": self.port,
             "MCP_MESH_REGISTRY_DB": str(self.db_path),
+            "MCP_MESH_REGISTRY_DATABASE_URL": "********" if self.database_url else "",
+            "MCP_MESH_REGISTRY_DATABASE_POOL_SIZE": self.database_pool_size,
             "MCP_MESH_REGISTRY_TOKEN": "********",
             "HEALTH_INTERVAL": self.health_interval,
             "MCP_MESH_REGISTRY_STALE_INTERVALS": self.stale_intervals,
@@ -67,6 +74,27 @@ def registry_db_path(env: Mapping[str, str]) -> Path:
     return path
 
 
+def read_database_url(read: EnvReader) -> Secret | None:
+    """The PostgreSQL URL, if any: MCP_MESH_REGISTRY_DATABASE_URL (or its _FILE), else the
+    seed's DATABASE_URL. Never echoed, not even in a problem."""
+    url = read.secret("MCP_MESH_REGISTRY_DATABASE_URL", "MCP_MESH_REGISTRY_DATABASE_URL_FILE")
+    name = "MCP_MESH_REGISTRY_DATABASE_URL"
+    if url is None and read.raw("MCP_MESH_REGISTRY_DATABASE_URL_FILE") is None:
+        url, name = read.secret("DATABASE_URL"), "DATABASE_URL"
+    if url is not None and not url.reveal().startswith(DATABASE_URL_SCHEMES):
+        read.problem(name, "must be a PostgreSQL URL, postgresql://USER:PASSWORD@HOST:PORT/DB")
+        return None
+    return url
+
+
+def registry_database_url(env: Mapping[str, str]) -> Secret | None:
+    """The registry's PostgreSQL URL from `env` alone (ops commands: migrate, forget)."""
+    read = EnvReader(env)
+    url = read_database_url(read)
+    read.finish()
+    return url
+
+
 def load_registry_config(env: Mapping[str, str]) -> RegistryConfig:
     """The registry's configuration from `env`; ConfigError names every bad variable."""
     read = EnvReader(env)
@@ -79,6 +107,10 @@ def load_registry_config(env: Mapping[str, str]) -> RegistryConfig:
         host=read.host("MCP_MESH_REGISTRY_HOST", default.host),
         port=read.integer("MCP_MESH_REGISTRY_PORT", default.port, minimum=1, maximum=65535),
         db_path=read.absolute_path("MCP_MESH_REGISTRY_DB", default.db_path) or default.db_path,
+        database_url=read_database_url(read),
+        database_pool_size=read.integer(
+            "MCP_MESH_REGISTRY_DATABASE_POOL_SIZE", default.database_pool_size, minimum=2
+        ),
         health_interval=read.number(
             "HEALTH_INTERVAL",
             default.health_interval,

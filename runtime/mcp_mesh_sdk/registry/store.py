@@ -1,4 +1,9 @@
-"""Agents the registry knows, in SQLite (WAL), with status derived from heartbeat age.
+"""Agents the registry knows, with status derived from heartbeat age.
+
+`RegistryStore` is the one interface the API uses; it has two backends: `AgentStore` here,
+SQLite (WAL), the embedded default (one registry process), and `PostgresStore`
+(registry/pgstore.py), used when a database URL is set, for replicas writing at once.
+A backend raises `StoreUnavailable` when its database cannot answer; the API then says 503.
 
 An agent is `healthy` while its last heartbeat is at most `stale_after` seconds old, `stale`
 after that, and deleted by `sweep()` once it has been stale for `retention` seconds more.
@@ -25,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 Clock = Callable[[], float]
 
@@ -71,6 +76,11 @@ class NotYours(Exception):
         self.key_missing = key_missing
 
 
+class StoreUnavailable(Exception):
+    """The database cannot answer now (down, unreachable, not migrated); the message says
+    why in one line, without the URL or its password."""
+
+
 def key_digest(key: str) -> str:
     """What the store keeps of an agent key: its SHA-256, hex (the key is random, 256 bits)."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -106,8 +116,41 @@ class Agent:
         }
 
 
+class RegistryStore(Protocol):
+    """What the registry needs of its storage; every write is atomic on its own."""
+
+    stale_after: float
+    retention: float
+
+    def register(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        version: str,
+        capabilities: list[str],
+        key: str | None = None,
+    ) -> Agent: ...
+
+    def heartbeat(self, name: str, key: str | None = None) -> Agent | None: ...
+
+    def deregister(self, name: str, key: str | None = None) -> bool: ...
+
+    def forget(self, name: str) -> tuple[bool, bool]: ...
+
+    def list(
+        self, status: str | None = None, name: str | None = None, version: str | None = None
+    ) -> list[Agent]: ...
+
+    def sweep(self) -> int: ...
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class AgentStore:
-    """Thread-safe access to the agents table; one connection guarded by a lock."""
+    """The SQLite backend: thread-safe, one connection guarded by a lock."""
 
     def __init__(
         self, path: Path | str, stale_after: float, retention: float, clock: Clock = time.time
@@ -131,7 +174,7 @@ class AgentStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, _unavailable_on_error():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -246,7 +289,7 @@ class AgentStore:
         if version:
             query += " AND a.version = ?"
             params.append(version)
-        with self._lock:
+        with self._lock, _unavailable_on_error():
             rows = self._db.execute(query + " ORDER BY a.name", params).fetchall()
         agents = [self._row_to_agent(row, now) for row in rows]
         return [agent for agent in agents if status is None or agent.status == status]
@@ -265,3 +308,12 @@ class AgentStore:
         except sqlite3.Error:
             return False
         return True
+
+
+@contextmanager
+def _unavailable_on_error() -> Iterator[None]:
+    """sqlite3.OperationalError (locked past busy_timeout, disk I/O) as StoreUnavailable."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"SQLite: {exc}") from exc
