@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -263,3 +264,30 @@ def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
         yield sock
     finally:
         sock.close()
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[Any]:
+    """A PostgreSQL 15 cluster of its own on a free loopback port, stopped by its PID after.
+
+    As root it lives in a directory the unprivileged user owns (tmp_path's parents are root's
+    only), removed afterwards; otherwise in tmp_path."""
+    import shutil
+    import tempfile
+
+    import postgres as pg
+
+    if not pg.available():
+        pytest.skip("PostgreSQL's initdb and postgres are not installed (postgresql-15)")
+    root = Path(tempfile.mkdtemp(prefix="mesh-pg-")) if os.geteuid() == 0 else tmp_path / "postgres"
+    cluster = pg.Cluster(root)
+    try:
+        cluster.init().start()
+        yield cluster
+    finally:
+        cluster.stop()
+        if root != tmp_path / "postgres":
+            shutil.rmtree(root, ignore_errors=True)

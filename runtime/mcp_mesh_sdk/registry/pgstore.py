@@ -38,6 +38,11 @@ from mcp_mesh_sdk.registry.store import (
 )
 
 WAIT_FOR_CONNECTION = 3.0  # seconds a request waits for a pooled connection before its 503
+# Seconds one reconnection keeps trying (its backoff doubles from 1 s) before the pool gives it
+# up; the next request starts a new one, so a database back after a long outage is found
+# within a few seconds, not after the pool's 300 s default backoff grew to minutes.
+RECONNECT_GIVE_UP = 5.0
+PING_WAIT = 0.5  # seconds /ready waits for a connection: a probe answers at once
 CONNECT_TIMEOUT = 3  # seconds for one connection attempt
 
 _COLUMNS = (
@@ -84,6 +89,7 @@ class PostgresStore:
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
             timeout=WAIT_FOR_CONNECTION,
             check=ConnectionPool.check_connection,  # a connection the restart broke is dropped
+            reconnect_timeout=RECONNECT_GIVE_UP,
             open=False,
             name="mcp-mesh-registry",
         )
@@ -93,9 +99,11 @@ class PostgresStore:
         self._pool.close()
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    def _connection(
+        self, timeout: float | None = None
+    ) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout) as conn:
                 yield conn
         except psycopg.errors.UndefinedTable as exc:
             raise StoreUnavailable(
@@ -106,12 +114,9 @@ class PostgresStore:
             raise StoreUnavailable(f"PostgreSQL: {pgschema.first_line(exc)}") from exc
 
     def schema_version(self, timeout: float) -> int:
-        """The applied schema version; StoreUnavailable when no connection within `timeout`."""
-        try:
-            self._pool.wait(timeout)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable("PostgreSQL: no connection to the database") from exc
-        with self._connection() as conn:
+        """The applied schema version; StoreUnavailable when no connection within `timeout`.
+        (Not the pool's wait(): it closes the pool for good when the database is down.)"""
+        with self._connection(timeout) as conn:
             return max(pgschema.applied_versions(conn), default=0)
 
     def status_of(self, last_heartbeat: float, now: float) -> str:
@@ -242,7 +247,7 @@ class PostgresStore:
 
     def ping(self) -> bool:
         try:
-            with self._connection() as conn:
+            with self._connection(PING_WAIT) as conn:
                 conn.execute("SELECT 1 FROM agents LIMIT 1").fetchone()
         except StoreUnavailable:
             return False
