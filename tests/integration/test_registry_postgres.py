@@ -287,3 +287,30 @@ def test_registry_started_while_the_database_is_down_serves_once_it_is_up(
         registry.stop()
     assert "Traceback" not in registry.log()
     assert PASSWORD not in registry.log()
+
+
+def test_forget_drops_the_binding_in_the_shared_database(postgres, tmp_path) -> None:
+    url = postgres.create_database("registry")
+    assert migrate(url).returncode == 0
+    registry, base = start_registry(tmp_path, url, "a")
+    body = {"name": "rebuilt", "host": "127.0.0.1", "port": 9000, "version": "1.0"}
+    old_key, new_key = "old-key-" + "o" * 32, "new-key-" + "n" * 32
+    try:
+        assert call("POST", f"{base}/agents/register", old_key, body)[0] == 200
+        assert call("POST", f"{base}/agents/register", new_key, body)[0] == 409
+        done = subprocess.run(
+            [sys.executable, "-m", "mcp_mesh_sdk", "registry", "forget", "rebuilt", "--json"],
+            env={"PATH": "/usr/bin:/bin", "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {
+            "name": "rebuilt",
+            "entry_removed": True,
+            "binding_removed": True,
+        }
+        assert call("POST", f"{base}/agents/register", new_key, body)[0] == 200
+    finally:
+        registry.stop()
