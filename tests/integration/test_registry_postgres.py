@@ -28,7 +28,12 @@ def migrate(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 def start_registry(
-    tmp_path, url: str, label: str, env_name: str = "DATABASE_URL", ready: int = 200
+    tmp_path,
+    url: str,
+    label: str,
+    env_name: str = "DATABASE_URL",
+    ready: int = 200,
+    **extra: str,
 ) -> tuple:
     port = free_port()
     env = {
@@ -38,6 +43,7 @@ def start_registry(
         "MCP_MESH_REGISTRY_TOKEN": TOKEN,
         env_name: url,
         "LOG_LEVEL": "DEBUG",
+        **extra,
     }
     service = Service(["registry"], env, tmp_path / f"registry-{label}.log").start()
     base = f"http://127.0.0.1:{port}"
@@ -314,3 +320,33 @@ def test_forget_drops_the_binding_in_the_shared_database(postgres, tmp_path) -> 
         assert call("POST", f"{base}/agents/register", new_key, body)[0] == 200
     finally:
         registry.stop()
+
+
+def test_expiry_with_two_registries_keeps_the_live_and_drops_the_silent(postgres, tmp_path) -> None:
+    url = postgres.create_database("registry")
+    assert migrate(url).returncode == 0
+    quick = {"HEALTH_INTERVAL": "0.5", "MCP_MESH_REGISTRY_STALE_INTERVALS": "2"}
+    quick["MCP_MESH_REGISTRY_RETENTION"] = "1"  # stale after 1 s, deleted 1 s after that
+    a, base_a = start_registry(tmp_path, url, "a", **quick)
+    b, base_b = start_registry(tmp_path, url, "b", **quick)
+    keys = {name: f"key-{name}-" + "k" * 32 for name in ("alive", "silent")}
+    try:
+        for name, base in (("alive", base_a), ("silent", base_b)):
+            body = {"name": name, "host": "127.0.0.1", "port": 9000, "version": "1.0"}
+            assert call("POST", f"{base}/agents/register", keys[name], body)[0] == 200
+        statuses: dict[str, set[str]] = {"alive": set(), "silent": set()}
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:  # alive beats on each registry in turn
+            for base in (base_a, base_b):
+                assert call("POST", f"{base}/agents/alive/heartbeat", keys["alive"])[0] == 200
+                for agent in listing(base):
+                    statuses[agent["name"]].add(agent["status"])
+                time.sleep(0.1)
+        assert statuses["alive"] == {"healthy"}
+        assert statuses["silent"] >= {"healthy", "stale"}  # listed stale before it went
+        for base in (base_a, base_b):
+            assert [agent["name"] for agent in listing(base)] == ["alive"]
+        assert call("POST", f"{base_a}/agents/silent/heartbeat", keys["silent"])[0] == 404
+    finally:
+        a.stop()
+        b.stop()

@@ -9,6 +9,9 @@ Every write is correct with other processes writing at once, without read-modify
 - the sweep is one `DELETE ... WHERE last_heartbeat < cutoff`: a heartbeat committed first
   makes the row no longer match (PostgreSQL re-checks the WHERE on the newest version).
 
+Time is the database's clock (unless a clock is injected, as tests do): every replica then
+judges staleness and expiry by one clock, however far apart the registry hosts' clocks are.
+
 When the database cannot answer (down, unreachable, not migrated) every call raises
 `StoreUnavailable` with one line of reason; the pool reconnects on its own when it is back.
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -76,7 +78,7 @@ class PostgresStore:
         url: str,
         stale_after: float,
         retention: float,
-        clock: Clock = time.time,
+        clock: Clock | None = None,
         pool_size: int = 10,
     ) -> None:
         self.stale_after = stale_after
@@ -119,6 +121,14 @@ class PostgresStore:
         with self._connection(timeout) as conn:
             return max(pgschema.applied_versions(conn), default=0)
 
+    def _now(self, conn: psycopg.Connection[tuple[Any, ...]]) -> float:
+        """Seconds since the epoch by the database's clock (or the injected one)."""
+        if self.clock is not None:
+            return self.clock()
+        row = conn.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8").fetchone()
+        assert row is not None
+        return float(row[0])
+
     def status_of(self, last_heartbeat: float, now: float) -> str:
         return HEALTHY if now - last_heartbeat <= self.stale_after else STALE
 
@@ -159,9 +169,9 @@ class PostgresStore:
         capabilities: list[str],
         key: str | None = None,
     ) -> Agent:
-        now = self.clock()
         with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_name_lock(name),))
+            now = self._now(conn)
             if key is not None:
                 conn.execute(
                     "INSERT INTO agent_keys (name, key_sha256, bound_at) VALUES (%s, %s, %s)"
@@ -192,9 +202,9 @@ class PostgresStore:
         return self._agent(row, now)
 
     def heartbeat(self, name: str, key: str | None = None) -> Agent | None:
-        now = self.clock()
         digest = None if key is None else key_digest(key)
         with self._connection() as conn:
+            now = self._now(conn)
             row = conn.execute(
                 _HEARTBEAT,
                 {"now": now, "name": name, "digest": digest},
@@ -226,9 +236,8 @@ class PostgresStore:
     def list(
         self, status: str | None = None, name: str | None = None, version: str | None = None
     ) -> list[Agent]:
-        now = self.clock()
         query = f"SELECT {_COLUMNS} FROM agents a WHERE a.last_heartbeat >= %s"  # noqa: S608
-        params: list[Any] = [now - self.stale_after - self.retention]
+        params: list[Any] = []
         if name:
             query += " AND a.name = %s"
             params.append(name)
@@ -236,13 +245,15 @@ class PostgresStore:
             query += " AND a.version = %s"
             params.append(version)
         with self._connection() as conn:
+            now = self._now(conn)
+            params.insert(0, now - self.stale_after - self.retention)
             rows = conn.execute((query + " ORDER BY a.name").encode(), params).fetchall()
         agents = [self._agent(row, now) for row in rows]
         return [agent for agent in agents if status is None or agent.status == status]
 
     def sweep(self) -> int:
-        cutoff = self.clock() - self.stale_after - self.retention
         with self._connection() as conn:
+            cutoff = self._now(conn) - self.stale_after - self.retention
             return conn.execute("DELETE FROM agents WHERE last_heartbeat < %s", (cutoff,)).rowcount
 
     def ping(self) -> bool:
