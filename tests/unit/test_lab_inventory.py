@@ -29,6 +29,7 @@ def test_every_host_carries_its_connection_settings() -> None:
         "ansible_ssh_common_args": "-o ControlPath=/var/lib/mcp-mesh-lab/mesh/ssh-%C",
         "ansible_python_interpreter": "/usr/bin/python3",
         "lab_address": "10.231.7.10",
+        "lab_distro": "bookworm",
     }
     assert data["all"]["vars"]["lab_controller_address"] == "10.231.7.1"
 
