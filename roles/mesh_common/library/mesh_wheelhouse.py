@@ -179,13 +179,27 @@ def wheel_command(module: AnsibleModule, cache: Path, source: Path, wheels: Path
     return [*command, str(source)]
 
 
-def download_command(python: str, target: Interpreter, wheels: Path, wheel: Path) -> list[str]:
-    """The runtime wheel's dependencies as binary wheels for another interpreter."""
+def wheel_pins(wheels: Path) -> list[str]:
+    """`name==version` of every wheel in a directory (wheel file names: NAME-VERSION-...)."""
+    pins = set()
+    for wheel in wheels.glob("*.whl"):
+        name, version = wheel.name.split("-")[:2]
+        pins.add(f"{name}=={version}")
+    return sorted(pins)
+
+
+def download_command(
+    python: str, target: Interpreter, wheels: Path, wheel: Path, constraints: Path | None = None
+) -> list[str]:
+    """The runtime wheel's dependencies as binary wheels for another interpreter; with
+    `constraints`, at the versions the controller's own wheelhouse holds."""
     command = [python, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
     command += ["--only-binary=:all:", "--implementation", "cp"]
     command += ["--python-version", target.python, "--dest", str(wheels)]
     for tag in manylinux_platforms(target.machine, target.glibc):
         command += ["--platform", tag]
+    if constraints is not None:
+        command += ["--constraint", str(constraints)]
     return [*command, str(wheel)]
 
 
@@ -218,7 +232,19 @@ def build(
             runtime = sorted(wheels.glob("*.whl"))
             if len(runtime) != 1:
                 module.fail_json(msg=f"pip wheel --no-deps built {len(runtime)} wheels, not 1")
-            command = download_command(module.params["python"], target, wheels, runtime[0])
+            # Every interpreter gets the dependency versions the controller's wheelhouse holds
+            # (built first), so hosts of both releases run the same code.
+            own_name = runtime[0].name.split("-")[0]
+            pins = [
+                pin
+                for pin in wheel_pins(cache / version / "wheels")
+                if not pin.startswith(f"{own_name}==")
+            ]
+            constraints = work / "constraints.txt"
+            constraints.write_text("".join(pin + "\n" for pin in pins), encoding="utf-8")
+            command = download_command(
+                module.params["python"], target, wheels, runtime[0], constraints if pins else None
+            )
             rc, out, err = module.run_command(command, environ_update=env)
             if rc != 0:
                 module.fail_json(
