@@ -157,13 +157,9 @@ def find_mirror(
         tried.append(candidate)
         if check(release_url(candidate, suite)):
             return candidate
+    published = f", and no Debian mirror they name ({', '.join(tried)}) publishes it"
     raise LabError(
         f"no apt source in {apt_dir}/sources.list or {apt_dir}/sources.list.d serves "
-        f"'{suite} main'"
-        + (
-            f", and the Debian mirror{'s' if len(tried) > 1 else ''} they name do not publish it"
-            if tried
-            else ""
-        )
-        + f"; add one (deb822 'URIs:' or a 'deb URI {suite} main' line)"
+        f"'{suite} main'{published if tried else ''}; "
+        f"add one (deb822 'URIs:' or a 'deb URI {suite} main' line)"
     )
