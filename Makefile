@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 AGENTS ?= 3
 # Debian releases the lab's agents take in turn (lb1 runs the first), e.g. bookworm,trixie.
-AGENT_DISTROS ?= bookworm
+AGENT_DISTROS ?= $(or $(MESH_LAB_AGENT_DISTROS),bookworm)
 # Which lab the lab-* targets and demo act on (inventories/lab/hosts.yml for "mesh").
 LAB ?= $(or $(MESH_LAB_NAME),mesh)
 # What the controller needs from Debian: the lab (nspawn, debootstrap, iproute2, ssh),
