@@ -1,4 +1,5 @@
-"""The Debian root every lab host boots from: built once with debootstrap, cached by content.
+"""The Debian roots lab hosts boot from, one per release: built once with debootstrap, cached by
+content.
 
 The cache key hashes the suite, the package list and the recipe version, so a changed list
 builds a new base next to the old one. A build goes into a temporary directory and is renamed
@@ -23,8 +24,10 @@ from lab.errors import LabError
 from lab.mirror import find_mirror
 from lab.mounts import overlay_lower_dirs, remove_tree
 from lab.progress import Progress
+from lab.topology import DISTROS
 
-SUITE = "bookworm"
+SUITE = "bookworm"  # the default release: Debian 12
+SUITES = DISTROS  # the releases a lab host can run (`--agent-distros`): Debian 12 and 13
 PACKAGES = (
     "systemd",
     "systemd-sysv",
@@ -92,6 +95,7 @@ def ensure_base(
     suite: str = SUITE, packages: Iterable[str] = PACKAGES, cache_root: Path = CACHE_ROOT
 ) -> Path:
     """The cached base for this suite and package list, built first when missing."""
+    validate_suite(suite)
     packages = tuple(packages)
     key = cache_key(suite, packages)
     path = base_path(key, cache_root)
@@ -108,14 +112,33 @@ def ensure_base(
     return path
 
 
-def prune_other_bases(keep: Path) -> list[Path]:
-    """Remove bases of earlier package lists, unless a running host still boots from one."""
-    cache_root = keep.parent
+def validate_suite(suite: str) -> str:
+    if suite not in SUITES:
+        raise LabError(f"the lab builds no '{suite}' hosts; use one of {', '.join(SUITES)}")
+    return suite
+
+
+def current_bases(cache_root: Path = CACHE_ROOT) -> set[Path]:
+    """Where the current package list's base of every release lives (built or not)."""
+    return {base_path(cache_key(suite, PACKAGES), cache_root) for suite in SUITES}
+
+
+def prune_other_bases(keep: Path | Iterable[Path]) -> list[Path]:
+    """Remove bases of earlier package lists, unless a running host still boots from one.
+
+    The current base of every release in SUITES is kept too: a lab of bookworm hosts only
+    must not throw away the trixie base the next mixed lab needs.
+    """
+    kept = {keep} if isinstance(keep, Path) else set(keep)
+    if not kept:
+        return []
+    cache_root = next(iter(kept)).parent
+    kept |= current_bases(cache_root)
     pruned = []
     with _build_lock(cache_root):
         in_use = overlay_lower_dirs()
         for other in sorted(cache_root.glob("base-*")):
-            if other == keep or other in in_use:
+            if other in kept or other in in_use:
                 continue
             remove_tree(other)
             (cache_root / f"build-{other.name.removeprefix('base-')}.log").unlink(missing_ok=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from lab.demo import DEMO_PLAYBOOKS
 from lab.errors import LabError
-from lab.topology import DEFAULT_AGENTS, DEFAULT_LAB
+from lab.topology import DEFAULT_AGENTS, DEFAULT_DISTRO, DEFAULT_LAB, DISTROS, parse_distros
 
 REQUIRED_TOOLS = ("systemd-nspawn", "ip", "ssh-keygen", "mount")
 
@@ -28,6 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     start = sub.add_parser("up", parents=[common], help="boot the lab, write its inventory")
     start.add_argument(
         "--agents", type=int, default=DEFAULT_AGENTS, help="agent hosts (default %(default)s)"
+    )
+    start.add_argument(
+        "--agent-distros",
+        default=os.environ.get("MESH_LAB_AGENT_DISTROS") or DEFAULT_DISTRO,
+        metavar="LIST",
+        help="Debian releases the agents take in turn, comma-separated, of "
+        + ", ".join(DISTROS)
+        + " (lb1 runs the first; default $MESH_LAB_AGENT_DISTROS or %(default)s)",
     )
     sub.add_parser("down", parents=[common], help="stop the lab and remove every piece of it")
     sub.add_parser("status", parents=[common], help="the lab's hosts; exit 0 when all are up")
@@ -78,14 +86,15 @@ def _say(line: str) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     from lab.lifecycle import up
 
+    distros = parse_distros(args.agent_distros)
     _need_root()
-    result = up(args.name, args.agents, say=_say)
+    result = up(args.name, args.agents, say=_say, agent_distros=distros)
     topology = result.topology
     print(
         f"lab '{topology.lab}' is up: {len(topology.hosts)} hosts on {topology.subnet} "
         f"(controller {topology.controller}) in {result.seconds:.1f}s"
     )
-    _print_hosts([(h.name, str(h.address), h.groups, "up") for h in topology.hosts])
+    _print_hosts([(h.name, str(h.address), h.groups, h.distro, "up") for h in topology.hosts])
     print(f"inventory: {result.inventory}")
     print(f"ssh:       ssh -i {result.key} root@{topology.hosts[0].address}")
     return 0
@@ -112,7 +121,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if hosts is None:
         print(f"lab '{args.name}' is not up (run `python -m lab up --name {args.name}`)")
         return 1
-    _print_hosts([(h.name, h.address, h.groups, "up" if h.up else "DOWN") for h in hosts])
+    _print_hosts([(h.name, h.address, h.groups, h.distro, "up" if h.up else "DOWN") for h in hosts])
     down = [h.name for h in hosts if not h.up]
     if down:
         print(f"{len(down)} of {len(hosts)} hosts down: {', '.join(down)}")
@@ -156,9 +165,12 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _print_hosts(rows: list[tuple[str, str, tuple[str, ...], str]]) -> None:
-    table = [(name, address, ",".join(groups), state) for name, address, groups, state in rows]
-    _print_table(("HOST", "ADDRESS", "GROUPS", "STATE"), table)
+def _print_hosts(rows: list[tuple[str, str, tuple[str, ...], str, str]]) -> None:
+    table = [
+        (name, address, ",".join(groups), distro, state)
+        for name, address, groups, distro, state in rows
+    ]
+    _print_table(("HOST", "ADDRESS", "GROUPS", "DISTRO", "STATE"), table)
 
 
 def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

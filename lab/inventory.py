@@ -2,7 +2,8 @@
 
 Every host carries its connection settings itself (not only through group vars), so any tool
 that reads host variables finds them, and `lab_address` names the address explicitly for
-roles and tests that should not depend on `ansible_host`.
+roles and tests that should not depend on `ansible_host`. `lab_distro` names the Debian
+release the host boots (`bookworm`, `trixie`), for tests that parametrize on it.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def inventory_data(
             "ansible_ssh_common_args": f"-o ControlPath={control_path(key)}",
             "ansible_python_interpreter": PYTHON,
             "lab_address": str(host.address),
+            "lab_distro": host.distro,
             **tls_hosts.get(host.name, {}),
         }
         for host in topology.hosts

@@ -26,12 +26,16 @@ from lab.readiness import ssh_banner, wait_for_ssh
 from lab.state import REPO, LabPaths, inventory_path, load_topology, locked, save_topology
 from lab.tls import LabCa
 from lab.topology import (
+    DEFAULT_DISTRO,
+    DISTROS,
     Topology,
     allocate_subnet,
     bridge_name,
     build_topology,
+    host_distros,
     netns_prefix,
     validate_agent_count,
+    validate_distros,
     validate_lab_name,
     veth_prefix,
 )
@@ -55,24 +59,35 @@ class UpResult:
     seconds: float
 
 
-def up(lab: str, agents: int, say: Say = _quiet) -> UpResult:
-    """Boot the lab from scratch (removing whatever is left of it first) and write its inventory."""
+def up(
+    lab: str,
+    agents: int,
+    say: Say = _quiet,
+    agent_distros: tuple[str, ...] = (DEFAULT_DISTRO,),
+) -> UpResult:
+    """Boot the lab from scratch (removing whatever is left of it first) and write its inventory.
+
+    `agent_distros` lists the Debian releases the agents take in turn (lb1 runs the first);
+    each release's base image is built once and cached.
+    """
     validate_lab_name(lab)
     validate_agent_count(agents)
     started = time.monotonic()
-    base = ensure_base()
+    distros = host_distros(agents, validate_distros(agent_distros))
+    bases = {distro: ensure_base(distro) for distro in DISTROS if distro in distros}
     paths = LabPaths(lab)
     with locked(paths):
         stale = clean(paths)
         if stale:
             say(f"removed what was left of lab '{lab}': {'; '.join(stale)}")
-        for old in prune_other_bases(base):
+        for old in prune_other_bases(bases.values()):
             say(f"removed unused base image {old}")
-        topology = build_topology(lab, agents, allocate_subnet(lab, network.routed_networks()))
+        subnet = allocate_subnet(lab, network.routed_networks())
+        topology = build_topology(lab, agents, subnet, agent_distros)
         paths.hosts.mkdir(parents=True)
-        save_topology(paths, topology, base)
+        save_topology(paths, topology, bases)
         try:
-            _boot(paths, topology, base)
+            _boot(paths, topology, bases)
             inventory = inventory_path(lab)
             ca = LabCa.create(lab)
             ca.write(paths.directory)
@@ -87,13 +102,13 @@ def up(lab: str, agents: int, say: Say = _quiet) -> UpResult:
     return UpResult(topology, inventory, paths.key, time.monotonic() - started)
 
 
-def _boot(paths: LabPaths, topology: Topology, base: Path) -> None:
+def _boot(paths: LabPaths, topology: Topology, bases: dict[str, Path]) -> None:
     generate_key(paths.key, comment=f"mesh-lab-{topology.lab}")
     public_key = paths.key.with_name(paths.key.name + ".pub").read_text()
     network.create_bridge(topology.bridge, topology.controller, topology.subnet)
     for host in topology.hosts:
         host_paths = paths.host(host.name)
-        mount_overlay(base, host_paths)
+        mount_overlay(bases[host.distro], host_paths)
         personalise(host_paths.root, host, topology, public_key)
         network.create_host_network(
             topology.netns(host),
@@ -246,6 +261,7 @@ class HostStatus:
     address: str
     groups: tuple[str, ...]
     up: bool
+    distro: str = DEFAULT_DISTRO
 
 
 def status(lab: str) -> list[HostStatus] | None:
@@ -261,6 +277,7 @@ def status(lab: str) -> list[HostStatus] | None:
             str(host.address),
             host.groups,
             nspawn.is_up(paths.host(host.name)) and ssh_banner(host.address) is not None,
+            host.distro,
         )
         for host in topology.hosts
     ]

@@ -2,17 +2,25 @@
 
 The repo never names a mirror host: debootstrap gets whatever `URIs:` (deb822 `.sources`)
 or `deb URI SUITE ...` (one-line `.list`) entry serves the wanted suite's `main` component.
+A machine's sources name its own release only (a bookworm machine lists no trixie), so for
+another Debian release the mirror serving any Debian release is taken when it publishes the
+wanted suite (`dists/SUITE/Release` answers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import LabError
 
 APT_DIR = Path("/etc/apt")
+# Debian release code names a machine's sources may name; the mirror serving one of them is a
+# Debian archive that may serve the others too.
+DEBIAN_SUITES = ("bullseye", "bookworm", "trixie", "forky", "sid")
 
 
 @dataclass(frozen=True)
@@ -117,11 +125,41 @@ def read_sources(apt_dir: Path = APT_DIR) -> list[AptSource]:
     return sources
 
 
-def find_mirror(suite: str, apt_dir: Path = APT_DIR) -> str:
-    mirror = pick_mirror(read_sources(apt_dir), suite)
-    if mirror is None:
-        raise LabError(
-            f"no apt source in {apt_dir}/sources.list or {apt_dir}/sources.list.d serves "
-            f"'{suite} main'; add one (deb822 'URIs:' or a 'deb URI {suite} main' line)"
-        )
-    return mirror
+def release_url(mirror: str, suite: str) -> str:
+    return f"{mirror}/dists/{suite}/Release"
+
+
+def publishes(url: str, timeout: float = 10.0) -> bool:
+    """Whether `url` answers (a HEAD request; file: URLs are checked on disk)."""
+    if url.startswith("file:"):
+        return Path(url.removeprefix("file:").removeprefix("//")).is_file()
+    request = urllib.request.Request(url, method="HEAD")  # noqa: S310 (http(s) of apt sources)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return 200 <= int(response.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def find_mirror(
+    suite: str, apt_dir: Path = APT_DIR, check: Callable[[str], bool] = publishes
+) -> str:
+    """The mirror for `suite`: one the sources name for it, else a Debian mirror publishing it."""
+    sources = read_sources(apt_dir)
+    mirror = pick_mirror(sources, suite)
+    if mirror is not None:
+        return mirror
+    tried = []
+    for other in DEBIAN_SUITES:
+        candidate = pick_mirror(sources, other)
+        if candidate is None or candidate in tried:
+            continue
+        tried.append(candidate)
+        if check(release_url(candidate, suite)):
+            return candidate
+    published = f", and no Debian mirror they name ({', '.join(tried)}) publishes it"
+    raise LabError(
+        f"no apt source in {apt_dir}/sources.list or {apt_dir}/sources.list.d serves "
+        f"'{suite} main'{published if tried else ''}; "
+        f"add one (deb822 'URIs:' or a 'deb URI {suite} main' line)"
+    )

@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.topology import DEFAULT_LAB, Host, Topology
+from lab.topology import DEFAULT_DISTRO, DEFAULT_LAB, Host, Topology
 
 STATE_ROOT = Path(os.environ.get("MESH_LAB_STATE_DIR", "/var/lib/mcp-mesh-lab"))
 LOCK_ROOT = Path(os.environ.get("MESH_LAB_LOCK_DIR", "/run/mcp-mesh-lab"))
@@ -113,17 +113,19 @@ def locked(paths: LabPaths) -> Iterator[None]:
         yield
 
 
-def save_topology(paths: LabPaths, topology: Topology, base: Path) -> None:
+def save_topology(paths: LabPaths, topology: Topology, bases: dict[str, Path]) -> None:
+    """Record the topology and the base image (by release) its hosts boot from."""
     data = {
         "lab": topology.lab,
         "subnet": str(topology.subnet),
-        "base": str(base),
+        "bases": {distro: str(path) for distro, path in sorted(bases.items())},
         "hosts": [
             {
                 "name": host.name,
                 "address": str(host.address),
                 "groups": list(host.groups),
                 "index": host.index,
+                "distro": host.distro,
             }
             for host in topology.hosts
         ],
@@ -136,7 +138,13 @@ def load_topology(paths: LabPaths) -> Topology | None:
     try:
         data = json.loads(paths.topology.read_text())
         hosts = tuple(
-            Host(h["name"], IPv4Address(h["address"]), tuple(h["groups"]), int(h["index"]))
+            Host(
+                h["name"],
+                IPv4Address(h["address"]),
+                tuple(h["groups"]),
+                int(h["index"]),
+                str(h.get("distro", DEFAULT_DISTRO)),  # labs recorded before releases mixed
+            )
             for h in data["hosts"]
         )
         return Topology(str(data["lab"]), IPv4Network(data["subnet"]), hosts)

@@ -28,6 +28,10 @@ REGISTRY = "registry"
 AGENTS = "agents"
 GROUPS = (LOADBALANCER, REGISTRY, AGENTS)
 
+# The Debian releases a host can run, by code name: Debian 12 (the default) and Debian 13.
+DEFAULT_DISTRO = "bookworm"
+DISTROS = ("bookworm", "trixie")
+
 
 @dataclass(frozen=True)
 class Host:
@@ -35,6 +39,7 @@ class Host:
     address: IPv4Address
     groups: tuple[str, ...]
     index: int  # 1-based position; names this host's veth
+    distro: str = DEFAULT_DISTRO  # Debian release code name; which base image it boots
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,12 @@ class Topology:
                 return host
         raise LabError(f"lab '{self.lab}' has no host '{name}'")
 
+    @property
+    def distros(self) -> tuple[str, ...]:
+        """The releases the hosts run, each once, in DISTROS order (one base image each)."""
+        used = {host.distro for host in self.hosts}
+        return tuple(distro for distro in DISTROS if distro in used)
+
     def groups(self) -> dict[str, list[str]]:
         """Group name -> host names, every group listed even when empty."""
         members: dict[str, list[str]] = {group: [] for group in GROUPS}
@@ -86,6 +97,30 @@ def validate_agent_count(agents: int) -> int:
     if not 1 <= agents <= MAX_AGENTS:
         raise LabError(f"--agents must be between 1 and {MAX_AGENTS}, not {agents}")
     return agents
+
+
+def parse_distros(spec: str | None) -> tuple[str, ...]:
+    """`bookworm,trixie` -> ('bookworm', 'trixie'); empty or None -> the default release."""
+    if spec is None or not spec.strip():
+        return (DEFAULT_DISTRO,)
+    names = tuple(part.strip() for part in spec.split(","))
+    unknown = [name for name in names if name not in DISTROS]
+    if unknown or not all(names):
+        shown = ", ".join(repr(name) for name in unknown) or "an empty name"
+        raise LabError(
+            f"--agent-distros: {shown} is not a release the lab builds; "
+            f"use a comma-separated list of {', '.join(DISTROS)}"
+        )
+    return names
+
+
+def validate_distros(distros: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = sorted(set(distros) - set(DISTROS))
+    if unknown:
+        raise LabError(
+            f"unknown releases {', '.join(unknown)}; the lab builds {', '.join(DISTROS)}"
+        )
+    return distros
 
 
 def bridge_name(lab: str) -> str:
@@ -115,6 +150,15 @@ def host_plan(agents: int) -> list[tuple[str, tuple[str, ...]]]:
     return plan
 
 
+def host_distros(agents: int, distros: tuple[str, ...] = (DEFAULT_DISTRO,)) -> list[str]:
+    """The release of each host in host_plan order: lb1 runs the first one listed, agents take
+    the list in turn (agent1 the first, agent2 the second, ...), so `bookworm,trixie` with
+    two agents gives one agent of each."""
+    if not distros:
+        distros = (DEFAULT_DISTRO,)
+    return [distros[0]] + [distros[number % len(distros)] for number in range(agents)]
+
+
 def allocate_subnet(
     lab: str, taken: Iterable[IPv4Network], pool: IPv4Network = SUBNET_POOL, prefix: int = 24
 ) -> IPv4Network:
@@ -133,14 +177,27 @@ def allocate_subnet(
     raise LabError(f"every /{prefix} in {pool} is already routed on this machine")
 
 
-def build_topology(lab: str, agents: int, subnet: IPv4Network) -> Topology:
+def build_topology(
+    lab: str,
+    agents: int,
+    subnet: IPv4Network,
+    agent_distros: tuple[str, ...] = (DEFAULT_DISTRO,),
+) -> Topology:
     validate_lab_name(lab)
     validate_agent_count(agents)
+    validate_distros(agent_distros)
     plan = host_plan(agents)
     if FIRST_HOST_OFFSET + len(plan) >= subnet.num_addresses - 1:
         raise LabError(f"{subnet} is too small for {len(plan)} hosts")
+    distros = host_distros(agents, agent_distros)
     hosts = tuple(
-        Host(name, subnet.network_address + FIRST_HOST_OFFSET + position, groups, position + 1)
+        Host(
+            name,
+            subnet.network_address + FIRST_HOST_OFFSET + position,
+            groups,
+            position + 1,
+            distros[position],
+        )
         for position, (name, groups) in enumerate(plan)
     )
     return Topology(lab, subnet, hosts)

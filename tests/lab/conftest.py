@@ -11,6 +11,7 @@ tests/lab/fleet/) rely on it:
     .hosts       {"lb1": "10.231.x.10", "agent1": ..., ...} host name -> address
     .groups      {"loadbalancer": ["lb1"], "registry": ["lb1"], "agents": [...]}
     .controller  this machine's address on the lab bridge (what hosts reach it by)
+    .distros     {"lb1": "bookworm", "agent2": "trixie", ...} host name -> Debian release
     .ansible(*args)          run `ansible` against the inventory -> CompletedProcess
     .ansible_playbook(*args) run `ansible-playbook` against the inventory -> CompletedProcess
 `all_hosts` (session) -> list of testinfra hosts, one per lab host, in inventory order
@@ -23,6 +24,7 @@ Environment:
     MESH_LAB_REUSE=1    use the lab that is up (bringing it up if it is not) and leave it up
     MESH_LAB_NAME=NAME  test against another lab than "mesh" (e.g. while "mesh" runs a demo)
     MESH_LAB_AGENTS=N   agents in the lab the fixture brings up (default 3)
+    MESH_LAB_AGENT_DISTROS=bookworm,trixie  releases its agents take in turn (default bookworm)
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import testinfra
 import yaml
 
 from lab.state import inventory_path
-from lab.topology import DEFAULT_AGENTS, DEFAULT_LAB, host_plan
+from lab.topology import DEFAULT_AGENTS, DEFAULT_DISTRO, DEFAULT_LAB, host_plan
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -74,6 +76,7 @@ class LabHandle:
     hosts: dict[str, str]
     groups: dict[str, list[str]]
     controller: str
+    distros: dict[str, str] = field(default_factory=dict)
     _testinfra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -83,7 +86,11 @@ class LabHandle:
         groups = {group: list(body["hosts"]) for group, body in data["children"].items()}
         key = Path(next(iter(data["hosts"].values()))["ansible_ssh_private_key_file"])
         controller = str(data["vars"]["lab_controller_address"])
-        return cls(name, inventory, key, hosts, groups, controller)
+        distros = {
+            host: str(values.get("lab_distro", DEFAULT_DISTRO))
+            for host, values in data["hosts"].items()
+        }
+        return cls(name, inventory, key, hosts, groups, controller, distros)
 
     def ansible(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return self._tool("ansible", *args, timeout=timeout)

@@ -39,9 +39,21 @@ def test_sshd_is_running_and_enabled(lab_host, lab_host_name) -> None:
     assert ssh.is_enabled
 
 
-def test_python_is_3_11(lab_host, lab_host_name) -> None:
+# What each Debian release the lab builds ships: VERSION_ID and the python3 it installs.
+RELEASES = {"bookworm": ("12", "Python 3.11."), "trixie": ("13", "Python 3.13.")}
+
+
+def test_host_runs_the_release_the_inventory_names(lab, lab_host, lab_host_name) -> None:
+    host = lab_host(lab_host_name)
+    release = lab.distros[lab_host_name]
+    os_release = host.file("/etc/os-release").content_string
+    assert f"VERSION_CODENAME={release}" in os_release
+    assert f'VERSION_ID="{RELEASES[release][0]}"' in os_release
+
+
+def test_python_is_the_releases(lab, lab_host, lab_host_name) -> None:
     version = lab_host(lab_host_name).check_output("python3 --version")
-    assert version.startswith("Python 3.11.")
+    assert version.startswith(RELEASES[lab.distros[lab_host_name]][1])
 
 
 def test_hostname_matches_the_inventory(lab_host, lab_host_name) -> None:
@@ -131,5 +143,5 @@ def test_demo_facts_table_has_a_row_per_host(lab) -> None:
     for name, address in lab.hosts.items():
         row = next(line for line in done.stdout.splitlines() if line.split()[:1] == [name])
         assert address in row
-        assert "Debian 12" in row
+        assert f"Debian {RELEASES[lab.distros[name]][0]}" in row
         assert row.split()[-1] == "running"

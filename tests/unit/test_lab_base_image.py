@@ -2,7 +2,20 @@
 
 import io
 
-from lab.base_image import PACKAGES, SUITE, base_path, cache_key, debootstrap_stage
+import pytest
+
+from lab import base_image
+from lab.base_image import (
+    PACKAGES,
+    SUITE,
+    SUITES,
+    base_path,
+    cache_key,
+    debootstrap_stage,
+    ensure_base,
+    prune_other_bases,
+)
+from lab.errors import LabError
 from lab.progress import Progress
 
 
@@ -20,6 +33,35 @@ def test_changing_the_package_list_suite_or_recipe_changes_the_key() -> None:
 def test_the_base_lives_outside_the_repo_named_by_its_key(tmp_path) -> None:
     key = cache_key(SUITE, PACKAGES)
     assert base_path(key, tmp_path) == tmp_path / f"base-{key}"
+
+
+def test_the_bookworm_key_is_the_one_labs_built_before_releases_mixed() -> None:
+    """Adding trixie must not make every machine rebuild its cached bookworm base."""
+    assert cache_key("bookworm", PACKAGES) == "a130e7b6e711473f"
+
+
+def test_each_release_has_a_base_of_its_own(tmp_path) -> None:
+    paths = {base_path(cache_key(suite, PACKAGES), tmp_path) for suite in SUITES}
+    assert len(paths) == len(SUITES) == 2
+
+
+def test_an_unknown_release_is_refused_before_anything_is_built(tmp_path) -> None:
+    with pytest.raises(LabError, match="no 'sid' hosts; use one of bookworm, trixie"):
+        ensure_base("sid", cache_root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pruning_keeps_every_releases_current_base(tmp_path, monkeypatch) -> None:
+    """A bookworm-only lab must not remove the trixie base the next mixed lab boots from."""
+    monkeypatch.setattr(base_image, "overlay_lower_dirs", lambda: set())
+    current = {suite: base_path(cache_key(suite, PACKAGES), tmp_path) for suite in SUITES}
+    old = base_path(cache_key("bookworm", (*PACKAGES, "less")), tmp_path)
+    for path in [*current.values(), old]:
+        path.mkdir()
+    pruned = prune_other_bases(current["bookworm"])
+    assert pruned == [old]
+    assert all(path.is_dir() for path in current.values())
+    assert not old.exists()
 
 
 def test_base_has_what_the_lab_and_the_fleet_need() -> None:

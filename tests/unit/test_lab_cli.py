@@ -67,3 +67,19 @@ def test_facts_refuses_input_that_is_not_a_list_of_records(tmp_path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "stdin is not JSON" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_up_refuses_an_unknown_release_before_building_anything(tmp_path) -> None:
+    cache = tmp_path / "cache"
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", "up", "--name", "nolab", "--agent-distros", "bookworm,sid"],
+        cwd=REPO,
+        env=dict(os.environ, MESH_LAB_STATE_DIR=str(tmp_path), MESH_LAB_CACHE_DIR=str(cache)),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "'sid' is not a release the lab builds" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not cache.exists()
+    assert not (tmp_path / "nolab").exists()

@@ -29,6 +29,7 @@ def test_every_host_carries_its_connection_settings() -> None:
         "ansible_ssh_common_args": "-o ControlPath=/var/lib/mcp-mesh-lab/mesh/ssh-%C",
         "ansible_python_interpreter": "/usr/bin/python3",
         "lab_address": "10.231.7.10",
+        "lab_distro": "bookworm",
     }
     assert data["all"]["vars"]["lab_controller_address"] == "10.231.7.1"
 
@@ -126,3 +127,23 @@ def test_tls_is_on_with_the_lab_ca_and_a_certificate_and_key_per_host(tmp_path) 
         assert "PRIVATE KEY" in host["mesh_common_tls_key"]
     keys = [host["mesh_common_tls_key"] for host in data["hosts"].values()]
     assert len(set(keys)) == len(keys)
+
+
+def test_each_host_names_its_release_for_tests_to_parametrize_on(tmp_path) -> None:
+    mixed = build_topology(
+        "mesh", 2, IPv4Network("10.231.7.0/24"), agent_distros=("bookworm", "trixie")
+    )
+    path = tmp_path / "hosts.yml"
+    write_inventory(path, mixed, KEY)
+    tool = Path(sys.executable).parent / "ansible-inventory"
+    listed = json.loads(
+        subprocess.run(
+            [str(tool), "-i", str(path), "--list"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    hostvars = listed["_meta"]["hostvars"]
+    assert {name: hostvars[name]["lab_distro"] for name in ("lb1", "agent1", "agent2")} == {
+        "lb1": "bookworm",
+        "agent1": "bookworm",
+        "agent2": "trixie",
+    }

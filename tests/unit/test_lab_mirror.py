@@ -16,8 +16,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 Types: deb
 URIs: http://mirror.example/debian-security
 Suites: bookworm-security
-Components: main
-"""
+Components: main\n"""
 
 
 def test_deb822_uris_of_the_paragraph_serving_the_suite() -> None:
@@ -64,5 +63,51 @@ def test_find_mirror_reads_sources_list_d_and_ignores_other_files(tmp_path) -> N
 
 def test_no_usable_source_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "sources.list").write_text("deb http://x.example/d trixie main\n")
-    with pytest.raises(LabError, match="'bookworm main'"):
-        find_mirror("bookworm", apt_dir=tmp_path)
+    with pytest.raises(
+        LabError,
+        match=r"'bookworm main', and no Debian mirror they name \(http://x.example/d\) publishes",
+    ):
+        find_mirror("bookworm", apt_dir=tmp_path, check=lambda url: False)
+
+
+def test_another_release_takes_the_debian_mirror_that_publishes_it(tmp_path) -> None:
+    """A bookworm machine's sources name no trixie; its Debian mirror serves trixie anyway."""
+    (tmp_path / "sources.list").write_text(
+        "deb http://vendor.example/apt cloud-sdk-bookworm main\n"
+        "deb http://mirror.example/debian-security bookworm-security main\n"
+        "deb http://mirror.example/debian bookworm main\n"
+    )
+    asked: list[str] = []
+
+    def check(url: str) -> bool:
+        asked.append(url)
+        return True
+
+    assert find_mirror("trixie", apt_dir=tmp_path, check=check) == "http://mirror.example/debian"
+    assert asked == ["http://mirror.example/debian/dists/trixie/Release"]
+
+
+def test_a_mirror_not_publishing_the_release_is_not_taken(tmp_path) -> None:
+    (tmp_path / "sources.list").write_text("deb http://old.example/debian bullseye main\n")
+    with pytest.raises(LabError, match="'trixie main'"):
+        find_mirror("trixie", apt_dir=tmp_path, check=lambda url: False)
+
+
+def test_a_source_naming_the_release_needs_no_check(tmp_path) -> None:
+    (tmp_path / "sources.list").write_text("deb http://t.example/debian trixie main\n")
+
+    def check(url: str) -> bool:
+        raise AssertionError(f"asked {url}")
+
+    assert find_mirror("trixie", apt_dir=tmp_path, check=check) == "http://t.example/debian"
+
+
+def test_a_local_mirror_is_checked_on_disk(tmp_path) -> None:
+    release = tmp_path / "mirror" / "dists" / "trixie" / "Release"
+    release.parent.mkdir(parents=True)
+    release.write_text("Suite: stable\n")
+    (tmp_path / "sources.list").write_text(f"deb file://{tmp_path}/mirror bookworm main\n")
+    assert find_mirror("trixie", apt_dir=tmp_path) == f"file://{tmp_path}/mirror"
+    release.unlink()
+    with pytest.raises(LabError):
+        find_mirror("trixie", apt_dir=tmp_path)

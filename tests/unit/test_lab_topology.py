@@ -1,14 +1,17 @@
 """Lab names, hosts, groups, subnets and interface names."""
 
+import json
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from lab.errors import LabError
+from lab.state import LabPaths, load_topology, save_topology
 from lab.topology import (
     SUBNET_POOL,
     allocate_subnet,
     build_topology,
+    parse_distros,
     validate_agent_count,
     validate_lab_name,
 )
@@ -78,3 +81,83 @@ def test_subnet_skips_networks_already_routed_but_not_the_default_route() -> Non
 def test_a_route_covering_the_whole_pool_is_a_clear_error() -> None:
     with pytest.raises(LabError, match="already routed"):
         allocate_subnet("mesh", [IPv4Network("10.0.0.0/8")])
+
+
+def test_agents_take_the_listed_releases_in_turn_and_lb1_the_first() -> None:
+    topology = build_topology(
+        "mesh", 3, IPv4Network("10.231.7.0/24"), agent_distros=("bookworm", "trixie")
+    )
+    assert {host.name: host.distro for host in topology.hosts} == {
+        "lb1": "bookworm",
+        "agent1": "bookworm",
+        "agent2": "trixie",
+        "agent3": "bookworm",
+    }
+    assert topology.distros == ("bookworm", "trixie")
+
+
+def test_without_a_list_every_host_runs_bookworm() -> None:
+    topology = build_topology("mesh", 2, IPv4Network("10.231.7.0/24"))
+    assert {host.distro for host in topology.hosts} == {"bookworm"}
+    assert topology.distros == ("bookworm",)
+
+
+def test_a_single_release_puts_every_host_on_it() -> None:
+    topology = build_topology("mesh", 2, IPv4Network("10.231.7.0/24"), agent_distros=("trixie",))
+    assert {host.distro for host in topology.hosts} == {"trixie"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("bookworm,trixie", ("bookworm", "trixie")),
+        (" trixie , bookworm ", ("trixie", "bookworm")),
+        ("", ("bookworm",)),
+        (None, ("bookworm",)),
+    ],
+)
+def test_release_lists_are_parsed(spec: str | None, expected: tuple[str, ...]) -> None:
+    assert parse_distros(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["bookworm,sid", "Trixie", "bookworm,,trixie", "debian13"])
+def test_unknown_releases_are_refused_naming_the_known_ones(spec: str) -> None:
+    with pytest.raises(LabError, match="use a comma-separated list of bookworm, trixie"):
+        parse_distros(spec)
+
+
+def test_build_topology_refuses_an_unknown_release() -> None:
+    with pytest.raises(LabError, match="unknown releases sid"):
+        build_topology("mesh", 1, IPv4Network("10.231.7.0/24"), agent_distros=("sid",))
+
+
+def test_the_recorded_topology_keeps_each_hosts_release(tmp_path) -> None:
+    paths = LabPaths("mesh", root=tmp_path, lock_root=tmp_path / "locks")
+    paths.directory.mkdir(parents=True)
+    topology = build_topology(
+        "mesh", 2, IPv4Network("10.231.7.0/24"), agent_distros=("bookworm", "trixie")
+    )
+    save_topology(paths, topology, {"bookworm": tmp_path / "b", "trixie": tmp_path / "t"})
+    assert load_topology(paths) == topology
+    assert json.loads(paths.topology.read_text())["bases"] == {
+        "bookworm": str(tmp_path / "b"),
+        "trixie": str(tmp_path / "t"),
+    }
+
+
+def test_a_topology_recorded_before_releases_mixed_reads_as_bookworm(tmp_path) -> None:
+    paths = LabPaths("mesh", root=tmp_path, lock_root=tmp_path / "locks")
+    paths.directory.mkdir(parents=True)
+    paths.topology.write_text(
+        json.dumps(
+            {
+                "lab": "mesh",
+                "subnet": "10.231.7.0/24",
+                "base": "/var/cache/mcp-mesh-lab/base-x",
+                "hosts": [{"name": "lb1", "address": "10.231.7.10", "groups": [], "index": 1}],
+            }
+        )
+    )
+    loaded = load_topology(paths)
+    assert loaded is not None
+    assert loaded.hosts[0].distro == "bookworm"

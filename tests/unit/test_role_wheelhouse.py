@@ -74,3 +74,52 @@ def test_a_cached_build_needs_both_archive_and_marker(
     with tarfile.open(release / "wheelhouse.tar", "w"):
         pass
     assert wheelhouse.cached_build(release) == "abc"
+
+
+def test_a_target_names_python_machine_and_glibc(wheelhouse: ModuleType) -> None:
+    target = wheelhouse.Interpreter.parse("3.13 x86_64 2.41")
+    assert (target.python, target.machine, target.glibc) == ("3.13", "x86_64", "2.41")
+    assert target.tag == "py3.13-x86_64"
+
+
+@pytest.mark.parametrize("text", ["3.13 x86_64", "python3 x86_64 2.41", "3.13 x86_64 glibc"])
+def test_a_malformed_target_is_refused(wheelhouse: ModuleType, text: str) -> None:
+    with pytest.raises(ValueError, match="target"):
+        wheelhouse.Interpreter.parse(text)
+
+
+def test_platforms_stop_at_the_hosts_glibc(wheelhouse: ModuleType) -> None:
+    tags = wheelhouse.manylinux_platforms("x86_64", "2.36")
+    assert "manylinux_2_36_x86_64" in tags
+    assert "manylinux_2_37_x86_64" not in tags  # a wheel needing a newer glibc would not load
+    assert {"manylinux2014_x86_64", "manylinux1_x86_64", "linux_x86_64"} <= set(tags)
+
+
+def test_the_controllers_interpreter_keeps_the_wheelhouse_where_it_was(
+    wheelhouse: ModuleType, tmp_path: Path
+) -> None:
+    assert wheelhouse.release_dir(tmp_path, "2.0.1", None) == tmp_path / "2.0.1"
+    assert wheelhouse.release_dir(tmp_path, "2.0.1", "py3.13-x86_64") == (
+        tmp_path / "2.0.1-py3.13-x86_64"
+    )
+
+
+def test_another_interpreter_downloads_binary_wheels_pinned_to_the_controllers(
+    wheelhouse: ModuleType, tmp_path: Path
+) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for name in (
+        "pydantic_core-2.50.5-cp311-cp311-manylinux_2_17_x86_64.whl",
+        "anyio-4.16.0-py3-none-any.whl",
+    ):
+        (wheels / name).write_bytes(b"")
+    assert wheelhouse.wheel_pins(wheels) == ["anyio==4.16.0", "pydantic_core==2.50.5"]
+    target = wheelhouse.Interpreter.parse("3.13 x86_64 2.41")
+    runtime = tmp_path / "mcp_mesh_sdk-2.0.1-py3-none-any.whl"
+    command = wheelhouse.download_command("python3", target, wheels, runtime, tmp_path / "c.txt")
+    assert command[:3] == ["python3", "-m", "pip"] and "download" in command
+    assert "--only-binary=:all:" in command  # nothing compiled on the controller for 3.13
+    assert command[command.index("--python-version") + 1] == "3.13"
+    assert command[command.index("--constraint") + 1] == str(tmp_path / "c.txt")
+    assert command[-1] == str(runtime)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import platform
 import re
 import shutil
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -37,6 +39,18 @@ options:
     description: Interpreter whose pip builds the wheels.
     type: str
     required: true
+  targets:
+    description:
+      - The hosts' interpreters, each C(MAJOR.MINOR MACHINE GLIBC) as the hosts print them
+        (e.g. C(3.13 x86_64 2.41)). Hosts whose Python differs from the controller's
+        (Debian 13's 3.13 beside Debian 12's 3.11) get a wheelhouse of their own in
+        C(<cache_dir>/<version>-py<MAJOR.MINOR>-<MACHINE>/): the runtime wheel (pure Python)
+        and its dependencies' binary wheels for that interpreter, fetched with
+        C(pip download --only-binary=:all: --python-version ... --platform manylinux...).
+      - Empty (the default) or the controller's own interpreter builds C(<cache_dir>/<version>/).
+    type: list
+    elements: str
+    default: []
 """
 
 RETURN = r"""
@@ -49,11 +63,21 @@ build_id:
   type: str
   returned: always
 archive:
-  description: Tar archive of the wheelhouse (C(wheels/) and C(BUILD_ID)).
+  description: Tar archive of the wheelhouse (C(wheels/) and C(BUILD_ID)) for the controller's
+    own interpreter.
   type: str
+  returned: always
+archives:
+  description: Each target (as given) -> the tar archive of the wheelhouse for its interpreter.
+  type: dict
   returned: always
 """
 
+# What a host prints for `targets` (its interpreter, machine and glibc); wheelhouse.yml runs it.
+TARGET_PROBE = (
+    "import platform, sys; "
+    "print('%d.%d' % sys.version_info[:2], platform.machine(), platform.libc_ver()[1])"
+)
 VERSION_FILE = Path("runtime/mcp_mesh_sdk/__init__.py")
 VERSION_PATTERN = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 # What the built wheel depends on; nothing generated (caches, egg-info) is hashed.
@@ -105,21 +129,130 @@ def cached_build(release_cache: Path) -> str | None:
     return marker.read_text(encoding="utf-8").strip()
 
 
-def build(module: AnsibleModule, source: Path, cache: Path, version: str, ident: str) -> None:
-    release_cache = cache / version
+class Interpreter:
+    """A host interpreter as `targets` name it: Python MAJOR.MINOR, machine and glibc."""
+
+    def __init__(self, python: str, machine: str, glibc: str) -> None:
+        self.python, self.machine, self.glibc = python, machine, glibc
+
+    @classmethod
+    def parse(cls, text: str) -> Interpreter:
+        words = text.split()
+        if len(words) != 3 or not re.fullmatch(r"3\.\d+", words[0]):
+            raise ValueError(f"target {text!r} is not 'MAJOR.MINOR MACHINE GLIBC'")
+        if not re.fullmatch(r"\d+\.\d+", words[2]):
+            raise ValueError(f"target {text!r}: glibc version {words[2]!r} is not MAJOR.MINOR")
+        return cls(*words)
+
+    @property
+    def tag(self) -> str:
+        """Names the wheelhouse: one per Python version and machine."""
+        return f"py{self.python}-{self.machine}"
+
+
+def controller_tag(python_version: str | None = None, machine: str | None = None) -> str:
+    version = python_version or f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return f"py{version}-{machine or platform.machine()}"
+
+
+def manylinux_platforms(machine: str, glibc: str) -> list[str]:
+    """pip --platform tags a host of this machine and glibc runs: manylinux_2_5..2_N, the
+    legacy aliases, and plain linux_MACHINE."""
+    major, minor = (int(part) for part in glibc.split("."))
+    tags = [f"manylinux_{major}_{number}_{machine}" for number in range(minor, 4, -1)]
+    aliases = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
+    tags += [f"{alias}_{machine}" for alias, needs in aliases.items() if minor >= needs]
+    return [*tags, f"linux_{machine}"]
+
+
+def release_dir(cache: Path, version: str, tag: str | None) -> Path:
+    """<cache>/<version> for the controller's interpreter, <cache>/<version>-<tag> otherwise."""
+    return cache / version if tag is None else cache / f"{version}-{tag}"
+
+
+def wheel_command(module: AnsibleModule, cache: Path, source: Path, wheels: Path) -> list[str]:
+    command = [module.params["python"], "-m", "pip", "wheel", "--quiet"]
+    command += ["--disable-pip-version-check", "--wheel-dir", str(wheels)]
+    # Wheels of earlier builds (any version) are reused: a new release rebuilds only itself.
+    for earlier in sorted(cache.glob("*/wheels")):
+        command += ["--find-links", str(earlier)]
+    return [*command, str(source)]
+
+
+def wheel_pins(wheels: Path) -> list[str]:
+    """`name==version` of every wheel in a directory (wheel file names: NAME-VERSION-...)."""
+    pins = set()
+    for wheel in wheels.glob("*.whl"):
+        name, version = wheel.name.split("-")[:2]
+        pins.add(f"{name}=={version}")
+    return sorted(pins)
+
+
+def download_command(
+    python: str, target: Interpreter, wheels: Path, wheel: Path, constraints: Path | None = None
+) -> list[str]:
+    """The runtime wheel's dependencies as binary wheels for another interpreter; with
+    `constraints`, at the versions the controller's own wheelhouse holds."""
+    command = [python, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
+    command += ["--only-binary=:all:", "--implementation", "cp"]
+    command += ["--python-version", target.python, "--dest", str(wheels)]
+    for tag in manylinux_platforms(target.machine, target.glibc):
+        command += ["--platform", tag]
+    if constraints is not None:
+        command += ["--constraint", str(constraints)]
+    return [*command, str(wheel)]
+
+
+def build(
+    module: AnsibleModule,
+    source: Path,
+    cache: Path,
+    version: str,
+    ident: str,
+    target: Interpreter | None = None,
+) -> None:
+    release_cache = release_dir(cache, version, target.tag if target else None)
     work = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=cache))
     try:
         wheels = work / "wheels"
         wheels.mkdir()
-        command = [module.params["python"], "-m", "pip", "wheel", "--quiet"]
-        command += ["--disable-pip-version-check", "--wheel-dir", str(wheels)]
-        # Wheels of earlier builds (any version) are reused: a new release rebuilds only itself.
-        for earlier in sorted(cache.glob("*/wheels")):
-            command += ["--find-links", str(earlier)]
-        command.append(str(source))
-        rc, out, err = module.run_command(command, environ_update={"PIP_NO_INPUT": "1"})
-        if rc != 0:
-            module.fail_json(msg=f"pip wheel failed (exit {rc})", stdout=out, stderr=err)
+        env = {"PIP_NO_INPUT": "1"}
+        if target is None:
+            rc, out, err = module.run_command(
+                wheel_command(module, cache, source, wheels), environ_update=env
+            )
+            if rc != 0:
+                module.fail_json(msg=f"pip wheel failed (exit {rc})", stdout=out, stderr=err)
+        else:
+            own = [module.params["python"], "-m", "pip", "wheel", "--quiet", "--no-deps"]
+            own += ["--disable-pip-version-check", "--wheel-dir", str(wheels), str(source)]
+            rc, out, err = module.run_command(own, environ_update=env)
+            if rc != 0:
+                module.fail_json(msg=f"pip wheel failed (exit {rc})", stdout=out, stderr=err)
+            runtime = sorted(wheels.glob("*.whl"))
+            if len(runtime) != 1:
+                module.fail_json(msg=f"pip wheel --no-deps built {len(runtime)} wheels, not 1")
+            # Every interpreter gets the dependency versions the controller's wheelhouse holds
+            # (built first), so hosts of both releases run the same code.
+            own_name = runtime[0].name.split("-")[0]
+            pins = [
+                pin
+                for pin in wheel_pins(cache / version / "wheels")
+                if not pin.startswith(f"{own_name}==")
+            ]
+            constraints = work / "constraints.txt"
+            constraints.write_text("".join(pin + "\n" for pin in pins), encoding="utf-8")
+            command = download_command(
+                module.params["python"], target, wheels, runtime[0], constraints if pins else None
+            )
+            rc, out, err = module.run_command(command, environ_update=env)
+            if rc != 0:
+                module.fail_json(
+                    msg=f"pip download for Python {target.python} on {target.machine} failed "
+                    f"(exit {rc})",
+                    stdout=out,
+                    stderr=err,
+                )
         (work / "BUILD_ID").write_text(ident + "\n", encoding="utf-8")
         with tarfile.open(work / ARCHIVE_NAME, "w") as archive:
             archive.add(wheels, arcname="wheels")
@@ -141,6 +274,7 @@ def main() -> None:
             "source_dir": {"type": "path", "required": True},
             "cache_dir": {"type": "path", "required": True},
             "python": {"type": "str", "required": True},
+            "targets": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -152,19 +286,58 @@ def main() -> None:
         version = read_version(source)
     except (OSError, ValueError) as exc:
         module.fail_json(msg=f"mesh_common_source_dir: cannot read the runtime version: {exc}")
+    try:
+        targets = {text: Interpreter.parse(text) for text in module.params["targets"]}
+    except ValueError as exc:
+        module.fail_json(msg=f"mesh_wheelhouse targets: {exc}")
     wanted = build_id(source, version)
-    archive = cache / version / ARCHIVE_NAME
-    result = {"version": version, "build_id": wanted, "archive": str(archive)}
-    if cached_build(cache / version) == wanted:
+    own = controller_tag()
+    if targets:  # the interpreter given as `python` builds the controller's own wheelhouse
+        probe = "import platform, sys; print('%d.%d' % sys.version_info[:2], platform.machine())"
+        rc, out, err = module.run_command([module.params["python"], "-c", probe])
+        if rc != 0 or len(out.split()) != 2:
+            module.fail_json(msg=f"cannot run {module.params['python']}", stderr=err)
+        own = controller_tag(*out.split())
+    # One build per interpreter other than the controller's, for the oldest glibc among its hosts.
+    others: dict[str, Interpreter] = {}
+    for target in targets.values():
+        if target.tag == own:
+            continue
+        known = others.get(target.tag)
+        if known is None or _glibc(target) < _glibc(known):
+            others[target.tag] = target
+    archives = {
+        text: str(release_dir(cache, version, None if t.tag == own else t.tag) / ARCHIVE_NAME)
+        for text, t in targets.items()
+    }
+    result = {
+        "version": version,
+        "build_id": wanted,
+        "archive": str(cache / version / ARCHIVE_NAME),
+        "archives": archives,
+    }
+    builds: list[Interpreter | None] = [None, *others.values()]
+    missing = [
+        target
+        for target in builds
+        if cached_build(release_dir(cache, version, target.tag if target else None)) != wanted
+    ]
+    if not missing:
         module.exit_json(changed=False, **result)
     if module.check_mode:
         module.exit_json(changed=True, **result)
     cache.mkdir(parents=True, exist_ok=True)
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another run may be building the same version
-        if cached_build(cache / version) != wanted:
-            build(module, source, cache, version, wanted)
+        for target in missing:
+            where = release_dir(cache, version, target.tag if target else None)
+            if cached_build(where) != wanted:
+                build(module, source, cache, version, wanted, target)
     module.exit_json(changed=True, **result)
+
+
+def _glibc(target: Interpreter) -> tuple[int, ...]:
+    return tuple(int(part) for part in target.glibc.split("."))
 
 
 if __name__ == "__main__":
