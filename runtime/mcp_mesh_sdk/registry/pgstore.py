@@ -19,7 +19,6 @@ When the database cannot answer (down, unreachable, not migrated) every call rai
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,13 +29,12 @@ from psycopg_pool import ConnectionPool
 
 from mcp_mesh_sdk.registry import pgschema
 from mcp_mesh_sdk.registry.store import (
-    HEALTHY,
-    STALE,
     Agent,
     Clock,
-    NotYours,
     StoreUnavailable,
+    agent_from_row,
     key_digest,
+    refuse_unless_bound_to,
 )
 
 WAIT_FOR_CONNECTION = 3.0  # seconds a request waits for a pooled connection before its 503
@@ -129,22 +127,8 @@ class PostgresStore:
         assert row is not None
         return float(row[0])
 
-    def status_of(self, last_heartbeat: float, now: float) -> str:
-        return HEALTHY if now - last_heartbeat <= self.stale_after else STALE
-
     def _agent(self, row: tuple[Any, ...], now: float) -> Agent:
-        name, host, port, version, capabilities, first_seen, last_heartbeat, bound = row
-        return Agent(
-            name=name,
-            host=host,
-            port=int(port),
-            version=version,
-            capabilities=tuple(capabilities),
-            first_seen=float(first_seen),
-            last_heartbeat=float(last_heartbeat),
-            status=self.status_of(float(last_heartbeat), now),
-            bound=bool(bound),
-        )
+        return agent_from_row(row, list(row[4]), now, self.stale_after)
 
     @staticmethod
     def _refuse_unless_yours(
@@ -154,10 +138,7 @@ class PostgresStore:
         row = conn.execute("SELECT key_sha256 FROM agent_keys WHERE name = %s", (name,)).fetchone()
         if row is None:
             return False
-        if key is None:
-            raise NotYours(name, key_missing=True)
-        if not hmac.compare_digest(str(row[0]), key_digest(key)):
-            raise NotYours(name, key_missing=False)
+        refuse_unless_bound_to(str(row[0]), name, key)
         return True
 
     def register(

@@ -81,6 +81,33 @@ class StoreUnavailable(Exception):
     why in one line, without the URL or its password."""
 
 
+def agent_from_row(
+    row: tuple[Any, ...], capabilities: list[str], now: float, stale_after: float
+) -> Agent:
+    """An `Agent` from a row of either backend's agent query (its capabilities decoded)."""
+    name, host, port, version, _, first_seen, last_heartbeat, bound = row
+    last_heartbeat = float(last_heartbeat)
+    return Agent(
+        name=name,
+        host=host,
+        port=int(port),
+        version=version,
+        capabilities=tuple(capabilities),
+        first_seen=float(first_seen),
+        last_heartbeat=last_heartbeat,
+        status=HEALTHY if now - last_heartbeat <= stale_after else STALE,
+        bound=bool(bound),
+    )
+
+
+def refuse_unless_bound_to(stored_digest: str, name: str, key: str | None) -> None:
+    """Raise NotYours unless `key` is the key whose digest `name` is bound to."""
+    if key is None:
+        raise NotYours(name, key_missing=True)
+    if not hmac.compare_digest(stored_digest, key_digest(key)):
+        raise NotYours(name, key_missing=False)
+
+
 def key_digest(key: str) -> str:
     """What the store keeps of an agent key: its SHA-256, hex (the key is random, 256 bits)."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -183,22 +210,8 @@ class AgentStore:
                 raise
             self._db.execute("COMMIT")
 
-    def status_of(self, last_heartbeat: float, now: float) -> str:
-        return HEALTHY if now - last_heartbeat <= self.stale_after else STALE
-
     def _row_to_agent(self, row: tuple[Any, ...], now: float) -> Agent:
-        name, host, port, version, capabilities, first_seen, last_heartbeat, bound = row
-        return Agent(
-            name=name,
-            host=host,
-            port=int(port),
-            version=version,
-            capabilities=tuple(json.loads(capabilities)),
-            first_seen=first_seen,
-            last_heartbeat=last_heartbeat,
-            status=self.status_of(last_heartbeat, now),
-            bound=bool(bound),
-        )
+        return agent_from_row(row, json.loads(row[4]), now, self.stale_after)
 
     def _one(self, db: sqlite3.Connection, name: str) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = db.execute(
@@ -218,10 +231,7 @@ class AgentStore:
                     "INSERT INTO agent_keys VALUES (?, ?, ?)", (name, key_digest(key), self.clock())
                 )
             return
-        if key is None:
-            raise NotYours(name, key_missing=True)
-        if not hmac.compare_digest(str(row[0]), key_digest(key)):
-            raise NotYours(name, key_missing=False)
+        refuse_unless_bound_to(str(row[0]), name, key)
 
     def register(
         self,
