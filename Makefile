@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 AGENTS ?= 3
 # Debian releases the lab's agents take in turn (lb1 runs the first), e.g. bookworm,trixie.
 AGENT_DISTROS ?= $(or $(MESH_LAB_AGENT_DISTROS),bookworm)
+# DATABASE=1 adds db1: PostgreSQL and a second registry replica (default: SQLite on lb1).
+DATABASE ?= $(or $(MESH_LAB_DATABASE),0)
 # Which lab the lab-* targets and demo act on (inventories/lab/hosts.yml for "mesh").
 LAB ?= $(or $(MESH_LAB_NAME),mesh)
 # What the controller needs from Debian: the lab (nspawn, debootstrap, iproute2, ssh),
@@ -55,8 +57,8 @@ unit: venv ## unit tests only
 test: deps lint ## install what is needed, lint, run every test (the lab comes up and goes down)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lab-up: deps ## boot the lab (AGENTS=N agent hosts, default 3; AGENT_DISTROS=bookworm,trixie; LAB=name, default mesh) and write its inventory
-	$(PY) -m lab up --name $(LAB) --agents $(AGENTS) --agent-distros $(AGENT_DISTROS)
+lab-up: deps ## boot the lab (AGENTS=N agent hosts, default 3; AGENT_DISTROS=bookworm,trixie; DATABASE=1; LAB=name, default mesh) and write its inventory
+	$(PY) -m lab up --name $(LAB) --agents $(AGENTS) --agent-distros $(AGENT_DISTROS) $(if $(filter 1,$(DATABASE)),--database,--no-database)
 
 lab-down: venv ## stop the lab (LAB=name) and remove every piece of it
 	$(PY) -m lab down --name $(LAB)

@@ -37,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(DISTROS)
         + " (lb1 runs the first; default $MESH_LAB_AGENT_DISTROS or %(default)s)",
     )
+    start.add_argument(
+        "--database",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("MESH_LAB_DATABASE") == "1",
+        help="add db1: PostgreSQL (group database) and a second registry replica "
+        "(default: on when $MESH_LAB_DATABASE=1)",
+    )
     sub.add_parser("down", parents=[common], help="stop the lab and remove every piece of it")
     sub.add_parser("status", parents=[common], help="the lab's hosts; exit 0 when all are up")
     demo = sub.add_parser("demo", parents=[common], help="run the demo playbooks against the lab")
@@ -88,7 +95,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     distros = parse_distros(args.agent_distros)
     _need_root()
-    result = up(args.name, args.agents, say=_say, agent_distros=distros)
+    result = up(args.name, args.agents, say=_say, agent_distros=distros, database=args.database)
     topology = result.topology
     print(
         f"lab '{topology.lab}' is up: {len(topology.hosts)} hosts on {topology.subnet} "

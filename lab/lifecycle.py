@@ -64,16 +64,18 @@ def up(
     agents: int,
     say: Say = _quiet,
     agent_distros: tuple[str, ...] = (DEFAULT_DISTRO,),
+    database: bool = False,
 ) -> UpResult:
     """Boot the lab from scratch (removing whatever is left of it first) and write its inventory.
 
     `agent_distros` lists the Debian releases the agents take in turn (lb1 runs the first);
-    each release's base image is built once and cached.
+    each release's base image is built once and cached. `database` adds db1 (PostgreSQL and a
+    second registry replica).
     """
     validate_lab_name(lab)
     validate_agent_count(agents)
     started = time.monotonic()
-    distros = host_distros(agents, validate_distros(agent_distros))
+    distros = host_distros(agents, validate_distros(agent_distros), database)
     bases = {distro: ensure_base(distro) for distro in DISTROS if distro in distros}
     paths = LabPaths(lab)
     with locked(paths):
@@ -83,7 +85,7 @@ def up(
         for old in prune_other_bases(bases.values()):
             say(f"removed unused base image {old}")
         subnet = allocate_subnet(lab, network.routed_networks())
-        topology = build_topology(lab, agents, subnet, agent_distros)
+        topology = build_topology(lab, agents, subnet, agent_distros, database)
         paths.hosts.mkdir(parents=True)
         save_topology(paths, topology, bases)
         try:

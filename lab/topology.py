@@ -26,11 +26,16 @@ FIRST_HOST_OFFSET = 10  # lb1 is .10, agent1 .11, ...; the controller (bridge) i
 LOADBALANCER = "loadbalancer"
 REGISTRY = "registry"
 AGENTS = "agents"
-GROUPS = (LOADBALANCER, REGISTRY, AGENTS)
+DATABASE = "database"
+GROUPS = (LOADBALANCER, REGISTRY, AGENTS, DATABASE)
+DATABASE_HOST = "db1"
 
 # The Debian releases a host can run, by code name: Debian 12 (the default) and Debian 13.
 DEFAULT_DISTRO = "bookworm"
 DISTROS = ("bookworm", "trixie")
+# The database host runs Debian 12 whatever the agents run: its PostgreSQL 15 is the one the
+# mesh_database role installs (Debian 13 ships 17).
+DATABASE_DISTRO = "bookworm"
 
 
 @dataclass(frozen=True)
@@ -143,20 +148,27 @@ def netns_name(lab: str, host: str) -> str:
     return f"{netns_prefix(lab)}{host}"
 
 
-def host_plan(agents: int) -> list[tuple[str, tuple[str, ...]]]:
-    """The default topology: lb1 balances and runs the registry, agent1..N run agents."""
+def host_plan(agents: int, database: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+    """The default topology: lb1 balances and runs the registry, agent1..N run agents. With
+    `database`, db1 (last, so the other hosts keep their addresses) runs PostgreSQL and a
+    second registry replica."""
     plan: list[tuple[str, tuple[str, ...]]] = [("lb1", (LOADBALANCER, REGISTRY))]
     plan += [(f"agent{number}", (AGENTS,)) for number in range(1, agents + 1)]
+    if database:
+        plan.append((DATABASE_HOST, (DATABASE, REGISTRY)))
     return plan
 
 
-def host_distros(agents: int, distros: tuple[str, ...] = (DEFAULT_DISTRO,)) -> list[str]:
+def host_distros(
+    agents: int, distros: tuple[str, ...] = (DEFAULT_DISTRO,), database: bool = False
+) -> list[str]:
     """The release of each host in host_plan order: lb1 runs the first one listed, agents take
     the list in turn (agent1 the first, agent2 the second, ...), so `bookworm,trixie` with
-    two agents gives one agent of each."""
+    two agents gives one agent of each; db1 runs DATABASE_DISTRO."""
     if not distros:
         distros = (DEFAULT_DISTRO,)
-    return [distros[0]] + [distros[number % len(distros)] for number in range(agents)]
+    ordered = [distros[0]] + [distros[number % len(distros)] for number in range(agents)]
+    return ordered + ([DATABASE_DISTRO] if database else [])
 
 
 def allocate_subnet(
@@ -182,14 +194,15 @@ def build_topology(
     agents: int,
     subnet: IPv4Network,
     agent_distros: tuple[str, ...] = (DEFAULT_DISTRO,),
+    database: bool = False,
 ) -> Topology:
     validate_lab_name(lab)
     validate_agent_count(agents)
     validate_distros(agent_distros)
-    plan = host_plan(agents)
+    plan = host_plan(agents, database)
     if FIRST_HOST_OFFSET + len(plan) >= subnet.num_addresses - 1:
         raise LabError(f"{subnet} is too small for {len(plan)} hosts")
-    distros = host_distros(agents, agent_distros)
+    distros = host_distros(agents, agent_distros, database)
     hosts = tuple(
         Host(
             name,

@@ -25,6 +25,7 @@ Environment:
     MESH_LAB_NAME=NAME  test against another lab than "mesh" (e.g. while "mesh" runs a demo)
     MESH_LAB_AGENTS=N   agents in the lab the fixture brings up (default 3)
     MESH_LAB_AGENT_DISTROS=bookworm,trixie  releases its agents take in turn (default bookworm)
+    MESH_LAB_DATABASE=1 add db1: PostgreSQL and a second registry replica (default off)
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LAB_NAME = os.environ.get("MESH_LAB_NAME", DEFAULT_LAB)
 LAB_AGENTS = int(os.environ.get("MESH_LAB_AGENTS", str(DEFAULT_AGENTS)))
+LAB_AGENT_DISTROS = os.environ.get("MESH_LAB_AGENT_DISTROS") or DEFAULT_DISTRO
+LAB_DATABASE = os.environ.get("MESH_LAB_DATABASE", "0") == "1"
 REUSE = os.environ.get("MESH_LAB_REUSE") == "1"
 # The first lab test's set-up may build the base image (a minute or two, more on a slow mirror).
 LAB_TEST_TIMEOUT = 900
@@ -144,7 +147,8 @@ def expected_host_names(group: str | None = None) -> list[str]:
         if group is None:
             return list(listed["hosts"])
         return list(listed["children"][group]["hosts"])
-    return [name for name, groups in host_plan(LAB_AGENTS) if group is None or group in groups]
+    plan = host_plan(LAB_AGENTS, LAB_DATABASE)
+    return [name for name, groups in plan if group is None or group in groups]
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +157,14 @@ def lab() -> Iterator[LabHandle]:
         pytest.skip("the lab needs root (namespaces, mounts, containers)")
     reused = REUSE and run_lab("status").returncode == 0
     if not reused:
-        started = run_lab("up", "--agents", str(LAB_AGENTS))
+        started = run_lab(
+            "up",
+            "--agents",
+            str(LAB_AGENTS),
+            "--agent-distros",
+            LAB_AGENT_DISTROS,
+            "--database" if LAB_DATABASE else "--no-database",
+        )
         if started.returncode != 0:
             pytest.fail(f"lab up failed:\n{started.stdout}\n{started.stderr}", pytrace=False)
     try:

@@ -39,7 +39,7 @@ def lab_command(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def up() -> subprocess.CompletedProcess[str]:
-    done = lab_command("up", "--agents", "1")
+    done = lab_command("up", "--agents", "1", "--agent-distros", "bookworm", "--no-database")
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -154,7 +154,7 @@ def test_up_on_a_lab_that_is_up_replaces_it(test_lab) -> None:
 def test_a_host_whose_sshd_never_answers_is_named_and_nothing_is_left(test_lab) -> None:
     env = dict(os.environ, MESH_LAB_SSH_TIMEOUT="0")  # no host can answer in no time
     done = subprocess.run(
-        [sys.executable, "-m", "lab", "up", "--agents", "1", "--name", LAB],
+        [sys.executable, "-m", "lab", "up", "--agents", "1", "--no-database", "--name", LAB],
         cwd=REPO,
         env=env,
         capture_output=True,

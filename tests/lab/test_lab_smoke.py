@@ -96,7 +96,8 @@ def test_hosts_reach_the_controller_but_have_no_route_outside(lab, lab_host, lab
 def test_groups_are_the_default_topology(lab) -> None:
     agents = [name for name in lab.hosts if name.startswith("agent")]
     assert lab.groups["loadbalancer"] == ["lb1"]
-    assert lab.groups["registry"] == ["lb1"]
+    assert lab.groups["registry"] == ["lb1", *lab.groups["database"]]
+    assert lab.groups["database"] in ([], ["db1"])
     assert lab.groups["agents"] == agents
     assert len(agents) >= 1
 

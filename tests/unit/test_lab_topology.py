@@ -24,6 +24,7 @@ def test_default_topology_has_the_load_balancer_and_agents_in_their_groups() -> 
         "loadbalancer": ["lb1"],
         "registry": ["lb1"],
         "agents": ["agent1", "agent2", "agent3"],
+        "database": [],
     }
 
 
@@ -161,3 +162,23 @@ def test_a_topology_recorded_before_releases_mixed_reads_as_bookworm(tmp_path) -
     loaded = load_topology(paths)
     assert loaded is not None
     assert loaded.hosts[0].distro == "bookworm"
+
+
+def test_a_database_lab_adds_db1_last_on_bookworm_as_a_second_registry() -> None:
+    plain = build_topology("mesh", 2, IPv4Network("10.231.7.0/24"), agent_distros=("trixie",))
+    topology = build_topology(
+        "mesh", 2, IPv4Network("10.231.7.0/24"), agent_distros=("trixie",), database=True
+    )
+    db1 = topology.host("db1")
+    assert db1.distro == "bookworm"  # PostgreSQL 15 is Debian 12's
+    assert topology.groups()["database"] == ["db1"]
+    assert topology.groups()["registry"] == ["lb1", "db1"]
+    # the other hosts keep the addresses they have in a lab without a database
+    assert topology.hosts[:-1] == plain.hosts
+    assert topology.distros == ("bookworm", "trixie")
+
+
+def test_a_lab_without_a_database_has_an_empty_database_group() -> None:
+    topology = build_topology("mesh", 1, IPv4Network("10.231.7.0/24"))
+    assert topology.groups()["database"] == []
+    assert [host.name for host in topology.hosts] == ["lb1", "agent1"]
