@@ -31,7 +31,7 @@ def control_path(key: Path) -> str:
 
 
 # Lab-only credentials the roles need; made fresh for each lab, kept in the git-ignored inventory.
-LAB_SECRET_VARIABLES = ("mesh_agent_token", "mesh_registry_token", "mesh_database_password")
+LAB_SECRET_VARIABLES = ("mesh_agent_token", "mesh_registry_token", "mesh_common_database_password")
 LAB_BACKUP_IDENTITY = "mesh_agent_backup_identity"  # the age identity backups are encrypted to
 
 

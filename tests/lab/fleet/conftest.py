@@ -128,6 +128,7 @@ def _secrets_for(inventory: Path, folder: Path) -> tuple[dict[str, str], dict[st
     variables = {
         "agent": "mesh_agent_token",
         "registry": "mesh_registry_token",
+        "database": "mesh_common_database_password",
         "backup_identity": LAB_BACKUP_IDENTITY,
     }
     tokens = {
