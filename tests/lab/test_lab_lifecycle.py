@@ -188,3 +188,33 @@ def test_up_after_a_crash_cleans_the_stale_pieces_and_works(test_lab, killed: st
     assert all(ssh_banner(IPv4Address(address)) for address in host_addresses())
     down()
     assert not any(leftovers().values())
+
+
+def test_demo_without_a_database_host_keeps_the_registry_on_sqlite(test_lab) -> None:
+    """`make demo` on a lab without db1: one registry on lb1, on its SQLite file, and the
+    deploy's own verification (every agent registered and healthy) passes."""
+    up()
+    demo = lab_command("demo")
+    assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-2000:]
+    assert "failed=0" in demo.stdout
+    checked = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "lb1",
+            "-i",
+            str(inventory_path(LAB)),
+            "-m",
+            "ansible.builtin.shell",
+            "-a",
+            "test -s /var/lib/mcp-mesh/registry.db"
+            " && ! grep -q DATABASE_URL /etc/mcp-mesh/registry.env && echo sqlite-only",
+        ],
+        cwd=REPO,
+        env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "sqlite-only" in checked.stdout, checked.stdout + checked.stderr
+    down()
+    assert not any(leftovers().values())
