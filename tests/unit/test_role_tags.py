@@ -70,17 +70,26 @@ AGENT_CLIENTS = [
 ]
 
 
+# The registry's database migrations run with its configuration too: a new database URL
+# must find the schema in place before the replicas restart on it.
+REGISTRY_DATABASE = [
+    "mesh_registry : Read where the registry database stands against release"
+    " {{ mesh_common_release_version | default('') }}",
+    "mesh_registry : Apply the registry database's SQL migrations, once for every replica",
+]
+
+
 @pytest.mark.parametrize(
-    ("tag", "play", "own"),
+    ("tag", "play", "own", "after"),
     [
-        ("mesh_agent_configure", "Deploy the agents", AGENT_CLIENTS),
-        ("mesh_registry_configure", "Deploy the registry", []),
+        ("mesh_agent_configure", "Deploy the agents", AGENT_CLIENTS, []),
+        ("mesh_registry_configure", "Deploy the registry", [], REGISTRY_DATABASE),
     ],
 )
 def test_a_role_configure_tag_lists_only_that_roles_configuration(
-    tag: str, play: str, own: list[str]
+    tag: str, play: str, own: list[str], after: list[str]
 ) -> None:
-    assert listed_tasks(tag) == {play: PREFLIGHT + own + CONFIGURE}
+    assert listed_tasks(tag) == {play: PREFLIGHT + own + CONFIGURE + after}
 
 
 def test_the_load_balancer_configure_tag_writes_only_haproxy_cfg_and_its_tls_files() -> None:

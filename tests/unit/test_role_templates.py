@@ -77,9 +77,14 @@ def test_empty_secrets_are_left_out_and_extra_variables_override() -> None:
 
 
 def haproxy_config(
-    servers: list[dict[str, Any]], sticky: bool = True, tls: dict[str, Path] | None = None
+    servers: list[dict[str, Any]],
+    sticky: bool = True,
+    tls: dict[str, Path] | None = None,
+    registries: list[dict[str, Any]] | None = None,
 ) -> str:
-    """haproxy.cfg for the role's defaults; `tls`: {"pem": ..., "ca": ...} turns TLS on."""
+    """haproxy.cfg for the role's defaults; `tls`: {"pem": ..., "ca": ...} turns TLS on;
+    `registries`: the registry group's hosts (one by default, no registry frontend)."""
+    registries = registries or [{"inventory_hostname": "lb1", "ansible_host": "10.0.0.10"}]
     variables: dict[str, Any] = {
         name: value
         for name, value in _defaults("mesh_loadbalancer").items()
@@ -98,6 +103,9 @@ def haproxy_config(
         _mesh_loadbalancer_server_ids={
             s["inventory_hostname"]: 7 + i for i, s in enumerate(servers)
         },
+        _mesh_loadbalancer_registry_backend="mcp_mesh_registry_replicas",
+        _mesh_loadbalancer_registry_servers=registries,
+        _mesh_loadbalancer_registry_frontend=len(registries) > 1,
     )
     return render("mesh_loadbalancer", "haproxy.cfg.j2", variables)
 
@@ -112,6 +120,11 @@ def _defaults(role: str) -> dict[str, Any]:
 SERVERS = [
     {"inventory_hostname": "agent1", "ansible_host": "10.0.0.11"},
     {"inventory_hostname": "agent2", "ansible_host": "10.0.0.12", "mesh_agent_port": 9090},
+]
+# Two registry replicas (the registry frontend is rendered); db1's registry on another port.
+REPLICAS = [
+    {"inventory_hostname": "lb1", "ansible_host": "10.0.0.10"},
+    {"inventory_hostname": "db1", "ansible_host": "10.0.0.30", "mesh_registry_port": 8010},
 ]
 
 
@@ -201,12 +214,50 @@ NEEDS_TOOLS = pytest.mark.skipif(
 
 
 @NEEDS_TOOLS
-def test_haproxy_accepts_the_rendered_tls_config_with_real_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("registries", [None, REPLICAS], ids=["one-registry", "replicas"])
+def test_haproxy_accepts_the_rendered_tls_config_with_real_files(
+    tmp_path: Path, registries: list[dict[str, Any]] | None
+) -> None:
     tls = make_certificates(tmp_path)
     path = tmp_path / "haproxy.cfg"
-    path.write_text(haproxy_config(SERVERS, tls=tls))
+    path.write_text(haproxy_config(SERVERS, tls=tls, registries=registries))
     check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def registry_section(config: str) -> list[str]:
+    """The registry frontend and backend, from `frontend mcp_mesh_registry` on."""
+    lines = [line.strip() for line in config.splitlines()]
+    start = lines.index("frontend mcp_mesh_registry")
+    return [line for line in lines[start:] if line and not line.startswith("#")]
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed here")
+def test_haproxy_accepts_the_registry_frontend(tmp_path: Path) -> None:
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(haproxy_config(SERVERS, registries=REPLICAS))
+    check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_one_registry_gets_no_frontend_and_replicas_one_checked_on_ready() -> None:
+    assert "mcp_mesh_registry" not in haproxy_config(SERVERS)
+    section = registry_section(haproxy_config(SERVERS, registries=REPLICAS))
+    assert "bind *:8001" in section
+    assert "http-check send meth GET uri /ready" in section
+    assert "http-check expect status 200" in section
+    assert [line for line in section if line.startswith("server ")] == [
+        "server lb1 10.0.0.10:8000",
+        "server db1 10.0.0.30:8010",
+    ]
+
+
+def test_the_registry_frontend_with_tls_listens_for_tls_and_verifies_each_replica() -> None:
+    tls = {"pem": Path("/p/mesh.pem"), "ca": Path("/p/ca.pem")}
+    section = registry_section(haproxy_config(SERVERS, tls=tls, registries=REPLICAS))
+    assert "bind *:8001 ssl crt /p/mesh.pem ssl-min-ver TLSv1.2" in section
+    assert "default-server ssl verify required ca-file /p/ca.pem" in section
+    assert "server db1 10.0.0.30:8010 verifyhost db1 sni str(db1) check-sni db1" in section
 
 
 def tls_check(**env: Path) -> subprocess.CompletedProcess[str]:
