@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 DEFAULT_AGENT_PORT = 8080
+DEFAULT_REGISTRY_PORT = 8000
+DEFAULT_REGISTRY_FRONTEND_PORT = 8001  # mesh_loadbalancer_registry_port
 
 
 def _true(value: Any) -> bool:
@@ -58,6 +60,36 @@ def mesh_tls_endpoints(
     return endpoints
 
 
+def mesh_registry_url(
+    registry_hosts: Iterable[str], hostvars: Mapping[str, Any], loadbalancers: Iterable[str] = ()
+) -> str:
+    """The registry's base URL as the agents reach it by default (roles/mesh_agent/vars/main.yml,
+    `_mesh_agent_registry_url`): the first registry host at its `mesh_registry_port`; with more
+    than one registry replica and a load balancer, the first load balancer's registry frontend
+    at its `mesh_loadbalancer_registry_port`. The scheme follows that host's
+    `mesh_common_tls_enabled`; "" when there is no registry host."""
+    registries, balancers = list(registry_hosts), list(loadbalancers)
+    if not registries:
+        return ""
+    if len(registries) > 1 and balancers:
+        host, variable, default = (
+            balancers[0],
+            "mesh_loadbalancer_registry_port",
+            DEFAULT_REGISTRY_FRONTEND_PORT,
+        )
+    else:
+        host, variable, default = registries[0], "mesh_registry_port", DEFAULT_REGISTRY_PORT
+    variables = hostvars[host]
+    address = str(variables.get("ansible_host") or host)
+    shown = f"[{address}]" if ":" in address else address
+    scheme = "https" if _true(variables.get("mesh_common_tls_enabled", False)) else "http"
+    return f"{scheme}://{shown}:{int(variables.get(variable) or default)}"
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"mesh_agent_urls": mesh_agent_urls, "mesh_tls_endpoints": mesh_tls_endpoints}
+        return {
+            "mesh_agent_urls": mesh_agent_urls,
+            "mesh_tls_endpoints": mesh_tls_endpoints,
+            "mesh_registry_url": mesh_registry_url,
+        }

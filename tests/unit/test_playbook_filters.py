@@ -59,3 +59,20 @@ def test_tls_endpoints_are_the_hosts_serving_tls_at_their_port() -> None:
     )  # fmt: skip
     # lb3 turned TLS off for its own port, lb4 never had it: nothing to read there.
     assert endpoints == ["10.0.0.10:443", "[fd00::2]:8443"]
+
+
+def test_registry_url_is_the_only_registry_or_the_load_balancers_frontend_for_replicas() -> None:
+    hostvars = {
+        "lb1": {"ansible_host": "10.0.0.10", "mesh_common_tls_enabled": "true"},
+        "lb2": {"ansible_host": "10.0.0.20", "mesh_loadbalancer_registry_port": 9001},
+        "db1": {"ansible_host": "fd00::30", "mesh_registry_port": 8010},
+    }
+    url = mesh_hosts.mesh_registry_url
+    assert url(["lb1"], hostvars, ["lb1"]) == "https://10.0.0.10:8000"
+    assert url(["db1"], hostvars) == "http://[fd00::30]:8010"
+    assert url(["lb1", "db1"], hostvars, ["lb1", "lb2"]) == "https://10.0.0.10:8001"
+    assert url(["db1", "lb1"], hostvars, ["lb2"]) == "http://10.0.0.20:9001"
+    # Replicas without a load balancer: the agent role's preflight refuses this; the first one.
+    assert url(["db1", "lb1"], hostvars) == "http://[fd00::30]:8010"
+    assert url([], hostvars, ["lb1"]) == ""
+    assert mesh_hosts.FilterModule().filters()["mesh_registry_url"] is url

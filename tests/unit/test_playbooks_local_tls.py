@@ -32,6 +32,15 @@ def uri_calls() -> list[tuple[str, dict[str, Any]]]:
         for task in tasks_in(yaml.safe_load(path.read_text(encoding="utf-8"))):
             module = task.get("ansible.builtin.uri") or task.get("uri")
             if module is not None:
+                url = str(module["url"]).strip()
+                # verify.yml asks registry replicas where the agents do, at the load balancer's
+                # registry frontend: the mesh_registry_url filter (https where TLS is on,
+                # test_playbook_filters.py), and the local URL with one registry.
+                frontend = str((task.get("vars") or {}).get("_mesh_verify_registry_url", ""))
+                if url.startswith("{{ _mesh_verify_registry_url | trim }}/") and all(
+                    part in frontend for part in ("mesh_registry_url(", "mesh_common_local_url ~")
+                ):
+                    module = {**module, "url": "{{ mesh_common_local_url }}:" + url}
                 calls.append((f"{path.relative_to(PLAYBOOKS)}: {task.get('name')}", module))
     return calls
 
