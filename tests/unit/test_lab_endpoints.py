@@ -35,6 +35,24 @@ def test_a_lab_with_tls_is_reached_over_https_verified_against_its_ca(tmp_path: 
     assert context.check_hostname
 
 
+def test_a_lab_with_a_database_host_names_each_registry_replica_and_the_frontend(
+    tmp_path: Path,
+) -> None:
+    from ipaddress import IPv4Network
+
+    path = tmp_path / "hosts.yml"
+    topology = build_topology("mesh", 2, IPv4Network("10.231.7.0/24"), database=True)
+    write_inventory(path, topology, KEY)
+    endpoints = Endpoints.from_inventory(path)
+    assert endpoints.registry_replicas == ["lb1", "db1"]
+    assert endpoints.registry_urls("/ready") == {
+        "lb1": "https://10.231.7.10:8000/ready",
+        "db1": "https://10.231.7.13:8000/ready",
+    }
+    assert endpoints.registry_frontend_url("/agents") == "https://10.231.7.10:8001/agents"
+    assert endpoints.registry_url() == "https://10.231.7.10:8000"
+
+
 def test_a_lab_without_tls_is_reached_over_plain_http(tmp_path: Path) -> None:
     data = yaml.safe_load(inventory(tmp_path).read_text())["all"]
     data["vars"]["mesh_common_tls_enabled"] = False

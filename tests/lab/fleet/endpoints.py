@@ -4,7 +4,10 @@ With TLS on (the lab's inventory sets `mesh_common_tls_enabled`, as `lab up` wri
 balancer answers on https port 443, the agents and the registry on https at their ports, each
 verified against the lab's CA (`ssl_context`; `ca_file` for curl). Without it, plain http and
 the LB on port 80. Tests and benchmarks build every URL with `lb_url`, `agent_url` and
-`registry_url`, so none of them hard-codes a scheme or a port.
+`registry_url`, so none of them hard-codes a scheme or a port. With registry replicas (a lab
+with db1: two hosts in group registry) `registry_url` stays the first one; `registry_urls` names
+each replica's own listener and `registry_frontend_url` the load balancer's registry frontend,
+where the agents heartbeat.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import yaml
 from lab.state import LabPaths
 from lab.tls import ca_file
 from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT
+
+# mesh_loadbalancer_registry_port's default: the registry frontend, with more than one replica.
+REGISTRY_FRONTEND_PORT = 8001
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,22 @@ class Endpoints:
 
     def registry_url(self, path: str = "") -> str:
         return f"{self.scheme}://{self.registry_address}:{REGISTRY_PORT}{path}"
+
+    @property
+    def registry_replicas(self) -> list[str]:
+        """The registry group's hosts: more than one are replicas behind the LB's frontend."""
+        return list(self.groups.get("registry", []))
+
+    def registry_urls(self, path: str = "") -> dict[str, str]:
+        """Each registry replica's own listener for `path`: {host name: url}."""
+        return {
+            name: f"{self.scheme}://{self.hosts[name]}:{REGISTRY_PORT}{path}"
+            for name in self.registry_replicas
+        }
+
+    def registry_frontend_url(self, path: str = "") -> str:
+        """The load balancer's registry frontend (rendered with more than one replica)."""
+        return f"{self.scheme}://{self.lb_address}:{REGISTRY_FRONTEND_PORT}{path}"
 
     @cached_property
     def ssl_context(self) -> ssl.SSLContext | None:
