@@ -16,7 +16,7 @@ LAB ?= $(or $(MESH_LAB_NAME),mesh)
 # the load balancer and load generator the tests compare against, and age (opening a backup by
 # hand, as the restore runbook does), and PostgreSQL 15, which the registry's integration tests
 # start on loopback as a throwaway server of their own.
-APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync age postgresql-15
+APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync age postgresql-15 dpkg-dev
 PYTEST_ARGS ?=
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg

@@ -24,9 +24,9 @@ description:
   - C(dump) writes C(<prefix>-<UTC time>.dump) into I(backup_dir) (a temporary name renamed
     when complete), hashes it while writing, checks it with C(pg_restore --list) and keeps the
     newest I(keep) dumps of the prefix. C(check) runs C(pg_restore --list) on I(path) and
-    fails when it does. C(restore) checks first (refusing an
-    archive C(pg_restore --list) refuses), then restores with C(pg_restore --clean --if-exists --single-transaction --exit-on-error) into
-    I(database), created owned by I(owner) when it does not exist.
+    fails when it does. C(restore) checks first (refusing an archive C(pg_restore --list)
+    refuses), then restores with C(pg_restore --clean --if-exists --single-transaction
+    --exit-on-error) into I(database), created owned by I(owner) when it does not exist.
 options:
   action:
     type: str
