@@ -24,8 +24,10 @@ Environment:
     MESH_LAB_REUSE=1    use the lab that is up (bringing it up if it is not) and leave it up
     MESH_LAB_NAME=NAME  test against another lab than "mesh" (e.g. while "mesh" runs a demo)
     MESH_LAB_AGENTS=N   agents in the lab the fixture brings up (default 3)
-    MESH_LAB_AGENT_DISTROS=bookworm,trixie  releases its agents take in turn (default bookworm)
-    MESH_LAB_DATABASE=1 add db1: PostgreSQL and a second registry replica (default off)
+    MESH_LAB_AGENT_DISTROS=LIST  releases its agents take in turn (default bookworm,trixie: every
+                        fleet test runs on Debian 12 and 13 hosts)
+    MESH_LAB_DATABASE=0 leave out db1 (default 1: PostgreSQL and a second registry replica, so
+                        the suite runs against the registry's production shape)
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LAB_NAME = os.environ.get("MESH_LAB_NAME", DEFAULT_LAB)
 LAB_AGENTS = int(os.environ.get("MESH_LAB_AGENTS", str(DEFAULT_AGENTS)))
-LAB_AGENT_DISTROS = os.environ.get("MESH_LAB_AGENT_DISTROS") or DEFAULT_DISTRO
-LAB_DATABASE = os.environ.get("MESH_LAB_DATABASE", "0") == "1"
+LAB_AGENT_DISTROS = os.environ.get("MESH_LAB_AGENT_DISTROS") or "bookworm,trixie"
+LAB_DATABASE = os.environ.get("MESH_LAB_DATABASE", "1") == "1"
 REUSE = os.environ.get("MESH_LAB_REUSE") == "1"
 # The first lab test's set-up may build the base image (a minute or two, more on a slow mirror).
 LAB_TEST_TIMEOUT = 900
