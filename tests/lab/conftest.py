@@ -24,8 +24,8 @@ Environment:
     MESH_LAB_REUSE=1    use the lab that is up (bringing it up if it is not) and leave it up
     MESH_LAB_NAME=NAME  test against another lab than "mesh" (e.g. while "mesh" runs a demo)
     MESH_LAB_AGENTS=N   agents in the lab the fixture brings up (default 3)
-    MESH_LAB_AGENT_DISTROS=LIST  releases its agents take in turn (default bookworm,trixie: every
-                        fleet test runs on Debian 12 and 13 hosts)
+    MESH_LAB_AGENT_DISTROS=LIST  releases lb1 and the agents take in turn (default trixie,bookworm:
+                        the load balancer and a registry on Debian 13, agents on both, db1 on 12)
     MESH_LAB_DATABASE=0 leave out db1 (default 1: PostgreSQL and a second registry replica, so
                         the suite runs against the registry's production shape)
 """
@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LAB_NAME = os.environ.get("MESH_LAB_NAME", DEFAULT_LAB)
 LAB_AGENTS = int(os.environ.get("MESH_LAB_AGENTS", str(DEFAULT_AGENTS)))
-LAB_AGENT_DISTROS = os.environ.get("MESH_LAB_AGENT_DISTROS") or "bookworm,trixie"
+LAB_AGENT_DISTROS = os.environ.get("MESH_LAB_AGENT_DISTROS") or "trixie,bookworm"
 LAB_DATABASE = os.environ.get("MESH_LAB_DATABASE", "1") == "1"
 REUSE = os.environ.get("MESH_LAB_REUSE") == "1"
 # The first lab test's set-up may build the base image (a minute or two, more on a slow mirror).
