@@ -106,3 +106,4 @@ def test_losing_the_database_for_30_s_keeps_agents_serving_and_all_come_back(
             "journalctl -u mcp-mesh-registry --since '-5 min' --no-pager -o cat"
         )
         assert "Traceback" not in journal.stdout, name
+        assert fleet.tokens["database"] not in journal.stdout, f"{name} logged the password"
