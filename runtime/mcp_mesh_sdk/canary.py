@@ -37,8 +37,10 @@ analysis at once with `fail` (an early abort when the window is not over):
    release under judgement). A restart judges a canary against agents of its own version.
 
 At the end of the window: fewer than `min_calls` (10) canary calls is `inconclusive`, else
-`pass`. The inconclusive policy (`pass` by default, or `fail`) turns the verdict into the
-outcome; the document says so (`decided_by_policy`).
+`pass`. A canary that got too few calls is watched on, up to `max_window` (default: the
+window) in all, until it has them; thin traffic then costs time, not a verdict. The
+inconclusive policy (`pass` by default, or `fail`) turns the verdict into the outcome; the
+document says so (`decided_by_policy`).
 
 Baselines: given as URLs. With `baseline_version`, an agent reporting another version is
 skipped; without it, one reporting the canary's version is skipped (it is not the old
@@ -500,6 +502,7 @@ class Settings:
     canary_version: str | None = None  # the release the canary must run
     window: float = 10.0
     interval: float = 1.0
+    max_window: float | None = None  # watch on until min_calls, this long in all (None: window)
     thresholds: Thresholds = field(default_factory=Thresholds)
     inconclusive: Policy = "pass"
     timeout: float = FETCH_TIMEOUT
@@ -587,12 +590,12 @@ def analyse(
             live.remove(agent)
 
     judgement: Judgement | None = None
-    early = False
     elapsed = 0.0
     tick = 0
+    limit = max(settings.window, settings.max_window or 0.0)
     while judgement is None:
         tick = max(tick + 1, math.floor((clock() - t0) / settings.interval) + 1)
-        target = min(tick * settings.interval, settings.window)
+        target = min(tick * settings.interval, limit)
         pause = t0 + target - clock()
         if pause > 0:
             sleep(pause)
@@ -600,7 +603,6 @@ def analyse(
         if isinstance(scraped[0], ScrapeError):
             scraped[0] = _scrape_all([canary.url], get, settings.timeout)[0]
         elapsed = clock() - t0
-        final = elapsed >= settings.window - 1e-9
         for agent, snap in zip(list(live), scraped[1:], strict=True):
             if isinstance(snap, ScrapeError):
                 agent.misses += 1
@@ -620,14 +622,14 @@ def analyse(
                 f"the canary stopped answering its metrics after {elapsed:.1f} s ({answer}); "
                 f"it had served {_calls(canary.window.calls)} by then",
             )
-            early = not final
             break
         canary.observe(answer)
         judgement = check(canary.window, baseline, settings.thresholds)
-        if judgement is not None:
-            early = not final
-        elif final:
+        enough = canary.window.calls >= settings.thresholds.min_calls
+        over = elapsed >= settings.window - 1e-9 and (enough or elapsed >= limit - 1e-9)
+        if judgement is None and over:
             judgement = verdict(canary.window, baseline, settings.thresholds, seconds=elapsed)
+    early = elapsed < settings.window - 1e-9
 
     baseline = _sum(a.window for a in live) if live else None
     result = outcome(judgement, settings.inconclusive)
@@ -646,6 +648,7 @@ def analyse(
         "started_at": round(started_at, 3),
         "finished_at": round(wall(), 3),
         "window_seconds": settings.window,
+        "max_window_seconds": limit,
         "interval_seconds": settings.interval,
         "canary": {"url": canary.url, "version": canary.version, **canary.window.figures()},
         "baseline": None

@@ -460,6 +460,42 @@ def test_too_few_calls_is_inconclusive_and_the_policy_decides(policy: str) -> No
     assert result["seconds"] == pytest.approx(10.0) and result["early_abort"] is False
 
 
+def test_thin_traffic_is_watched_on_until_the_canary_has_enough_calls() -> None:
+    lab = fleet(lambda lab, t0, t1: lab.agents[CANARY].serve(per_second(0.5, t0, t1)))
+    result = lab.run(Settings(CANARY, OLD, window=10.0, max_window=30.0))
+    assert (result["verdict"], result["outcome"]) == ("pass", "pass")
+    assert result["canary"]["calls"] == 10 and result["seconds"] == pytest.approx(20.0)
+    assert result["window_seconds"] == 10.0 and result["max_window_seconds"] == 30.0
+    assert result["early_abort"] is False and result["decided_by_policy"] is False
+
+
+def test_thin_traffic_stays_inconclusive_at_the_longest_window() -> None:
+    lab = fleet(lambda lab, t0, t1: lab.agents[CANARY].serve(per_second(0.2, t0, t1)))
+    result = lab.run(Settings(CANARY, OLD, window=10.0, max_window=30.0, inconclusive="fail"))
+    assert (result["verdict"], result["outcome"]) == ("inconclusive", "fail")
+    assert result["canary"]["calls"] == 6 and result["seconds"] == pytest.approx(30.0)
+    assert "only 6 calls on the canary in 30.0 s" in result["message"]
+
+
+def test_errors_seen_while_watching_on_fail_the_release() -> None:
+    def late_errors(lab: Lab, t0: float, t1: float) -> None:
+        lab.agents[CANARY].serve(per_second(0.5, t0, t1), "server_error")
+        for url in OLD:
+            lab.agents[url].serve(per_second(10, t0, t1))
+
+    lab = fleet(late_errors)
+    result = lab.run(Settings(CANARY, OLD, window=5.0, max_window=30.0))
+    assert (result["outcome"], result["metric"]) == ("fail", "server_error_ratio")
+    assert result["seconds"] == pytest.approx(10.0)  # the fifth error, after the window
+    assert result["early_abort"] is False
+
+
+def test_enough_calls_end_the_analysis_at_the_window_not_the_longest_one() -> None:
+    lab = fleet(steady)
+    result = lab.run(Settings(CANARY, OLD, window=10.0, max_window=60.0))
+    assert result["outcome"] == "pass" and result["seconds"] == pytest.approx(10.0)
+
+
 def test_a_canary_that_stops_answering_fails_on_availability() -> None:
     def dying(lab: Lab, t0: float, t1: float) -> None:
         steady(lab, t0, t1)
@@ -655,6 +691,8 @@ def test_bad_options_are_a_config_error_listing_each() -> None:
     assert "--min-calls: not an integer: '2.5'" in text
     with pytest.raises(ConfigError, match="must be 0 to 3600"):
         run_analyse(parse("--canary", "http://h:1", "--window", "3601"))
+    with pytest.raises(ConfigError, match="--max-window: shorter than the window"):
+        run_analyse(parse("--canary", "http://h:1", "--window", "10", "--max-window", "5"))
     with pytest.raises(ConfigError, match="is the canary"):
         run_analyse(parse("--canary", "http://h:1", "--baseline", "http://h:1/metrics"))
 

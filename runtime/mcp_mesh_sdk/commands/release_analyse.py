@@ -55,6 +55,11 @@ def configure_analyse(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--window", default="10", metavar="SECONDS", help="watch this long (10)")
     parser.add_argument(
+        "--max-window",
+        metavar="SECONDS",
+        help="watch on, this long in all, while the canary has too few calls (the window)",
+    )
+    parser.add_argument(
         "--interval", default="1", metavar="SECONDS", help="poll every SECONDS, 0.25 to 5 (1)"
     )
     parser.add_argument(
@@ -116,6 +121,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
     window = _number(problems, "--window", args.window, float, 0.0, 3600.0)
     if window == 0:
         problems.append(ConfigProblem("--window", "must be more than 0 seconds"))
+    max_window = None
+    if args.max_window is not None:
+        max_window = _number(problems, "--max-window", args.max_window, float, 0.0, 3600.0)
+        if window and max_window is not None and max_window < window:
+            problems.append(
+                ConfigProblem("--max-window", f"shorter than the window ({window:g} s)")
+            )
     interval = _number(problems, "--interval", args.interval, float, 0.25, 5.0)
     if args.inconclusive not in ("pass", "fail"):
         problems.append(ConfigProblem("--inconclusive", f"pass or fail, not {args.inconclusive!r}"))
@@ -138,6 +150,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         baseline_version=versions["baseline_version"],
         canary_version=versions["canary_version"],
         window=float(window),
+        max_window=max_window,
         interval=float(interval),
         thresholds=Thresholds(**overrides),
         inconclusive=args.inconclusive,

@@ -106,7 +106,7 @@ def test_a_failed_cycle_puts_the_previous_mode_back(fleet: Any) -> None:
     host = fleet.lab.testinfra_host(agent)
     done = fleet.playbook(
         "--limit", agent, "-e", "mesh_debug=true", "-e", "mesh_upgrade_inconclusive=fail",
-        playbook=PLAYBOOK,
+        "-e", "mesh_upgrade_analysis_max_seconds=10", playbook=PLAYBOOK,
     )  # fmt: skip
     assert done.returncode != 0
     assert f"{agent}: debug mode on to" in done.stdout, done.stdout[-4000:]

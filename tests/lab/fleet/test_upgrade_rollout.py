@@ -129,12 +129,17 @@ def assert_every_agent_passed(fleet: Any, run: Any) -> None:
 
 
 def upgrade_agents_to(fleet: Any, folder: Path, version: str, change: Any) -> Any:
-    """Upgrade the agents (not the registry) to a release made from the session's source."""
+    """Upgrade the agents (not the registry) to a bad release made from the session's source.
+
+    The analysis window is 30 s, not 10: each gate stops its release early, so the window only
+    bounds how long thin canary traffic (a few of the 48 clients hash to a 25 % server) may
+    take to show it; the verdict must not hang on how the clients happened to hash."""
     source = source_with_version(fleet.source, folder, version)
     change(source)
     return fleet.playbook(
         "--limit", "agents", "-e", f"mesh_common_source_dir={source}",
-        "-e", f"mesh_agent_version={version}", playbook=UPGRADE,
+        "-e", f"mesh_agent_version={version}", "-e", "mesh_upgrade_analysis_seconds=30",
+        playbook=UPGRADE,
     )  # fmt: skip
 
 

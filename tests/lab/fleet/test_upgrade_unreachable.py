@@ -57,7 +57,11 @@ def rollout(fleet: Any) -> Iterator[Rollout]:
 
 def put_back(fleet: Any, plan: Rollout) -> None:
     wait_until_healthy(fleet, plan.cut, plan.old)
-    run = fleet.playbook("-e", f"mesh_agent_version={plan.old}", playbook=ROLLBACK)
+    # No traffic: a longer analysis than the window would only wait.
+    run = fleet.playbook(
+        "-e", f"mesh_agent_version={plan.old}", "-e", "mesh_upgrade_analysis_max_seconds=10",
+        playbook=ROLLBACK,
+    )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:]
     agents = fleet.lab.groups["agents"]
     assert served_versions(fleet, agents) == dict.fromkeys(agents, plan.old)
