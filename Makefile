@@ -15,13 +15,14 @@ LAB ?= $(or $(MESH_LAB_NAME),mesh)
 # What the controller needs from Debian: the lab (nspawn, debootstrap, iproute2, ssh),
 # the load balancer and load generator the tests compare against, and age (opening a backup by
 # hand, as the restore runbook does), and PostgreSQL 15, which the registry's integration tests
-# start on loopback as a throwaway server of their own.
-APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync age postgresql-15 dpkg-dev
+# start on loopback as a throwaway server of their own; buildah, podman and runc for the agent's
+# image (`make image`) and the test that runs it (crun refuses the machine's hybrid cgroups).
+APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync age postgresql-15 dpkg-dev buildah podman runc
 PYTEST_ARGS ?=
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps system-deps venv lint test unit integration lab-test lab-up lab-down lab-status demo bench clean
+.PHONY: help deps system-deps venv lint dist image test unit integration lab-test lab-up lab-down lab-status demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,10 +53,18 @@ lint: venv ## ruff (lint + format), mypy on runtime/, yamllint, ansible-lint (pr
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline --profile production playbooks roles
 
+dist: venv ## build the runtime's sdist and wheel into dist/ (python -m build) and check them (twine check)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+image: deps ## build the agent's image of this release offline with buildah (IMAGE_TAG, default localhost/mcp-mesh-sdk:<version>)
+	$(PY) -m mesh_ops.image build $(if $(IMAGE_TAG),--tag $(IMAGE_TAG))
+
 unit: venv ## unit tests only
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: deps lint ## install what is needed, lint, run every test (the lab comes up and goes down)
+test: deps lint dist ## install what is needed, lint, twine-check the dist, run every test (the lab comes up and goes down)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lab-up: deps ## boot the lab (AGENTS=N agent hosts, default 3; AGENT_DISTROS=bookworm,trixie; DATABASE=1; LAB=name, default mesh) and write its inventory
