@@ -1,10 +1,16 @@
-"""Logging set-up shared by the agent and the registry: JSON lines on stdout for journald."""
+"""Logging set-up shared by the agent and the registry: JSON lines on stdout for journald.
+
+When stdout is the journal (systemd sets `JOURNAL_STREAM` to its device and inode), each line
+starts with its syslog priority, `<3>` for ERROR and so on (sd-daemon(3)): journald strips the
+prefix and files the line under that priority, so `journalctl -p err` shows the errors and the
+message stays one JSON object. On a terminal or in a container the lines carry no prefix."""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
@@ -60,10 +66,49 @@ class JSONFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
 
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a logging level: 2 crit, 3 err, 4 warning, 6 info, 7 debug."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    return 6 if levelno >= logging.INFO else 7
+
+
+class JournalPriorityFormatter(logging.Formatter):
+    """Another formatter's lines, each prefixed with the record's `<priority>` for journald
+    (every line: a text-format traceback spans several, and journald reads each alone)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in self.inner.format(record).split("\n"))
+
+
+def stream_is_journal(stream: Any, environ: dict[str, str] | None = None) -> bool:
+    """Whether `stream` is the journal's stdout stream (`JOURNAL_STREAM` is "device:inode")."""
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    try:
+        status = os.fstat(stream.fileno())
+        return (status.st_dev, status.st_ino) == (int(device), int(inode))
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
 def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Route every logger (uvicorn's too) to one stdout handler in the chosen format."""
+    """Route every logger (uvicorn's too) to one stdout handler in the chosen format, with
+    journald priorities when stdout is the journal."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    formatter = JSONFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    if stream_is_journal(sys.stdout):
+        formatter = JournalPriorityFormatter(formatter)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
