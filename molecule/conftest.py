@@ -12,9 +12,11 @@ import json
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from testinfra.utils.ansible_runner import AnsibleRunner
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +24,13 @@ def lab_vars(host: Any) -> dict[str, Any]:
     """The scenario host's inventory variables (lab address, TLS material, tokens)."""
     variables: dict[str, Any] = host.ansible.get_variables()
     return variables
+
+
+@pytest.fixture(scope="module")
+def other_host_vars(request: pytest.FixtureRequest) -> Callable[[str], dict[str, Any]]:
+    """Another lab host's inventory variables, by name (e.g. the database's clients)."""
+    runner = AnsibleRunner(request.config.option.ansible_inventory)
+    return runner.get_variables
 
 
 @pytest.fixture(scope="module")

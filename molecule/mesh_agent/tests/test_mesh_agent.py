@@ -6,6 +6,7 @@ import ssl
 from typing import Any
 
 from conftest import https_call
+
 from mcp_mesh_sdk import __version__
 
 UNIT = "mcp-mesh-sdk.service"
