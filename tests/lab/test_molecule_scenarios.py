@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.conftest import REPO, VENV_BIN
+from tests.lab.conftest import REPO, VENV_BIN, run_lab
 from tests.unit.test_molecule_scenarios import PUBLIC_ROLES
 
 SCENARIOS_TIMEOUT = 1200
@@ -75,7 +75,12 @@ def test_every_public_role_passes_its_scenario_alone(tmp_path: Path) -> None:
     }
     selection = [argument for role in PUBLIC_ROLES for argument in ("-s", role)]
     started = time.monotonic()
-    returncode, lines = run_stamped([str(VENV_BIN / "molecule"), "test", *selection], env)
+    try:
+        returncode, lines = run_stamped([str(VENV_BIN / "molecule"), "test", *selection], env)
+    finally:
+        # molecule destroys the lab even when a step fails; not when it is itself cut short
+        if run_lab("status", name=env["MESH_MOLECULE_LAB"]).returncode == 0:
+            run_lab("down", name=env["MESH_MOLECULE_LAB"])
     wall = time.monotonic() - started
     steps = step_times(lines)
     print(f"\nmolecule scenarios: {wall:.1f} s wall")
