@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import REPO, VENV_BIN, run_lab
-from tests.unit.test_molecule_scenarios import PUBLIC_ROLES
+from tests.unit.test_molecule_layout import PUBLIC_ROLES
 
 SCENARIOS_TIMEOUT = 1200
 STEP = re.compile(r"\[(?P<scenario>\w+) > (?P<step>\w+)\] (?P<what>Executing|Executed: \w+)")
