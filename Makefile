@@ -51,7 +51,7 @@ lint: venv ## ruff (lint + format), mypy on runtime/, yamllint, ansible-lint (pr
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/yamllint --strict .
-	$(BIN)/ansible-lint --offline --profile production playbooks roles
+	$(BIN)/ansible-lint --offline --profile production playbooks roles molecule
 
 dist: venv ## build the runtime's sdist and wheel into dist/ (python -m build) and check them (twine check)
 	rm -rf dist
