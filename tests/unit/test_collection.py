@@ -223,3 +223,37 @@ def test_the_readme_commands_build_install_and_run_the_collection(tmp_path: Path
         [*run_args, "--syntax-check"], cwd=elsewhere, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_kubernetes_manifests_from_the_installed_collection_are_the_checkouts(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """mcp_mesh.ops.kubernetes finds the roles' templates in the collection (no roles_path leads
+    there) and renders the same manifests as the checkout's playbooks/kubernetes.yml."""
+    inventory = REPO / "tests" / "golden" / "inventory.yml"
+    common = ["-i", str(inventory), "-e", f"ansible_python_interpreter={sys.executable}"]
+    outputs = {}
+    for name, run in (
+        ("collection", lambda *args: installed.playbook("kubernetes", *args)),
+        (
+            "checkout",
+            lambda *args: subprocess.run(
+                [str(BIN / "ansible-playbook"), str(REPO / "playbooks" / "kubernetes.yml"), *args],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+            ),
+        ),
+    ):
+        out = tmp_path / name
+        done = run(*common, "-e", f"mesh_kubernetes_output_dir={out}")
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        outputs[name] = {path.name: path.read_bytes() for path in sorted(out.glob("*.yml"))}
+    assert sorted(outputs["collection"]) == [
+        "configmap.yml",
+        "deployment.yml",
+        "secret.yml",
+        "service.yml",
+    ]
+    assert outputs["collection"] == outputs["checkout"]
