@@ -46,12 +46,12 @@ venv: $(VENV)/.installed ## create .venv with the runtime, mesh-ops and the dev 
 
 deps: system-deps venv
 
-lint: venv ## ruff (lint + format), mypy on runtime/, yamllint, ansible-lint (production)
+lint: venv ## ruff (lint + format), mypy on runtime/, yamllint, ansible-lint (production, the collection's metadata too)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/yamllint --strict .
-	$(BIN)/ansible-lint --offline --profile production playbooks roles
+	$(BIN)/ansible-lint --offline --profile production playbooks roles galaxy.yml meta
 
 dist: venv ## build the runtime's sdist and wheel into dist/ (python -m build) and check them (twine check)
 	rm -rf dist

@@ -29,7 +29,7 @@ from tests.collection import BIN, REPO, Installed, build
 
 # What the collection ships: these top-level directories and files, each as git tracks it.
 SHIPPED = ("meta", "playbooks", "plugins", "roles", "runtime", "tests/sanity")
-SHIPPED_FILES = ("README.md", "pyproject.toml")
+SHIPPED_FILES = ("CHANGELOG.md", "README.md", "pyproject.toml")
 # What ansible-galaxy adds to the tarball.
 GENERATED = {"MANIFEST.json", "FILES.json"}
 # ansible-test sanity tests run here. The rest are skipped, and why:
@@ -93,6 +93,8 @@ def test_the_collection_is_named_and_versioned_as_the_runtime() -> None:
     data = galaxy()
     assert (data["namespace"], data["name"]) == ("mcp_mesh", "ops")
     assert data["version"] == __version__, "galaxy.yml's version is not the runtime's"
+    changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"\n## {__version__}\n" in changelog, "CHANGELOG.md has no section for this version"
 
 
 def test_requires_ansible_is_the_ansible_core_the_project_pins() -> None:
