@@ -51,7 +51,9 @@ lint: venv ## ruff (lint + format), mypy on runtime/, yamllint, ansible-lint (pr
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/yamllint --strict .
-	$(BIN)/ansible-lint --offline --profile production playbooks roles galaxy.yml meta
+	@# ANSIBLE_HOME: ansible-lint puts <ANSIBLE_HOME>/collections first in the collections path; the
+	@# user's ~/.ansible/collections may hold another mcp_mesh.ops that would hide this checkout's.
+	ANSIBLE_HOME=$(CURDIR)/.ansible $(BIN)/ansible-lint --offline --profile production playbooks roles galaxy.yml meta
 
 dist: venv ## build the runtime's sdist and wheel into dist/ (python -m build) and check them (twine check)
 	rm -rf dist
