@@ -64,10 +64,16 @@ class Installed:
         return self.collections / "ansible_collections" / NAMESPACE / NAME
 
     @classmethod
-    def create(cls, tarball: Path, folder: Path) -> Installed:
+    def prepare(cls, folder: Path) -> Installed:
+        """The working directory and its ansible.cfg, nothing installed yet."""
         installed = cls(folder / "collections", folder / "work")
         installed.workdir.mkdir(parents=True)
         (installed.workdir / "ansible.cfg").write_text(user_config(installed.collections))
+        return installed
+
+    @classmethod
+    def create(cls, tarball: Path, folder: Path) -> Installed:
+        installed = cls.prepare(folder)
         installed.run(
             "ansible-galaxy",
             "collection",
@@ -86,11 +92,16 @@ class Installed:
         return env
 
     def run(
-        self, tool: str, *args: str, timeout: float = 600, check: bool = True
+        self,
+        tool: str,
+        *args: str,
+        timeout: float = 600,
+        check: bool = True,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(BIN / tool), *args],
-            cwd=self.workdir,
+            cwd=cwd or self.workdir,
             env=self.env(),
             capture_output=True,
             text=True,

@@ -140,7 +140,9 @@ def test_ansible_builder_create_renders_a_context_with_every_requirement(tmp_pat
     version = yaml.safe_load((REPO / "galaxy.yml").read_text(encoding="utf-8"))["version"]
     assert collection == {"name": f"collection/mcp_mesh-ops-{version}.tar.gz", "type": "file"}
     assert "COPY _build /build" in containerfile
-    image = Installed(tmp_path / "collections", build)
+    # (A collections path of its own: one in ~/.ansible holding mcp_mesh.ops would make
+    # ansible-galaxy install nothing, as the image's empty paths never do.)
+    image = Installed.prepare(tmp_path / "image")
     installed = image.run(
         "ansible-galaxy",
         "collection",
@@ -150,6 +152,7 @@ def test_ansible_builder_create_renders_a_context_with_every_requirement(tmp_pat
         "-p",
         str(image.collections),
         check=False,
+        cwd=build,
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert (image.root / "playbooks" / "site.yml").is_file()
