@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps system-deps venv lint dist image test unit integration lab-test lab-up lab-down lab-status demo bench clean
+.PHONY: help deps system-deps venv lint dist collection image test unit integration lab-test lab-up lab-down lab-status demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,17 +46,27 @@ venv: $(VENV)/.installed ## create .venv with the runtime, mesh-ops and the dev 
 
 deps: system-deps venv
 
-lint: venv ## ruff (lint + format), mypy on runtime/, yamllint, ansible-lint (production)
+lint: venv ## ruff (lint + format), mypy on runtime/, yamllint, ansible-lint (production, the collection's metadata too)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/yamllint --strict .
-	$(BIN)/ansible-lint --offline --profile production playbooks roles molecule
+	@# ANSIBLE_HOME: ansible-lint puts <ANSIBLE_HOME>/collections first in the collections path; the
+	@# user's ~/.ansible/collections may hold another mcp_mesh.ops that would hide this checkout's.
+	ANSIBLE_HOME=$(CURDIR)/.ansible $(BIN)/ansible-lint --offline --profile production playbooks roles molecule galaxy.yml meta
 
 dist: venv ## build the runtime's sdist and wheel into dist/ (python -m build) and check them (twine check)
 	rm -rf dist
 	$(PY) -m build --outdir dist .
 	$(BIN)/twine check --strict dist/*
+
+# The collection mcp_mesh.ops (galaxy.yml): roles, playbooks, plugins and the runtime's source
+# the roles build the hosts' wheelhouse from. tests/unit/test_collection.py checks the tarball,
+# tests/integration/test_collection_sanity.py runs ansible-test sanity on it installed, and the lab
+# suite deploys its fleet from it (README "Installing the collection").
+collection: venv ## build the collection mcp_mesh.ops into build/collection (ansible-galaxy collection build)
+	rm -rf build/collection
+	$(BIN)/ansible-galaxy collection build --output-path build/collection .
 
 image: deps ## build the agent's image of this release offline with buildah (IMAGE_TAG, default localhost/mcp-mesh-sdk:<version>)
 	$(PY) -m mesh_ops.image build $(if $(IMAGE_TAG),--tag $(IMAGE_TAG))
@@ -64,7 +74,7 @@ image: deps ## build the agent's image of this release offline with buildah (IMA
 unit: venv ## unit tests only
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: deps lint dist ## install what is needed, lint, twine-check the dist, run every test (the lab comes up and goes down)
+test: deps lint dist collection ## install what is needed, lint, twine-check the dist, build the collection, run every test (the lab comes up and goes down)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lab-up: deps ## boot the lab (AGENTS=N agent hosts, default 3; AGENT_DISTROS=bookworm,trixie; DATABASE=1; LAB=name, default mesh) and write its inventory

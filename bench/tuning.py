@@ -55,6 +55,7 @@ MINIMAL_CONFIG = """\
 [defaults]
 inventory = inventories/lab/hosts.yml
 roles_path = {roles}
+collections_path = {collections}
 host_key_checking = False
 retry_files_enabled = False
 
@@ -107,13 +108,14 @@ class Workspace:
         arguments["python"] = sys.executable
         command = [str(BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,"]
         command += ["-e", f"ansible_python_interpreter={sys.executable}"]
-        command += ["-M", str(REPO / "roles" / "mesh_common" / "library")]
-        command += ["-m", "mesh_wheelhouse", "-a", json.dumps(arguments)]
+        command += ["-m", "mcp_mesh.ops.mesh_wheelhouse", "-a", json.dumps(arguments)]
         return run(command, {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})[0]
 
     def minimal_config(self) -> Path:
         path = self.root / "ansible-defaults.cfg"
-        path.write_text(MINIMAL_CONFIG.format(roles=REPO / "roles"))
+        path.write_text(
+            MINIMAL_CONFIG.format(roles=REPO / "roles", collections=REPO / "collections")
+        )
         return path
 
     def remove(self) -> None:

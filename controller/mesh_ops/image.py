@@ -48,7 +48,7 @@ from mesh_ops.inventory import REPO
 IMAGE = "localhost/mcp-mesh-sdk"
 USER_ID = 10001
 WHEELHOUSE_MOUNT = "/run/mcp-mesh-wheelhouse"
-WHEELHOUSE_MODULE = REPO / "roles" / "mesh_common" / "library" / "mesh_wheelhouse.py"
+WHEELHOUSE_MODULE = REPO / "plugins" / "modules" / "mesh_wheelhouse.py"
 WHEELHOUSE_CACHE = REPO / ".cache" / "wheelhouse"  # mesh_common_wheelhouse_cache_dir's default
 COMMON_DEFAULTS = REPO / "roles" / "mesh_common" / "defaults" / "main.yml"
 KUBERNETES_PLAYBOOK = REPO / "playbooks" / "kubernetes.yml"
@@ -105,7 +105,7 @@ class Image:
 
 
 def wheelhouse_module() -> ModuleType:
-    """roles/mesh_common/library/mesh_wheelhouse.py, for its constants (TARGET_PROBE, ...)."""
+    """plugins/modules/mesh_wheelhouse.py, for its constants (TARGET_PROBE, ...)."""
     spec = importlib.util.spec_from_file_location("mesh_wheelhouse", WHEELHOUSE_MODULE)
     if spec is None or spec.loader is None:
         raise ImageError(f"cannot load {WHEELHOUSE_MODULE}")

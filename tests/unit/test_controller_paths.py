@@ -24,10 +24,13 @@ DATA_DIR = "mesh_common_controller_data_dir"
 INTERPRETER = f"ansible_python_interpreter={sys.executable}"
 
 # Where playbook_dir may still appear: the data dir's and the source tree's own defaults
-# (declared in mesh_common's defaults and argument spec), and commands' working directories.
+# (declared in mesh_common's defaults and argument spec), commands' working directories, and
+# kubernetes.yml's read-only search for the roles' templates beside the playbooks (an installed
+# collection, where roles_path does not lead to them).
 PLAYBOOK_DIR_USES = re.compile(
     r"(mesh_common_controller_data_dir|mesh_common_source_dir|default|chdir): "
     r'"\{\{ playbook_dir( \| dirname)? \}\}(/\.\.)?"'
+    r"|'DEFAULT_ROLES_PATH'\) \+ \[playbook_dir \| dirname ~ '/roles'\]\)$"
 )
 
 

@@ -16,6 +16,9 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.collection import Installed
+from tests.collection import build as build_collection
+
 REPO = Path(__file__).resolve().parents[2]
 EE_FILE = REPO / "execution-environment.yml"
 BUILDER = Path(sys.executable).parent / "ansible-builder"
@@ -96,6 +99,7 @@ def test_ansible_core_and_runner_are_pinned_as_the_controller_pins_them() -> Non
 
 
 def test_ansible_builder_create_renders_a_context_with_every_requirement(tmp_path: Path) -> None:
+    build_collection(REPO / "build" / "collection")  # `make collection`, as the file's header says
     context = tmp_path / "context"
     created = subprocess.run(
         [str(BUILDER), "create", "-f", "execution-environment.yml", "-c", str(context)],
@@ -129,3 +133,27 @@ def test_ansible_builder_create_renders_a_context_with_every_requirement(tmp_pat
     )
     assert (source / "runtime" / "mcp_mesh_sdk" / "__init__.py").is_file()
     assert (source / "README.md").is_file()  # the runtime's metadata reads it
+
+    # The collection, installed in the galaxy stage (/build is _build) as the image build does.
+    galaxy = yaml.safe_load((build / "requirements.yml").read_text(encoding="utf-8"))
+    (collection,) = galaxy["collections"]
+    version = yaml.safe_load((REPO / "galaxy.yml").read_text(encoding="utf-8"))["version"]
+    assert collection == {"name": f"collection/mcp_mesh-ops-{version}.tar.gz", "type": "file"}
+    assert "COPY _build /build" in containerfile
+    # (A collections path of its own: one in ~/.ansible holding mcp_mesh.ops would make
+    # ansible-galaxy install nothing, as the image's empty paths never do.)
+    image = Installed.prepare(tmp_path / "image")
+    installed = image.run(
+        "ansible-galaxy",
+        "collection",
+        "install",
+        "-r",
+        "requirements.yml",
+        "-p",
+        str(image.collections),
+        check=False,
+        cwd=build,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert (image.root / "playbooks" / "site.yml").is_file()
+    assert (image.root / "runtime" / "mcp_mesh_sdk" / "__init__.py").is_file()

@@ -11,7 +11,7 @@ import pytest
 
 from mesh_ops import image
 
-PLUGIN = Path(__file__).resolve().parents[2] / "playbooks" / "filter_plugins" / "mesh_kubernetes.py"
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "mesh_kubernetes.py"
 spec = importlib.util.spec_from_file_location("mesh_kubernetes", PLUGIN)
 assert spec and spec.loader
 mesh_kubernetes = importlib.util.module_from_spec(spec)
@@ -110,7 +110,7 @@ def test_writable_directories_are_the_deployments_emptydirs_but_tmp() -> None:
     assert image.emptydir_mounts(deployment) == ["/var/lib/mcp-mesh", "/var/log/mcp-mesh"]
 
 
-# -- playbooks/filter_plugins/mesh_kubernetes.py ----------------------------------------------
+# -- plugins/filter/mesh_kubernetes.py ----------------------------------------------
 
 
 def test_env_data_reads_the_template_the_way_the_agent_does() -> None:

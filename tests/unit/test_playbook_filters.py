@@ -1,11 +1,11 @@
-"""The playbooks' filter plugins (playbooks/filter_plugins)."""
+"""The playbooks' filter plugins (plugins/filter)."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-PLUGIN = Path(__file__).resolve().parents[2] / "playbooks" / "filter_plugins" / "mesh_hosts.py"
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "mesh_hosts.py"
 spec = importlib.util.spec_from_file_location("mesh_hosts", PLUGIN)
 assert spec and spec.loader
 mesh_hosts = importlib.util.module_from_spec(spec)

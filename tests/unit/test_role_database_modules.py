@@ -13,7 +13,7 @@ from types import ModuleType
 import pyrage
 import pytest
 
-LIBRARY = Path(__file__).resolve().parents[2] / "roles" / "mesh_database" / "library"
+LIBRARY = Path(__file__).resolve().parents[2] / "plugins" / "modules"
 
 
 def _load(name: str) -> ModuleType:

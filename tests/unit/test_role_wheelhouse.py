@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-MODULE_PATH = REPO / "roles" / "mesh_common" / "library" / "mesh_wheelhouse.py"
+MODULE_PATH = REPO / "plugins" / "modules" / "mesh_wheelhouse.py"
 
 
 @pytest.fixture(scope="module")

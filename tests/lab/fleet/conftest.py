@@ -1,4 +1,8 @@
-"""The fleet deployed once per session with playbooks/site.yml on the session's lab.
+"""The fleet deployed once per session on the session's lab, from the collection mcp_mesh.ops as a
+user installs it: `ansible-galaxy collection build` of the checkout, the tarball installed into a
+collections path of the session's, `ansible-playbook mcp_mesh.ops.site` run from a directory
+outside the checkout whose ansible.cfg names nothing of it (tests/collection.py). The rest of the
+suite runs the checkout's playbooks (playbooks/*.yml, as a clone does) on that fleet.
 
 `fleet` (session) -> Fleet
     .version          runtime version deployed (what the source tree holds)
@@ -6,10 +10,15 @@
                       deploy used (never printed)
     .clients          {"alice": token, ..., "load-01": token, ...} mesh_agent_clients deployed
     .load_tokens      the load clients' tokens (load-01..load-48), what the load generators use
-    .source           the copy of the source tree (pyproject.toml, runtime/) every run deploys
+    .collection       the installed collection (tests/collection.py's Installed): .root,
+                      .playbook("site", *args) runs mcp_mesh.ops.site from outside the checkout
+    .source           the installed collection's root: the source (pyproject.toml, runtime/)
+                      every run deploys, the collection's and the checkout's playbooks alike
     .extra_args       arguments every further ansible-playbook run needs (secrets, source)
-    .deploy_seconds   wall time of the first deploy
-    .playbook(*args)  run playbooks/site.yml again with the same secrets -> CompletedProcess
+    .deploy_seconds   wall time of the first deploy (from the collection)
+    .playbook(*args)  run playbooks/site.yml (the checkout's), the same secrets -> CompletedProcess
+    .collection_playbook(*args)  run mcp_mesh.ops.site from the installed collection, the same
+                      secrets, its own source (the collection's default) -> CompletedProcess
     .registry_agents(**query)  GET /agents on the lab's registry (with its token) -> agents
     .endpoints        where the services answer (tests/lab/fleet/endpoints.py); shortcuts:
     .tls, .scheme     TLS on (the lab's inventory says so, as `lab up` writes it), "https"/"http"
@@ -24,7 +33,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import ssl
 import subprocess
 import time
@@ -41,6 +49,7 @@ import yaml
 
 from lab.inventory import LAB_BACKUP_IDENTITY, LAB_CLIENTS_VARIABLE, lab_clients, lab_secrets
 from mcp_mesh_sdk import __version__
+from tests.collection import REPO, Installed, build
 from tests.lab.fleet.endpoints import Endpoints
 
 SITE = "playbooks/site.yml"
@@ -67,11 +76,18 @@ class Fleet:
     extra_args: list[str]
     clients: dict[str, str]
     endpoints: Endpoints
+    collection: Installed
+    collection_args: list[str]
     deploy_seconds: float = 0.0
     first_run: subprocess.CompletedProcess[str] | None = field(default=None, repr=False)
 
     def playbook(self, *args: str, playbook: str = SITE) -> subprocess.CompletedProcess[str]:
         return self.lab.ansible_playbook(playbook, *self.extra_args, *args)
+
+    def collection_playbook(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.collection.playbook(
+            "site", "-i", str(self.lab.inventory), *self.collection_args, *args
+        )
 
     def registry_agents(self, **query: str) -> list[dict[str, Any]]:
         """The agents the lab's registry lists for `query` (status=, name=, version=)."""
@@ -152,40 +168,40 @@ def _secrets_for(inventory: Path, folder: Path) -> tuple[dict[str, str], dict[st
     return tokens, by_name, ["-e", f"@{path}"]
 
 
-def _source_snapshot(folder: Path) -> Path:
-    """A copy of what the runtime wheel is built from, taken once per session.
-
-    Every run of the session deploys this copy, so edits to runtime/ made while the session
-    runs (by a developer, by another lab) cannot turn a "nothing changed" run into a rebuild.
-    """
-    repo = Path(__file__).resolve().parents[3]
-    snapshot = folder / "source"
-    snapshot.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(repo / name, snapshot / name)
-    shutil.copytree(
-        repo / "runtime",
-        snapshot / "runtime",
-        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"),
-    )
-    return snapshot
-
-
 @pytest.fixture(scope="session")
 def fleet(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     folder = tmp_path_factory.mktemp("fleet")
-    tokens, clients, extra_args = _secrets_for(lab.inventory, folder)
-    source = _source_snapshot(folder)
-    extra_args += ["-e", f"mesh_common_source_dir={source}"]
+    tokens, clients, secret_args = _secrets_for(lab.inventory, folder)
+    # The tarball is the session's snapshot of the source: edits to runtime/ made while the
+    # session runs (by a developer, by another lab) cannot turn a "nothing changed" run into a
+    # rebuild, and the checkout's playbooks deploy the very source the collection carries.
+    collection = Installed.create(build(folder / "build"), folder / "collection")
+    source = collection.root
+    extra_args = [*secret_args, "-e", f"mesh_common_source_dir={source}"]
+    # Where the playbooks write on the controller (wheelhouse cache, backups, reports): the
+    # checkout's, as for its own playbooks (the default there), so both share one wheelhouse.
+    # Nothing of the collection's content comes from it.
+    collection_args = [*secret_args, "-e", f"mesh_common_controller_data_dir={REPO}"]
     endpoints = Endpoints.from_inventory(lab.inventory)
-    deployed = Fleet(lab, __version__, tokens, source, extra_args, clients, endpoints)
+    deployed = Fleet(
+        lab,
+        __version__,
+        tokens,
+        source,
+        extra_args,
+        clients,
+        endpoints,
+        collection,
+        collection_args,
+    )
     started = time.monotonic()
-    run = deployed.playbook()
+    run = deployed.collection_playbook()
     deployed.deploy_seconds = time.monotonic() - started
     deployed.first_run = run
     if run.returncode != 0:
         pytest.fail(
-            f"site.yml failed (exit {run.returncode}):\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}",
+            f"mcp_mesh.ops.site failed (exit {run.returncode}):\n"
+            f"{run.stdout[-6000:]}\n{run.stderr[-2000:]}",
             pytrace=False,
         )
     print(f"\nfleet deployed in {deployed.deploy_seconds:.1f} s")

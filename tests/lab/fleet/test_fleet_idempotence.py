@@ -1,4 +1,6 @@
-"""A second site.yml run changes nothing; so does a check run with --diff, showing no secret."""
+"""A second run of mcp_mesh.ops.site from the installed collection (the fleet was deployed from
+it) changes nothing; so does a check run with --diff of the checkout's playbooks/site.yml, which
+shows no secret: a clone and the collection deploy the same fleet."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from tests.collection import REPO
 from tests.lab.fleet.conftest import recap
 
 
@@ -16,9 +19,13 @@ def assert_nothing_changed(output: str) -> None:
     assert changed == {}, output[-6000:]
 
 
-def test_a_second_run_changes_nothing(fleet: Any) -> None:
-    run = fleet.playbook()
-    assert run.returncode == 0, run.stdout[-6000:]
+def test_a_second_run_from_the_installed_collection_changes_nothing(fleet: Any) -> None:
+    """README "Installing the collection": `ansible-playbook mcp_mesh.ops.site -i INVENTORY`,
+    run where no ansible.cfg, roles_path or collections path leads to the checkout."""
+    config = (fleet.collection.workdir / "ansible.cfg").read_text()
+    assert str(REPO) not in config and not fleet.collection.workdir.is_relative_to(REPO)
+    run = fleet.collection_playbook()
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert_nothing_changed(run.stdout)
 
 

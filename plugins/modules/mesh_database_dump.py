@@ -180,7 +180,8 @@ def dump(
             process = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/"
             )
-            assert process.stdout is not None and process.stderr is not None
+            if process.stdout is None or process.stderr is None:  # both are PIPE: never
+                raise DumpError("pg_dump started without its pipes")
             for block in iter(lambda: process.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
                 digest.update(block)
                 size += len(block)
