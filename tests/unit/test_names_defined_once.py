@@ -34,6 +34,7 @@ def allowed(path: str) -> bool:
         path in DEFINITIONS
         or path.endswith(".md")
         or path.startswith(("docs/", "tests/", "bench/results/"))
+        or (path.startswith("molecule/") and "/tests/" in path)  # the scenarios' testinfra
     )
 
 
