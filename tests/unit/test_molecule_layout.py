@@ -18,8 +18,24 @@ PUBLIC_ROLES = sorted(
 )
 
 
+BASE_CONFIG = REPO / ".config" / "molecule" / "config.yml"
+
+
 def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
+
+
+def merged(scenario: str) -> dict:
+    """A scenario's config as molecule reads it: molecule.yml merged over the base config."""
+
+    def merge(base: dict, over: dict) -> dict:
+        out = dict(base)
+        for key, value in over.items():
+            both = isinstance(value, dict) and isinstance(base.get(key), dict)
+            out[key] = merge(base[key], value) if both else value
+        return out
+
+    return merge(load(BASE_CONFIG), load(MOLECULE / scenario / "molecule.yml"))
 
 
 def test_the_public_roles_are_the_four_service_roles() -> None:
@@ -38,7 +54,7 @@ def test_each_scenario_converges_only_its_role_on_a_host_no_other_scenario_uses(
         assert len(plays) == 1
         assert [entry["role"] for entry in plays[0]["roles"]] == [role]
         hosts[role] = plays[0]["hosts"]
-        verifier = load(MOLECULE / role / "molecule.yml")["verifier"]
+        verifier = merged(role)["verifier"]
         assert verifier["name"] == "testinfra"
         assert verifier["options"]["hosts"] == hosts[role]
         assert list((MOLECULE / role / "tests").glob("test_*.py"))
@@ -46,12 +62,13 @@ def test_each_scenario_converges_only_its_role_on_a_host_no_other_scenario_uses(
 
 
 def test_the_scenarios_share_one_lab_that_default_creates_and_destroys() -> None:
-    default = load(MOLECULE / "default" / "molecule.yml")
+    default = merged("default")
     assert default["shared_state"] is True
     assert default["scenario"]["test_sequence"] == ["create", "destroy"]
     for role in PUBLIC_ROLES:
-        config = load(MOLECULE / role / "molecule.yml")
+        config = merged(role)
         assert config["shared_state"] is True
+        assert config["prerun"] is False  # no install of the repo over collections/
         assert config["driver"]["name"] == "default"  # delegated: the lab's CLI makes the hosts
         sequence = config["scenario"]["test_sequence"]
         assert sequence.index("converge") < sequence.index("idempotence") < sequence.index("verify")
