@@ -16,16 +16,21 @@ from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: mesh_database_account
+author: MCP Mesh Ops maintainers (!UNKNOWN)
 short_description: Create the registry's role and database, idempotently, never showing the password
 description:
-  - Runs on the database host as root; talks to the local server with C(psql) as the
+  - >-
+    Runs on the database host as root; talks to the local server with C(psql) as the
     C(postgres) user (C(runuser), over the Unix socket: peer authentication), the SQL on stdin.
-  - The password is never sent to the server in clear nor put on a command line: the module
+  - >-
+    The password is never sent to the server in clear nor put on a command line: the module
     computes its SCRAM-SHA-256 verifier and sends that (as C(psql)'s C(\password) does). The
     role's current verifier is checked against the password first, so an unchanged password
     changes nothing.
-  - The database is created C(UTF8) with the C(C.UTF-8) locale from C(template0), owned by the
+  - >-
+    The database is created C(UTF8) with the C(C.UTF-8) locale from C(template0), owned by the
     role; C(CONNECT) is revoked from C(PUBLIC), so only its owner and superusers connect.
+  - In check mode, when PostgreSQL is not installed yet, reports a change and does nothing.
 options:
   name:
     description: The database.
@@ -36,14 +41,31 @@ options:
     type: str
     required: true
   password:
-    description: The role's password (ASCII).
+    description: The role's password (ASCII). Never logged.
     type: str
     required: true
-    no_log: true
   port:
     description: The server's port.
     type: int
     default: 5432
+"""
+
+EXAMPLES = r"""
+- name: Create the registry's role and database
+  mcp_mesh.ops.mesh_database_account:
+    name: mcp_mesh_registry
+    user: mcp_mesh
+    password: "{{ mesh_common_database_password }}"
+    port: 5432
+  no_log: true
+"""
+
+RETURN = r"""
+changes:
+  description: What was (or, in check mode, would be) created or changed, one sentence each.
+  type: list
+  elements: str
+  returned: always
 """
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

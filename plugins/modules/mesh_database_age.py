@@ -14,22 +14,29 @@ from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: mesh_database_age
+author: MCP Mesh Ops maintainers (!UNKNOWN)
 short_description: age-encrypt a fetched dump to the backup identity's recipient, or decrypt one
 description:
-  - Runs on the controller (its interpreter needs C(pyrage), which the repository's virtualenv
+  - >-
+    Runs on the controller (its interpreter needs C(pyrage), which the repository's virtualenv
     has). C(seal) checks the plain dump's sha256 against the one the host wrote, encrypts it
     to the recipient of I(identity) (the agents' backup identity, C(mesh_agent_backup_identity))
     into C(<path>.age) (mode 0600; C(age -d -i KEY FILE) opens it by hand) and removes the
-    plain file. C(open) decrypts C(<path>.age) into I(dest) (mode 0600); age authenticates
-    every chunk, so a changed or truncated file is refused.
+    plain file; when only C(<path>.age) is there, it changes nothing. C(open) decrypts
+    C(<path>.age) into I(dest) (mode 0600); age authenticates every chunk, so a changed or
+    truncated file is refused.
+requirements:
+  - pyrage (on the controller)
 options:
   action:
+    description: C(seal) a plain dump, or C(open) a sealed one.
     type: str
     choices: [seal, open]
     required: true
   path:
     description: >-
-      The plain dump (seal) or the sealed C(.age) file (open; else I(backup) in I(directory)).
+      The plain dump (seal, required) or the sealed C(.age) file (open; else I(backup) in
+      I(directory)).
     type: path
   directory:
     description: Where the sealed dumps are (open without I(path)).
@@ -43,16 +50,53 @@ options:
     type: str
     default: mesh-registry
   sha256:
-    description: The sha256 the host wrote of the plain dump (seal).
+    description: The sha256 the host wrote of the plain dump (seal, required).
     type: str
   dest:
-    description: Where the plaintext goes (open).
+    description: Where the plaintext goes (open, required).
     type: path
   identity:
-    description: The age identity (C(AGE-SECRET-KEY-1...)).
+    description: The age identity (C(AGE-SECRET-KEY-1...)). Never logged.
     type: str
     required: true
-    no_log: true
+"""
+
+EXAMPLES = r"""
+- name: Check the copy's sha256 against the host's and encrypt it to the backup identity
+  mcp_mesh.ops.mesh_database_age:
+    action: seal
+    path: backups/db1/mesh-registry-20260101T000000Z.dump
+    sha256: "{{ dump.sha256 }}"
+    identity: "{{ mesh_agent_backup_identity }}"
+  delegate_to: localhost
+
+- name: Decrypt the newest sealed dump
+  mcp_mesh.ops.mesh_database_age:
+    action: open
+    directory: backups/db1
+    backup: latest
+    dest: /tmp/restore.dump
+    identity: "{{ mesh_agent_backup_identity }}"
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+path:
+  description: The sealed file (seal) or the plaintext written (open).
+  type: str
+  returned: always
+sha256:
+  description: sha256 of I(path).
+  type: str
+  returned: always
+plain_sha256:
+  description: sha256 of the plain dump that was sealed.
+  type: str
+  returned: when seal encrypted a dump
+name:
+  description: File name of the sealed dump that was opened.
+  type: str
+  returned: when action is open
 """
 
 

@@ -21,21 +21,27 @@ from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: mesh_database_debs
+author: MCP Mesh Ops maintainers (!UNKNOWN)
 short_description: Fetch the .deb closure of packages into a flat repository, packed for the hosts
 description:
-  - Runs on the controller. With I(fetch), resolves the closure of I(packages) from the
+  - >-
+    Runs on the controller. With I(fetch), resolves the closure of I(packages) from the
     controller's own apt sources as if nothing were installed (C(apt-get -s install) against an
     empty dpkg status, recommends left out), downloads each missing C(.deb) with
     C(apt-get download NAME=VERSION) (apt checks every file against its signed index), removes
     the C(.deb) files the closure no longer names, and records the release (codename and
     architecture) in C(RELEASE). When the lists lack a package, runs C(apt-get update) once.
-  - Without I(fetch), the directory was filled by hand (README): it must hold a C(.deb) of each
+  - >-
+    Without I(fetch), the directory was filled by hand (README): it must hold a C(.deb) of each
     of I(packages).
-  - Either way, writes the flat repository index C(Packages) (C(dpkg-scanpackages)) when it does
+  - >-
+    Either way, writes the flat repository index C(Packages) (C(dpkg-scanpackages)) when it does
     not list exactly the directory's C(.deb) files, and packs the directory into I(archive), a
     tar whose bytes only depend on the files (one copy and one checksum per run on the hosts).
   - Changed only when a file was downloaded or removed, the index rewritten or the archive replaced.
   - The controller must run the release of the hosts (I(targets)) for the automatic fetch.
+requirements:
+  - dpkg-dev (C(dpkg-scanpackages)) and apt on the controller
 options:
   dest:
     description: The package directory.
@@ -63,6 +69,17 @@ options:
     description: Run C(apt-get update) once when the controller's lists lack a package.
     type: bool
     default: true
+"""
+
+EXAMPLES = r"""
+- name: Fetch the PostgreSQL packages into the controller's package directory
+  mcp_mesh.ops.mesh_database_debs:
+    dest: .cache/postgresql-debs
+    archive: .cache/postgresql-debs.tar
+    packages: [postgresql-15, postgresql-client-15]
+    targets: [bookworm amd64]
+  delegate_to: localhost
+  run_once: true
 """
 
 RETURN = r"""

@@ -16,12 +16,15 @@ from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: mesh_database_dump
+author: MCP Mesh Ops maintainers (!UNKNOWN)
 short_description: pg_dump --format=custom of a database, its check, its restore
 description:
-  - Runs on the database host as root; C(pg_dump) and C(pg_restore) run as C(postgres)
+  - >-
+    Runs on the database host as root; C(pg_dump) and C(pg_restore) run as C(postgres)
     (C(runuser), Unix socket, peer authentication) and stream through this module, so the dump
     file is root's, mode 0600, in a directory of mode 0700.
-  - C(dump) writes C(<prefix>-<UTC time>.dump) into I(backup_dir) (a temporary name renamed
+  - >-
+    C(dump) writes C(<prefix>-<UTC time>.dump) into I(backup_dir) (a temporary name renamed
     when complete), hashes it while writing, checks it with C(pg_restore --list) and keeps the
     newest I(keep) dumps of the prefix. C(check) runs C(pg_restore --list) on I(path) and
     fails when it does. C(restore) checks first (refusing an archive C(pg_restore --list)
@@ -29,18 +32,23 @@ description:
     --exit-on-error) into I(database), created owned by I(owner) when it does not exist.
 options:
   action:
+    description: C(dump), C(check) or C(restore).
     type: str
     choices: [dump, check, restore]
     required: true
   database:
-    description: The database to dump or restore into.
+    description: The database to dump or restore into (required for dump and restore).
     type: str
   owner:
-    description: Owner of a database the restore creates.
+    description: Owner of a database the restore creates (required for restore).
     type: str
   backup_dir:
+    description: >-
+      The dumps' directory (required for dump; for check and restore without I(path), where
+      I(backup) is looked up).
     type: path
   prefix:
+    description: The dumps' name prefix.
     type: str
     default: mesh-registry
   keep:
@@ -55,8 +63,82 @@ options:
     type: str
     default: latest
   port:
+    description: The server's port.
     type: int
     default: 5432
+"""
+
+EXAMPLES = r"""
+- name: Dump the registry database
+  mcp_mesh.ops.mesh_database_dump:
+    action: dump
+    database: mcp_mesh_registry
+    backup_dir: /var/backups/mcp-mesh/database
+    keep: 7
+  register: dump
+
+- name: Check the newest dump with pg_restore --list
+  mcp_mesh.ops.mesh_database_dump:
+    action: check
+    backup_dir: /var/backups/mcp-mesh/database
+    backup: latest
+  register: checked
+
+- name: Restore it
+  mcp_mesh.ops.mesh_database_dump:
+    action: restore
+    path: "{{ checked.path }}"
+    database: mcp_mesh_registry
+    owner: mcp_mesh
+"""
+
+RETURN = r"""
+path:
+  description: The dump written (dump) or checked (check).
+  type: str
+  returned: when action is dump or check
+name:
+  description: File name of the new dump.
+  type: str
+  returned: when action is dump
+size:
+  description: Size of the new dump in bytes.
+  type: int
+  returned: when action is dump
+sha256:
+  description: sha256 of the new dump.
+  type: str
+  returned: when action is dump
+pruned:
+  description: Older dumps removed to keep I(keep).
+  type: list
+  elements: str
+  returned: when action is dump
+ok:
+  description: Whether C(pg_restore --list) accepts the dump.
+  type: bool
+  returned: when action is check or restore
+entries:
+  description: Entries C(pg_restore --list) shows.
+  type: int
+  returned: when the dump lists
+tables:
+  description: Names of the dump's tables.
+  type: list
+  elements: str
+  returned: when the dump lists
+table_data:
+  description: Table data entries of the dump.
+  type: int
+  returned: when the dump lists
+database:
+  description: The database restored into.
+  type: str
+  returned: when action is restore
+created:
+  description: Whether the restore created the database.
+  type: bool
+  returned: when action is restore
 """
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -17,6 +17,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: mesh_wheelhouse
+author: MCP Mesh Ops maintainers (!UNKNOWN)
 short_description: Build the runtime wheel and a wheelhouse of its dependencies, cached by version
 description:
   - Runs on the controller. Reads the runtime version from I(source_dir). When the cache holds
@@ -41,7 +42,8 @@ options:
     required: true
   targets:
     description:
-      - The hosts' interpreters, each C(MAJOR.MINOR MACHINE GLIBC) as the hosts print them
+      - >-
+        The hosts' interpreters, each C(MAJOR.MINOR MACHINE GLIBC) as the hosts print them
         (e.g. C(3.13 x86_64 2.41)). Hosts whose Python differs from the controller's
         (Debian 13's 3.13 beside Debian 12's 3.11) get a wheelhouse of their own in
         C(<cache_dir>/<version>-py<MAJOR.MINOR>-<MACHINE>/): the runtime wheel (pure Python)
@@ -51,6 +53,20 @@ options:
     type: list
     elements: str
     default: []
+"""
+
+EXAMPLES = r"""
+- name: Build the runtime wheel and its dependencies once per version and interpreter
+  mcp_mesh.ops.mesh_wheelhouse:
+    source_dir: "{{ mesh_common_source_dir }}"
+    cache_dir: "{{ mesh_common_wheelhouse_cache_dir }}"
+    python: "{{ mesh_common_controller_python }}"
+    targets:
+      - 3.11 x86_64 2.36
+      - 3.13 x86_64 2.41
+  delegate_to: localhost
+  run_once: true
+  register: wheelhouse
 """
 
 RETURN = r"""

@@ -10,6 +10,7 @@ The lab suite deploys its fleet from the same installed tarball (tests/lab/fleet
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -37,10 +39,14 @@ GENERATED = {"MANIFEST.json", "FILES.json"}
 #     installs each one's pinned tools into a virtual environment of its own, bootstrapping pip
 #     there with get-pip.py downloaded from ci-files.testing.ansible.com, a host this offline
 #     controller cannot reach (only the package registries are); with no way to point them at
-#     the project's venv, they cannot run. make lint covers the same ground on the same files
-#     (ruff for pep8/pylint's checks, yamllint --strict, ansible-lint's production profile on
-#     the roles and playbooks, which loads every module's argument spec and docs); the modules'
-#     behaviour is unit-tested (tests/unit/test_role_*modules*.py, test_role_wheelhouse.py).
+#     the project's venv, they cannot run. In their place: ansible-doc and validate-modules'
+#     documentation checks are test_every_plugin_of_the_installed_collection_is_documented and
+#     test_each_modules_documented_options_are_its_argument_spec below (ansible-doc --json on
+#     every module and filter of the installed collection; each module's documented options
+#     against the argument_spec its AnsibleModule(...) call passes); make lint covers the rest
+#     on the same files (ruff for pep8/pylint's checks, yamllint --strict, ansible-lint's
+#     production profile on the roles and playbooks); the modules' behaviour is unit-tested
+#     (tests/unit/test_role_*modules*.py, test_role_wheelhouse.py).
 #   changelog: the collection keeps no changelogs/ fragments (antsibull-changelog).
 #   pslint: no PowerShell in the collection.
 #   shellcheck: no shell scripts in the collection (and no shellcheck binary on the controller).
@@ -189,6 +195,195 @@ def test_ansible_test_sanity_passes_on_the_installed_collection(installed: Insta
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     for test in SANITY_TESTS:
         assert f'Running sanity test "{test}"' in run.stdout + run.stderr, test
+
+
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_mesh_doc_{path.stem}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def installed_filters(installed: Installed) -> dict[str, Callable[..., object]]:
+    """Each filter of the installed collection (what its FilterModules return) by name."""
+    filters: dict[str, Callable[..., object]] = {}
+    for path in sorted((installed.root / "plugins" / "filter").glob("*.py")):
+        filters |= _load(path).FilterModule().filters()
+    return filters
+
+
+def installed_plugins(installed: Installed) -> dict[str, list[str]]:
+    """Plugin type -> the names the installed collection offers: a module per file of
+    plugins/modules, each filter its FilterModule returns."""
+    modules = sorted(path.stem for path in (installed.root / "plugins" / "modules").glob("*.py"))
+    return {"module": modules, "filter": sorted(installed_filters(installed))}
+
+
+def ansible_doc(installed: Installed, kind: str, name: str) -> tuple[dict[str, object], str]:
+    """`ansible-doc --json -t KIND mcp_mesh.ops.NAME` outside the checkout -> (its doc, errors)."""
+    run = installed.run("ansible-doc", "--json", "-t", kind, f"mcp_mesh.ops.{name}", check=False)
+    if run.returncode != 0:
+        return {}, run.stderr.strip() or run.stdout.strip()
+    found = json.loads(run.stdout).get(f"mcp_mesh.ops.{name}") or {}
+    doc: dict[str, object] = found.get("doc") or {}
+    if not doc:
+        return {}, f"no doc in ansible-doc's answer: {run.stdout[:500]}"
+    if not doc.get("short_description") or not doc.get("description"):
+        return doc, "no short_description or description"
+    if not found.get("examples") or not found.get("return"):
+        return doc, "no EXAMPLES or RETURN"
+    # ansible-doc's text output refuses these; its --json output does not check.
+    undescribed = [
+        *_undescribed(doc.get("options"), "suboptions"),
+        *_undescribed(found.get("return"), "contains"),
+    ]
+    if undescribed:
+        return doc, f"no description: {undescribed}"
+    return doc, ""
+
+
+def _undescribed(entries: object, nested: str) -> list[str]:
+    """The options (or return values) with no description, at any depth."""
+    missing = []
+    for key, entry in (entries or {}).items() if isinstance(entries, dict) else ():
+        if not isinstance(entry, dict) or not entry.get("description"):
+            missing.append(key)
+        elif entry.get(nested):
+            missing += [f"{key}.{sub}" for sub in _undescribed(entry[nested], nested)]
+    return missing
+
+
+def test_every_plugin_of_the_installed_collection_is_documented(installed: Installed) -> None:
+    """What ansible-test's ansible-doc test checks: ansible-doc parses and shows the DOCUMENTATION,
+    EXAMPLES and RETURN of every module and of every filter (plugins/filter/<name>.yml)."""
+    plugins = installed_plugins(installed)
+    assert "mesh_wheelhouse" in plugins["module"] and "mesh_registry_url" in plugins["filter"]
+    failures = {}
+    for kind, names in plugins.items():
+        for name in names:
+            doc, error = ansible_doc(installed, kind, name)
+            if not error and doc.get("name", doc.get("module")) != name:
+                error = f"documents {doc.get('name', doc.get('module'))!r}"
+            if error:
+                failures[f"{kind} {name}"] = error[-1500:]
+    assert not failures, "\n".join(f"{key}: {value}" for key, value in failures.items())
+
+
+class _Constructed(Exception):
+    def __init__(self, kwargs: dict[str, object]) -> None:
+        super().__init__("AnsibleModule(...) called")
+        self.kwargs = kwargs
+
+
+def argument_spec(path: Path) -> dict[str, dict[str, object]]:
+    """The argument_spec a module's main() gives AnsibleModule(...), captured before AnsibleModule
+    reads any parameter (ansible-test's validate-modules does the same)."""
+    module = _load(path)
+
+    def constructed(**kwargs: object) -> None:
+        raise _Constructed(kwargs)
+
+    module.AnsibleModule = constructed
+    with pytest.raises(_Constructed) as called:
+        module.main()
+    spec: dict[str, dict[str, object]] = called.value.kwargs["argument_spec"]  # type: ignore[assignment]
+    return spec
+
+
+# The keys validate-modules allows in a module option's doc (no_log, for one, is not among them).
+OPTION_DOC_KEYS = {
+    "description",
+    "required",
+    "choices",
+    "aliases",
+    "version_added",
+    "version_added_collection",
+    "default",
+    "type",
+    "elements",
+    "suboptions",
+}
+
+
+def option_facts(option: dict[str, object]) -> dict[str, object]:
+    """What validate-modules compares between an option's doc and its spec (a missing type is
+    str, a missing required false)."""
+    return {
+        "type": option.get("type") or "str",
+        "elements": option.get("elements"),
+        "required": bool(option.get("required", False)),
+        "default": option.get("default"),
+        "choices": option.get("choices"),
+        "aliases": option.get("aliases") or [],
+    }
+
+
+def test_each_modules_documented_options_are_its_argument_spec(installed: Installed) -> None:
+    """What validate-modules checks: the options ansible-doc shows for each module of the installed
+    collection are its argument_spec (names, types, elements, required, defaults, choices), and
+    each module names its author."""
+    mismatches = {}
+    for name in installed_plugins(installed)["module"]:
+        doc, error = ansible_doc(installed, "module", name)
+        if not doc:
+            mismatches[name] = error[-1500:]
+            continue
+        if not doc.get("author"):
+            mismatches[name] = "no author"
+        documented = doc.get("options") or {}
+        assert isinstance(documented, dict)
+        spec = argument_spec(installed.root / "plugins" / "modules" / f"{name}.py")
+        for option in sorted(set(documented) | set(spec)):
+            key = f"{name} {option}"
+            if option not in spec:
+                mismatches[key] = "documented, not in the argument_spec"
+            elif option not in documented:
+                mismatches[key] = "in the argument_spec, not documented"
+            elif set(documented[option]) - OPTION_DOC_KEYS:
+                mismatches[key] = f"doc keys {sorted(set(documented[option]) - OPTION_DOC_KEYS)}"
+            elif option_facts(documented[option]) != option_facts(spec[option]):
+                shown = option_facts(documented[option]), option_facts(spec[option])
+                mismatches[key] = "doc {} != argument_spec {}".format(*shown)
+    assert not mismatches, "\n".join(f"{key}: {value}" for key, value in mismatches.items())
+
+
+def test_each_filters_documented_options_are_its_parameters(installed: Installed) -> None:
+    """A filter's doc names its piped value _input and its other parameters as the function
+    does, positional in the function's order, required when they have no default, with the
+    function's defaults."""
+    mismatches = {}
+    for name, function in installed_filters(installed).items():
+        doc, error = ansible_doc(installed, "filter", name)
+        if not doc:
+            mismatches[name] = error[-1500:]
+            continue
+        parameters = list(inspect.signature(function).parameters.values())
+        names = ["_input", *(parameter.name for parameter in parameters[1:])]
+        expected = {
+            key: {
+                "required": parameter.default is inspect.Parameter.empty,
+                "default": None
+                if parameter.default is inspect.Parameter.empty
+                else (
+                    list(parameter.default)
+                    if isinstance(parameter.default, tuple)
+                    else parameter.default
+                ),
+            }
+            for key, parameter in zip(names, parameters, strict=True)
+        }
+        options = doc.get("options") or {}
+        assert isinstance(options, dict)
+        found = {
+            key: {"required": bool(value.get("required")), "default": value.get("default")}
+            for key, value in options.items()
+        }
+        positional = [word.strip() for word in str(doc.get("positional", "")).split(",")]
+        if found != expected or positional != names:
+            mismatches[name] = f"doc {positional} {found} != function {names} {expected}"
+    assert not mismatches, "\n".join(f"{key}: {value}" for key, value in mismatches.items())
 
 
 def readme_commands() -> list[list[str]]:
