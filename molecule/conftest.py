@@ -39,6 +39,15 @@ def tls_context(lab_vars: dict[str, Any]) -> ssl.SSLContext:
     return ssl.create_default_context(cadata=str(lab_vars["mesh_common_tls_ca_cert"]))
 
 
+def assert_runs_and_listens(host: Any, unit: str, listener: str) -> None:
+    """The unit is running and enabled at boot, and something listens on `listener`
+    (testinfra's socket spec, e.g. tcp://0.0.0.0:8080)."""
+    service = host.service(unit)
+    assert service.is_running, f"{unit} is not running"
+    assert service.is_enabled, f"{unit} is not enabled"
+    assert host.socket(listener).is_listening, f"nothing listens on {listener}"
+
+
 def https_call(
     context: ssl.SSLContext, url: str, token: str | None = None, method: str = "GET"
 ) -> tuple[int, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from conftest import https_call
+from conftest import assert_runs_and_listens, https_call
 
 from mcp_mesh_sdk import __version__
 
@@ -14,10 +14,7 @@ PORT = 8080
 
 
 def test_the_agent_runs_enabled_and_listens(host: Any) -> None:
-    service = host.service(UNIT)
-    assert service.is_running
-    assert service.is_enabled
-    assert host.socket(f"tcp://0.0.0.0:{PORT}").is_listening
+    assert_runs_and_listens(host, UNIT, f"tcp://0.0.0.0:{PORT}")
 
 
 def test_it_answers_health_and_ready_over_tls_with_this_release(

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from conftest import assert_runs_and_listens
 
 UNIT = "postgresql@15-main.service"
 NAME = USER = "mesh_registry"
@@ -22,10 +23,7 @@ def psql(host: Any, sql: str) -> str:
 def test_postgresql_15_runs_enabled_and_listens_on_the_lab(
     host: Any, lab_vars: dict[str, Any]
 ) -> None:
-    service = host.service(UNIT)
-    assert service.is_running
-    assert service.is_enabled
-    assert host.socket(f"tcp://{lab_vars['ansible_host']}:5432").is_listening
+    assert_runs_and_listens(host, UNIT, f"tcp://{lab_vars['ansible_host']}:5432")
     assert psql(host, "SHOW server_version").startswith("15.")
     assert psql(host, "SHOW ssl") == "on"
 

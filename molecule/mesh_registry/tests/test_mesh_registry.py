@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from conftest import https_call
+from conftest import assert_runs_and_listens, https_call
 
 from mcp_mesh_sdk import __version__
 
@@ -15,10 +15,7 @@ PORT = 8000
 
 
 def test_the_registry_runs_enabled_and_listens(host: Any) -> None:
-    service = host.service(UNIT)
-    assert service.is_running
-    assert service.is_enabled
-    assert host.socket(f"tcp://0.0.0.0:{PORT}").is_listening
+    assert_runs_and_listens(host, UNIT, f"tcp://0.0.0.0:{PORT}")
 
 
 def test_its_probes_answer_over_tls_with_this_release(
