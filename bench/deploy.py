@@ -18,19 +18,34 @@ Beside each fresh deploy, the share of the machine's CPU time that was busy (fro
 The whole of `make bench` has to fit in minutes, so each size gets `runs` fresh labs (default
 one: a single run, not a median; say --runs 3 when running this alone).
 
+CPU per added agent (issue #22's target: at most 8 CPU-seconds): the busy CPU time of the
+whole machine during each fresh deploy (from /proc/stat, in seconds), and beside it the part
+the deploy itself used: the controller's (ansible-playbook, its workers and ssh connections,
+run in a cgroup of their own) and the lab hosts' (their cgroups), which other work on a shared
+machine does not blur. The per-added-agent figure is the slope from the smallest size.
+
+`--baseline REF` deploys another commit's playbooks and roles (`git archive REF`) beside this
+tree's on the same sizes, interleaved lab by lab (A B A B), so a change is compared on the
+machine's load of the moment rather than against old figures.
+
 Writes bench/results/deploy.json and deploy_scaling.png.
 Run alone: `.venv/bin/python -m bench.deploy [--sizes 1,3,6,12] [--runs 1] [--no-tuning]
-[--tuning-size 6]`.
+[--tuning-size 6] [--lab bdep] [--baseline REF]` (lab name: also $MESH_BENCH_DEPLOY_LAB).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +57,7 @@ from bench.tuning import (
     hosts_of,
     inventory_of,
     lab,
+    run,
     site,
     top_tasks,
 )
@@ -49,13 +65,17 @@ from bench.tuning import (
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "deploy.json"
 PLOT = REPO / "bench" / "results" / "deploy_scaling.png"
-LAB = "bdep"
+PROFILE = REPO / "bench" / "results" / "deploy_profile.json"
+LAB = os.environ.get("MESH_BENCH_DEPLOY_LAB", "bdep")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SIZES = (1, 3, 6, 12)
 # The tuning comparison runs on this size's lab: 7 hosts, more than the 5 forks of Ansible's
 # defaults, at about half the time of the 13-host lab (the suite's time bound).
 TUNING_SIZE = 6
 RUNS = 1
 SCALING_TARGET = 2.0
+# Issue #22: CPU seconds (controller and hosts) each agent host beyond the first may add.
+CPU_TARGET_S = 8.0
 
 
 def _summary(values: list[float], digits: int = 1) -> dict[str, Any]:
@@ -83,50 +103,294 @@ def _timeline(directory: Path, name: str, keep: bool) -> Path | None:
     return directory / f"{name}.jsonl" if keep else None
 
 
-def measure(
-    agents: int, runs: int, workspace: Workspace, last: bool, compare: bool
-) -> dict[str, Any]:
-    """`runs` fresh labs of this size; the last one of the largest size keeps its timelines,
-    the last one of the tuning size runs the tuning comparison (`compare`)."""
-    fresh, again, lab_up, changed_again, hosts = [], [], [], [], 0
-    fresh_busy: list[float] = []
-    timelines = Path(tempfile.mkdtemp(prefix="bdep-timeline-", dir=workspace.root))
-    result: dict[str, Any] = {"agents": agents}
-    for attempt in range(runs):
-        keep = last and attempt == runs - 1
-        tune = compare and attempt == runs - 1
-        lab_up.append(lab(LAB, "up", "--agents", str(agents)))
-        try:
-            inventory = inventory_of(LAB)
-            hosts = len(hosts_of(inventory))
-            before = cpu_times()
-            seconds, _ = site(inventory, workspace, timeline=_timeline(timelines, "fresh", keep))
-            fresh_busy.append(busy_share(before, cpu_times()))
-            fresh.append(seconds)
-            again_timeline = _timeline(timelines, "again", keep)
-            close_ssh_masters(inventory)  # a later run, not one riding on the deploy's connections
-            seconds, output = site(inventory, workspace, timeline=again_timeline)
-            again.append(seconds)
-            changed_again.append(changed_total(output))
-            if tune:
-                project_run = (seconds, changed_again[-1])
-                result["tuning"] = tuning.compare(inventory, workspace, project_run=project_run)
-        finally:
-            lab(LAB, "down")
-    result |= {
-        "hosts": hosts,
-        "fresh_deploy_s": _summary(fresh),
-        "fresh_deploy_cpu_busy": _summary(fresh_busy, 3),
-        "second_run_s": _summary(again),
-        "second_run_changed": changed_again,
-        "lab_up_s": _summary(lab_up, 2),
-    }
-    if last:
-        result["top_tasks"] = {
-            "fresh": top_tasks(timelines / "fresh.jsonl"),
-            "second_run": top_tasks(timelines / "again.jsonl"),
+def cgroup2_root() -> Path | None:
+    """Mount point of the cgroup v2 hierarchy (the unified one on hybrid hosts)."""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "cgroup2":
+            return Path(fields[1])
+    return None
+
+
+def usage_s(group: Path) -> float:
+    """CPU seconds a cgroup v2 group (and its descendants) used; 0 when it is gone."""
+    try:
+        for line in (group / "cpu.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return int(value) / 1e6
+    except OSError:
+        return 0.0
+    return 0.0
+
+
+def lab_cgroup(name: str) -> Path | None:
+    """The lab's cgroup v2 directory (lab/cgroups.py: mcp-mesh-lab/LAB/HOST)."""
+    root = cgroup2_root()
+    return root / "mcp-mesh-lab" / name if root is not None else None
+
+
+def hosts_cpu_s(name: str) -> dict[str, float]:
+    directory = lab_cgroup(name)
+    if directory is None or not directory.is_dir():
+        return {}
+    return {group.name: usage_s(group) for group in directory.iterdir() if group.is_dir()}
+
+
+class ControllerGroup:
+    """A cgroup v2 group the timed ansible-playbook runs in, so its CPU time (workers and ssh
+    connections included) can be read apart from the rest of the machine."""
+
+    def __init__(self) -> None:
+        root = cgroup2_root()
+        self.path = root / f"mesh-bench-deploy-{os.getpid()}" if root is not None else None
+        if self.path is not None:
+            try:
+                self.path.mkdir(exist_ok=True)
+            except OSError:
+                self.path = None
+
+    def join(self) -> Callable[[], None] | None:
+        if self.path is None:
+            return None
+        procs = str(self.path / "cgroup.procs")
+
+        def move() -> None:
+            with open(procs, "w") as handle:  # runs between fork and exec
+                handle.write(str(os.getpid()))
+
+        return move
+
+    def used_s(self) -> float:
+        return usage_s(self.path) if self.path is not None else 0.0
+
+    def remove(self) -> None:
+        if self.path is not None:
+            # ssh masters of the last lab may linger in it until the lab is down
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+
+
+@dataclass
+class Variant:
+    """The checkout a deploy runs: this tree, or another commit's files (a baseline)."""
+
+    name: str
+    tree: Path
+    cache: Path
+
+    def extra_vars(self) -> list[str]:
+        return ["-e", f"mesh_common_wheelhouse_cache_dir={self.cache}"]
+
+
+def baseline_variant(ref: str, workspace: Workspace) -> Variant:
+    """`git archive REF` of the repository, with a wheelhouse cache of its own."""
+    tree = workspace.root / "baseline"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref], cwd=REPO, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    cache = workspace.root / "wheelhouse-baseline"
+    cache.mkdir()
+    return Variant(f"baseline {ref}", tree, cache)
+
+
+def build_wheelhouse(variant: Variant, workspace: Workspace) -> float:
+    """Build the snapshot's wheelhouse with the variant's module, so no timed run pays."""
+    arguments = {"source_dir": str(workspace.source), "cache_dir": str(variant.cache)}
+    arguments["python"] = sys.executable
+    command = [str(tuning.BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,"]
+    command += ["-e", f"ansible_python_interpreter={sys.executable}"]
+    command += ["-m", "mcp_mesh.ops.mesh_wheelhouse", "-a", json.dumps(arguments)]
+    config = {"ANSIBLE_CONFIG": str(variant.tree / "ansible.cfg")}
+    return run(command, config, cwd=variant.tree)[0]
+
+
+def cpu_profile(samples: Path, agents: list[str]) -> list[dict[str, Any]]:
+    """Per task (summed over the plays that run it), the CPU seconds between its start and the
+    next task's: the controller's, all hosts', and the agent hosts' mean."""
+    rows = [json.loads(line) for line in samples.read_text().splitlines() if line.strip()]
+    totals: dict[str, dict[str, float]] = {}
+    for current, following in itertools.pairwise(rows):
+        entry = totals.setdefault(
+            current["task"], {"controller_s": 0.0, "hosts_s": 0.0, "per_agent_host_s": 0.0}
+        )
+        if current["controller_us"] is not None and following["controller_us"] is not None:
+            entry["controller_s"] += (following["controller_us"] - current["controller_us"]) / 1e6
+        spent = {
+            host: (following["hosts_us"].get(host, used) - used) / 1e6
+            for host, used in current["hosts_us"].items()
         }
-    return result
+        entry["hosts_s"] += sum(spent.values())
+        if agents:
+            entry["per_agent_host_s"] += sum(spent.get(a, 0.0) for a in agents) / len(agents)
+    ranked = sorted(
+        totals.items(), key=lambda item: -(item[1]["controller_s"] + item[1]["hosts_s"])
+    )
+    return [{"task": task, **{k: round(v, 2) for k, v in t.items()}} for task, t in ranked]
+
+
+def fresh_deploy(
+    inventory: Path,
+    workspace: Workspace,
+    variant: Variant,
+    controller: ControllerGroup,
+    timeline: Path,
+    cpu_samples: Path,
+) -> dict[str, float]:
+    """One timed site.yml on fresh hosts: wall seconds and CPU seconds (machine, parts)."""
+    env = {
+        "MESH_TIMELINE_CPU_FILE": str(cpu_samples),
+        "MESH_TIMELINE_HOST_CGROUPS": str(lab_cgroup(LAB)),
+    }
+    hosts_before, controller_before = hosts_cpu_s(LAB), controller.used_s()
+    before = cpu_times()
+    seconds, _ = site(
+        inventory,
+        workspace,
+        timeline=timeline,
+        env=env,
+        tree=variant.tree,
+        preexec=controller.join(),
+        extra=variant.extra_vars(),
+    )
+    after = cpu_times()
+    hosts_after = hosts_cpu_s(LAB)
+    return {
+        "seconds": seconds,
+        "busy": busy_share(before, after),
+        "machine_cpu_s": (after[0] - before[0]) / CLOCK_TICKS,
+        "controller_cpu_s": controller.used_s() - controller_before,
+        "hosts_cpu_s": sum(hosts_after[h] - hosts_before.get(h, 0.0) for h in hosts_after),
+    }
+
+
+def measure(
+    agents: int,
+    runs: int,
+    workspace: Workspace,
+    variants: list[Variant],
+    last: bool,
+    compare: bool,
+    controller: ControllerGroup,
+) -> dict[str, dict[str, Any]]:
+    """`runs` fresh labs of this size per variant, interleaved (A B A B); the last one of the
+    largest size keeps its timelines, the last one of the tuning size runs the tuning
+    comparison (`compare`, the first variant's: this tree)."""
+    figures: dict[str, dict[str, list[Any]]] = {
+        v.name: {key: [] for key in ("fresh", "again", "lab_up", "changed", "deploys", "profiles")}
+        for v in variants
+    }
+    timelines = Path(tempfile.mkdtemp(prefix="bdep-timeline-", dir=workspace.root))
+    results: dict[str, dict[str, Any]] = {v.name: {"agents": agents} for v in variants}
+    hosts = 0
+    for attempt in range(runs):
+        for index, variant in enumerate(variants):
+            own = figures[variant.name]
+            keep = last and attempt == runs - 1
+            tune = compare and attempt == runs - 1 and index == 0
+            directory = timelines / str(index)
+            directory.mkdir(exist_ok=True)
+            own["lab_up"].append(lab(LAB, "up", "--agents", str(agents)))
+            try:
+                inventory = inventory_of(LAB)
+                hosts = len(hosts_of(inventory))
+                agent_hosts = [h for h in hosts_of(inventory) if h.startswith("agent")]
+                fresh_timeline = directory / f"fresh-{attempt}.jsonl"
+                samples = directory / f"fresh-{attempt}.cpu.jsonl"
+                deploy = fresh_deploy(
+                    inventory, workspace, variant, controller, fresh_timeline, samples
+                )
+                own["deploys"].append(deploy)
+                own["fresh"].append(deploy["seconds"])
+                again_timeline = _timeline(directory, "again", keep)
+                close_ssh_masters(inventory)  # a later run, not one riding on the deploy's
+                seconds, output = site(
+                    inventory,
+                    workspace,
+                    timeline=again_timeline,
+                    tree=variant.tree,
+                    extra=variant.extra_vars(),
+                )
+                own["again"].append(seconds)
+                own["changed"].append(changed_total(output))
+                if tune:
+                    project_run = (seconds, own["changed"][-1])
+                    results[variant.name]["tuning"] = tuning.compare(
+                        inventory, workspace, project_run=project_run
+                    )
+            finally:
+                lab(LAB, "down")
+            own["profiles"].append(cpu_profile(samples, agent_hosts))
+            if keep:
+                fresh_timeline.rename(directory / "fresh.jsonl")
+    for variant in variants:
+        own, result = figures[variant.name], results[variant.name]
+        deploys = own["deploys"]
+        result |= {
+            "hosts": hosts,
+            "fresh_deploy_s": _summary(own["fresh"]),
+            "fresh_deploy_cpu_busy": _summary([d["busy"] for d in deploys], 3),
+            "fresh_deploy_machine_cpu_s": _summary([d["machine_cpu_s"] for d in deploys]),
+            "fresh_deploy_controller_cpu_s": _summary([d["controller_cpu_s"] for d in deploys]),
+            "fresh_deploy_hosts_cpu_s": _summary([d["hosts_cpu_s"] for d in deploys]),
+            "second_run_s": _summary(own["again"]),
+            "second_run_changed": own["changed"],
+            "lab_up_s": _summary(own["lab_up"], 2),
+            # The last lab's CPU per task, every task (the profile); not in deploy.json.
+            "cpu_by_task": own["profiles"][-1],
+        }
+        if last:
+            directory = timelines / str(variants.index(variant))
+            result["top_tasks"] = {
+                "fresh": top_tasks(directory / "fresh.jsonl"),
+                "second_run": top_tasks(directory / "again.jsonl"),
+            }
+    return results
+
+
+def task_profile(by_size: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the CPU seconds of one added agent go, task by task: the difference between the
+    largest size's and the smallest's per-task CPU over the agents added, controller and hosts
+    apart (tasks of every play summed under their name)."""
+    first, largest = by_size[0], by_size[-1]
+    added = largest["agents"] - first["agents"]
+    small = {row["task"]: row for row in first["cpu_by_task"]}
+    zero = {"controller_s": 0.0, "hosts_s": 0.0, "per_agent_host_s": 0.0}
+    rows = []
+    for row in largest["cpu_by_task"]:
+        base = small.get(row["task"], zero)
+        controller = (row["controller_s"] - base["controller_s"]) / added
+        hosts = (row["hosts_s"] - base["hosts_s"]) / added
+        rows.append(
+            {
+                "task": row["task"],
+                "controller_s": round(controller, 2),
+                "hosts_s": round(hosts, 2),
+                "total_s": round(controller + hosts, 2),
+                "agent_host_s": row["per_agent_host_s"],
+            }
+        )
+    rows.sort(key=lambda row: -row["total_s"])
+    return {
+        "sizes": [first["agents"], largest["agents"]],
+        "per_added_agent_controller_s": round(sum(r["controller_s"] for r in rows), 1),
+        "per_added_agent_hosts_s": round(sum(r["hosts_s"] for r in rows), 1),
+        "tasks": rows,
+    }
+
+
+def per_added_agent(by_size: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """CPU seconds each agent beyond the smallest size's adds: (cpu(n) - cpu(first)) / (n - first)
+    for every larger size."""
+    first = by_size[0]
+    return {
+        str(size["agents"]): round(
+            (size[key]["median"] - first[key]["median"]) / (size["agents"] - first["agents"]), 1
+        )
+        for size in by_size[1:]
+    }
 
 
 def plot(by_size: list[dict[str, Any]], path: Path) -> None:
@@ -155,54 +419,160 @@ def plot(by_size: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def scaling(by_size: list[dict[str, Any]]) -> dict[str, Any]:
+    first, largest = by_size[0], by_size[-1]
+    ratio = largest["fresh_deploy_s"]["median"] / first["fresh_deploy_s"]["median"]
+    machine = per_added_agent(by_size, "fresh_deploy_machine_cpu_s")
+    own = {
+        str(size["agents"]): round(
+            (
+                size["fresh_deploy_controller_cpu_s"]["median"]
+                + size["fresh_deploy_hosts_cpu_s"]["median"]
+                - first["fresh_deploy_controller_cpu_s"]["median"]
+                - first["fresh_deploy_hosts_cpu_s"]["median"]
+            )
+            / (size["agents"] - first["agents"]),
+            1,
+        )
+        for size in by_size[1:]
+    }
+    largest_agents = str(largest["agents"])
+    return {
+        "smallest_hosts": first["hosts"],
+        "largest_hosts": largest["hosts"],
+        "ratio": round(ratio, 2),
+        "second_run_ratio": round(
+            largest["second_run_s"]["median"] / first["second_run_s"]["median"], 2
+        ),
+        "smallest_cpu_busy": first["fresh_deploy_cpu_busy"]["median"],
+        "largest_cpu_busy": largest["fresh_deploy_cpu_busy"]["median"],
+        "cpu_s_per_added_agent_machine": machine,
+        "cpu_s_per_added_agent_deploy": own,
+        "per_added_agent_largest": machine[largest_agents],
+        "target": SCALING_TARGET,
+        "cpu_target": CPU_TARGET_S,
+        "met": ratio <= SCALING_TARGET and machine[largest_agents] <= CPU_TARGET_S,
+    }
+
+
+def side_by_side(
+    mine: list[dict[str, Any]], other: list[dict[str, Any]], name: str
+) -> dict[str, Any]:
+    """One row per size: this tree's figures beside the baseline's, and their ratio."""
+    rows = []
+    for a, b in zip(mine, other, strict=True):
+        row: list[Any] = [a["hosts"]]
+        for key in ("fresh_deploy_s", "fresh_deploy_machine_cpu_s"):
+            row += [
+                b[key]["median"],
+                a[key]["median"],
+                round(a[key]["median"] / b[key]["median"], 2),
+            ]
+        deploy_a = (
+            a["fresh_deploy_controller_cpu_s"]["median"] + a["fresh_deploy_hosts_cpu_s"]["median"]
+        )
+        deploy_b = (
+            b["fresh_deploy_controller_cpu_s"]["median"] + b["fresh_deploy_hosts_cpu_s"]["median"]
+        )
+        row += [round(deploy_b, 1), round(deploy_a, 1)]
+        row += [b["second_run_s"]["median"], a["second_run_s"]["median"]]
+        rows.append(row)
+    return {
+        "title": f"fresh site.yml deploy, {name} (before) beside this tree (after), interleaved",
+        "columns": [
+            "hosts",
+            "wall s before",
+            "wall s after",
+            "after/before",
+            "machine CPU-s before",
+            "machine CPU-s after",
+            "after/before",
+            "controller+hosts CPU-s before",
+            "controller+hosts CPU-s after",
+            "second run s before",
+            "second run s after",
+        ],
+        "rows": rows,
+    }
+
+
 def main(
     sizes: tuple[int, ...] = SIZES,
     runs: int = RUNS,
     compare: bool = True,
     tuning_size: int = TUNING_SIZE,
+    baseline: str | None = None,
 ) -> dict[str, Any]:
     if tuning_size not in sizes:
         tuning_size = sizes[-1]
     workspace = Workspace()
+    controller = ControllerGroup()
+    load_before = list(os.getloadavg())
     try:
+        variants = [Variant("this tree", REPO, workspace.cache)]
+        if baseline is not None:
+            variants.append(baseline_variant(baseline, workspace))
         build_s = workspace.build_wheelhouse()
-        by_size = []
+        for variant in variants[1:]:
+            build_wheelhouse(variant, workspace)
+        by_variant: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
         for agents in sizes:
             tune = compare and agents == tuning_size
-            by_size.append(measure(agents, runs, workspace, agents == sizes[-1], tune))
-            print(json.dumps(by_size[-1]), file=sys.stderr, flush=True)  # progress
+            measured = measure(
+                agents, runs, workspace, variants, agents == sizes[-1], tune, controller
+            )
+            for name, result in measured.items():
+                by_variant[name].append(result)
+            print(json.dumps(measured), file=sys.stderr, flush=True)  # progress
     finally:
         workspace.remove()
+        controller.remove()
+    profiles = {
+        name: task_profile(sizes_) for name, sizes_ in by_variant.items() if len(sizes_) > 1
+    }
+    for sizes_ in by_variant.values():
+        for size in sizes_:
+            size.pop("cpu_by_task")
+    if profiles:
+        PROFILE.write_text(json.dumps(profiles, indent=2) + "\n")
+    by_size = by_variant["this tree"]
     comparison = next((size.pop("tuning") for size in by_size if "tuning" in size), None)
     document: dict[str, Any] = {
         "benchmark": "deploy",
         "statistic": (
             (f"median of {runs} fresh labs" if runs > 1 else "one fresh lab (a single run)")
             + " per size, then one idempotent second run on each; wheelhouse built beforehand"
+            + (f"; {baseline} deployed beside it, lab by lab, interleaved" if baseline else "")
         ),
-        "machine": {"cpus": os.cpu_count(), "load_average_at_end": list(os.getloadavg())},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": load_before,
+            "load_average_at_end": list(os.getloadavg()),
+        },
         "wheelhouse_build_s": round(build_s, 1),
         "sizes": by_size,
     }
     if len(by_size) > 1:
-        first, largest = by_size[0], by_size[-1]
-        ratio = largest["fresh_deploy_s"]["median"] / first["fresh_deploy_s"]["median"]
-        document["scaling"] = {
-            "smallest_hosts": first["hosts"],
-            "largest_hosts": largest["hosts"],
-            "ratio": round(ratio, 2),
-            "second_run_ratio": round(
-                largest["second_run_s"]["median"] / first["second_run_s"]["median"], 2
-            ),
-            "smallest_cpu_busy": first["fresh_deploy_cpu_busy"]["median"],
-            "largest_cpu_busy": largest["fresh_deploy_cpu_busy"]["median"],
-            "target": SCALING_TARGET,
-            "met": ratio <= SCALING_TARGET,
-        }
+        document["scaling"] = scaling(by_size)
         plot(by_size, PLOT)
+    if baseline is not None:
+        other = by_variant[variants[1].name]
+        document["baseline"] = {"ref": baseline, "sizes": other}
+        if len(other) > 1:
+            document["baseline"]["scaling"] = {
+                key: value for key, value in scaling(other).items() if key != "met"
+            }
+        document["tables"] = [side_by_side(by_size, other, baseline)]
     document["idempotent"] = {
-        "changed_on_second_runs": sum(sum(s["second_run_changed"]) for s in by_size),
-        "met": all(c == 0 for s in by_size for c in s["second_run_changed"]),
+        "changed_on_second_runs": sum(
+            sum(s["second_run_changed"]) for sizes_ in by_variant.values() for s in sizes_
+        ),
+        "met": all(
+            c == 0
+            for sizes_ in by_variant.values()
+            for s in sizes_
+            for c in s["second_run_changed"]
+        ),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
@@ -217,7 +587,14 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=RUNS, help="fresh labs per size")
     parser.add_argument("--no-tuning", action="store_true", help="skip the tuning comparison")
     parser.add_argument("--tuning-size", type=int, default=TUNING_SIZE, help="agents of its lab")
+    parser.add_argument(
+        "--lab", default=LAB, help="lab name (default $MESH_BENCH_DEPLOY_LAB or bdep)"
+    )
+    parser.add_argument("--baseline", help="git ref deployed beside this tree, interleaved")
     options = parser.parse_args()
+    LAB = options.lab
     sizes = tuple(int(size) for size in options.sizes.split(","))
-    document = main(sizes, options.runs, not options.no_tuning, options.tuning_size)
+    document = main(
+        sizes, options.runs, not options.no_tuning, options.tuning_size, options.baseline
+    )
     print(json.dumps(document, indent=2))

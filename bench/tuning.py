@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +124,22 @@ class Workspace:
 
 
 def run(
-    command: list[str], env: dict[str, str], timeout: float = PLAYBOOK_TIMEOUT_S
+    command: list[str],
+    env: dict[str, str],
+    timeout: float = PLAYBOOK_TIMEOUT_S,
+    cwd: Path = REPO,
+    preexec: Callable[[], None] | None = None,
 ) -> tuple[float, str]:
     started = time.monotonic()
     done = subprocess.run(
         command,
-        cwd=REPO,
+        cwd=cwd,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        preexec_fn=preexec,
     )
     elapsed = time.monotonic() - started
     if done.returncode != 0:
@@ -174,9 +180,17 @@ def site(
     config: Path | None = None,
     timeline: Path | None = None,
     env: dict[str, str] | None = None,
+    tree: Path = REPO,
+    preexec: Callable[[], None] | None = None,
+    extra: list[str] | None = None,
 ) -> tuple[float, str]:
-    """Time one `site.yml` run; the timeline callback writes per-task times to `timeline`."""
-    environment = {"ANSIBLE_CONFIG": str(config or REPO / "ansible.cfg"), **(env or {})}
+    """Time one `site.yml` run; the timeline callback writes per-task times to `timeline`.
+
+    `tree`: the checkout whose playbooks, roles and ansible.cfg run (another commit's, for a
+    side-by-side comparison, with `extra` arguments such as its own wheelhouse cache);
+    `preexec` runs in the child before ansible-playbook starts.
+    """
+    environment = {"ANSIBLE_CONFIG": str(config or tree / "ansible.cfg"), **(env or {})}
     if timeline is not None:
         environment |= {
             "ANSIBLE_CALLBACK_PLUGINS": str(REPO / "bench" / "callback_plugins"),
@@ -184,7 +198,8 @@ def site(
             "MESH_TIMELINE_FILE": str(timeline),
         }
     command = [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/site.yml"]
-    return run(command + workspace.extra_vars, environment)
+    command += workspace.extra_vars + (extra or [])
+    return run(command, environment, cwd=tree, preexec=preexec)
 
 
 def changed_total(output: str) -> int:
