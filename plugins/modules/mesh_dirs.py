@@ -45,11 +45,11 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Create the install directories
+- name: Create a service's directories
   mcp_mesh.ops.mesh_dirs:
     paths:
-      - {path: /opt/mcp-mesh, owner: root, group: root, mode: "0755"}
-      - {path: /opt/mcp-mesh/releases, owner: root, group: root, mode: "0755"}
+      - {path: /srv/example, owner: root, group: root, mode: "0755"}
+      - {path: /srv/example/data, owner: nobody, group: nogroup, mode: "0750"}
 """
 
 RETURN = r"""

@@ -52,9 +52,9 @@ EXAMPLES = r"""
 - name: Unpack the shared virtualenv into the release
   mcp_mesh.ops.mesh_release:
     src: /tmp/mesh-venv.abc/agent1.tar
-    release_dir: /opt/mcp-mesh/releases/1.2.0
+    release_dir: "{{ mesh_common_install_dir }}/releases/1.2.0"
     build_id: 3f2a...
-    remove: [/opt/mcp-mesh/wheelhouse/1.2.0]
+    remove: ["{{ mesh_common_install_dir }}/wheelhouse/1.2.0"]
 """
 
 RETURN = r"""
