@@ -538,6 +538,38 @@ def side_by_side(
     }
 
 
+def reading(document: dict[str, Any]) -> str:
+    """What the figures say, in sentences (docs/performance.md shows it first)."""
+    verdict = document.get("scaling")
+    if not verdict:
+        return ""
+    largest = str(document["sizes"][-1]["agents"])
+    load = document["machine"]
+    parts = [
+        f"Each agent beyond the first costs the deploy itself (controller and hosts, from their "
+        f"cgroups) {verdict['cpu_s_per_added_agent_deploy'][largest]} CPU-s, and the whole "
+        f"machine (/proc/stat, other work on this shared machine included) "
+        f"{verdict['cpu_s_per_added_agent_machine'][largest]} CPU-s; target "
+        f"{verdict['cpu_target']:g}. {verdict['largest_hosts']} hosts take "
+        f"{verdict['ratio']}x the wall time of {verdict['smallest_hosts']} (target "
+        f"{verdict['target']:g}x).",
+    ]
+    before = document.get("baseline", {}).get("scaling")
+    if before:
+        parts.append(
+            f"Deployed beside it, lab by lab, {document['baseline']['ref']} costs "
+            f"{before['cpu_s_per_added_agent_deploy'][largest]} CPU-s per added agent "
+            f"(deploy) and {before['ratio']}x."
+        )
+    parts.append(
+        f"Load average {load['load_average_at_start'][0]:.1f} at the start and "
+        f"{load['load_average_at_end'][0]:.1f} at the end on {load['cpus']} CPUs: the wall "
+        "times and the machine figure carry the other work of the moment, the deploy's own "
+        "CPU-seconds do not."
+    )
+    return " ".join(parts)
+
+
 def main(
     sizes: tuple[int, ...] = SIZES,
     runs: int = RUNS,
@@ -606,6 +638,7 @@ def main(
                 key: value for key, value in scaling(other).items() if key != "met"
             }
         document["tables"] = [side_by_side(by_size, other, baseline)]
+    document["reading"] = reading(document)
     document["idempotent"] = {
         "changed_on_second_runs": sum(
             sum(s["second_run_changed"]) for sizes_ in by_variant.values() for s in sizes_
