@@ -381,6 +381,25 @@ def task_profile(by_size: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def profile_tables(profiles: dict[str, Any], count: int = 10) -> list[dict[str, Any]]:
+    """The tasks that cost one added agent the most, per variant (the rest: deploy_profile.md)."""
+    return [
+        {
+            "title": (
+                f"CPU-s per added agent by task, {name} ({profile['per_added_agent_controller_s']}"
+                f" controller + {profile['per_added_agent_hosts_s']} hosts; all tasks in "
+                "bench/results/deploy_profile.md)"
+            ),
+            "columns": ["task", "controller s", "hosts s", "total s"],
+            "rows": [
+                [row["task"], row["controller_s"], row["hosts_s"], row["total_s"]]
+                for row in profile["tasks"][:count]
+            ],
+        }
+        for name, profile in profiles.items()
+    ]
+
+
 def profile_markdown(profiles: dict[str, Any], machine: dict[str, Any] | None = None) -> str:
     """bench/results/deploy_profile.md: per-task CPU of one added agent, variant by variant."""
     names = list(profiles)
@@ -556,10 +575,15 @@ def reading(document: dict[str, Any]) -> str:
     ]
     before = document.get("baseline", {}).get("scaling")
     if before:
+        other = document["baseline"]["sizes"]
         parts.append(
             f"Deployed beside it, lab by lab, {document['baseline']['ref']} costs "
             f"{before['cpu_s_per_added_agent_deploy'][largest]} CPU-s per added agent "
-            f"(deploy) and {before['ratio']}x."
+            f"(deploy) and {before['ratio']}x. Each wall ratio divides by one run of the "
+            f"smallest lab ({document['sizes'][0]['fresh_deploy_s']['median']} s here, "
+            f"{other[0]['fresh_deploy_s']['median']} s for {document['baseline']['ref']}), "
+            "so it swings with the load of that moment; the table compares the two at each "
+            "size minutes apart."
         )
     parts.append(
         f"Load average {load['load_average_at_start'][0]:.1f} at the start and "
@@ -638,6 +662,8 @@ def main(
                 key: value for key, value in scaling(other).items() if key != "met"
             }
         document["tables"] = [side_by_side(by_size, other, baseline)]
+    if profiles:
+        document.setdefault("tables", []).extend(profile_tables(profiles))
     document["reading"] = reading(document)
     document["idempotent"] = {
         "changed_on_second_runs": sum(
