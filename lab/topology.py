@@ -27,7 +27,9 @@ LOADBALANCER = "loadbalancer"
 REGISTRY = "registry"
 AGENTS = "agents"
 DATABASE = "database"
-GROUPS = (LOADBALANCER, REGISTRY, AGENTS, DATABASE)
+# Prometheus and Alertmanager (mesh_monitoring) on lb1 with --monitoring; else an empty group.
+MONITORING = "monitoring"
+GROUPS = (LOADBALANCER, REGISTRY, AGENTS, DATABASE, MONITORING)
 DATABASE_HOST = "db1"
 
 # The Debian releases a host can run, by code name: Debian 12 (the default) and Debian 13.
@@ -148,11 +150,15 @@ def netns_name(lab: str, host: str) -> str:
     return f"{netns_prefix(lab)}{host}"
 
 
-def host_plan(agents: int, database: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+def host_plan(
+    agents: int, database: bool = False, monitoring: bool = False
+) -> list[tuple[str, tuple[str, ...]]]:
     """The default topology: lb1 balances and runs the registry, agent1..N run agents. With
     `database`, db1 (last, so the other hosts keep their addresses) runs PostgreSQL and a
-    second registry replica."""
-    plan: list[tuple[str, tuple[str, ...]]] = [("lb1", (LOADBALANCER, REGISTRY))]
+    second registry replica. With `monitoring`, lb1 runs Prometheus and Alertmanager too."""
+    plan: list[tuple[str, tuple[str, ...]]] = [
+        ("lb1", (LOADBALANCER, REGISTRY) + ((MONITORING,) if monitoring else ()))
+    ]
     plan += [(f"agent{number}", (AGENTS,)) for number in range(1, agents + 1)]
     if database:
         plan.append((DATABASE_HOST, (DATABASE, REGISTRY)))
@@ -195,11 +201,12 @@ def build_topology(
     subnet: IPv4Network,
     agent_distros: tuple[str, ...] = (DEFAULT_DISTRO,),
     database: bool = False,
+    monitoring: bool = False,
 ) -> Topology:
     validate_lab_name(lab)
     validate_agent_count(agents)
     validate_distros(agent_distros)
-    plan = host_plan(agents, database)
+    plan = host_plan(agents, database, monitoring)
     if FIRST_HOST_OFFSET + len(plan) >= subnet.num_addresses - 1:
         raise LabError(f"{subnet} is too small for {len(plan)} hosts")
     distros = host_distros(agents, agent_distros, database)

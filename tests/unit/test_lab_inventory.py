@@ -36,7 +36,7 @@ def test_every_host_carries_its_connection_settings() -> None:
 
 def test_groups_list_their_members() -> None:
     children = yaml.safe_load(render_inventory(topology(), KEY))["all"]["children"]
-    assert set(children) == {"loadbalancer", "registry", "agents", "database"}
+    assert set(children) == {"loadbalancer", "registry", "agents", "database", "monitoring"}
     assert list(children["registry"]["hosts"]) == ["lb1"]
     assert list(children["agents"]["hosts"]) == ["agent1", "agent2"]
 
