@@ -225,6 +225,8 @@ def test_health_ready_and_metrics(client) -> None:
     text = client.get("/metrics", headers=AUTH).text
     assert 'mcp_mesh_registry_agents{status="healthy",version="1.0.0"} 1.0' in text
     assert 'mcp_mesh_registry_agents_by_status{status="stale"} 0.0' in text
+    # one series per member, labelled as the agent labels its own mcp_mesh_agent_info
+    assert 'mcp_mesh_registry_agent{agent_name="a1",status="healthy"} 1.0' in text
     assert (
         'mcp_mesh_registry_requests_total{method="POST",route="/agents/register",status="200"} 1.0'
         in text

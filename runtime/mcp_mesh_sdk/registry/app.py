@@ -160,8 +160,18 @@ class AgentsCollector:
             gauge.add_metric([status, version], count)
         for status in STATUSES:  # always present, so alert rules need no absent()
             by_status.add_metric([status], sum(n for k, n in counts.items() if k[0] == status))
+        # One series per member, labelled like the agent's own mcp_mesh_agent_info: an alert
+        # rule matches the agents Prometheus scrapes against the ones the registry lists.
+        members = GaugeMetricFamily(
+            "mcp_mesh_registry_agent",
+            "Agents known to the registry, one series each (value 1)",
+            labels=["agent_name", "status"],
+        )
+        for agent in sorted(agents, key=lambda agent: agent.name):
+            members.add_metric([agent.name, agent.status], 1)
         yield by_status
         yield gauge
+        yield members
 
 
 def _client(request: Request) -> str | None:
