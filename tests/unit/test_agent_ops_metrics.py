@@ -9,9 +9,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcp_mesh_sdk.agent.ops_metrics import CertificateExpiry, newest_backup_time
+from mcp_mesh_sdk.agent.ops_metrics import newest_backup_time
 from mcp_mesh_sdk.agent.service import Agent
 from mcp_mesh_sdk.backup.create import archive_name
+from mcp_mesh_sdk.certificates import CertificateExpiry
 from mcp_mesh_sdk.config import load_agent_config
 from tests.tlsfixtures import Authority
 

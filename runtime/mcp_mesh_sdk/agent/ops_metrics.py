@@ -1,5 +1,6 @@
 """Figures Prometheus alerts on that the agent reads from disk at scrape time: when the newest
-backup archive was made, and when the certificate it serves expires.
+backup archive was made (and, with `certificates.CertificateExpiry`, when the certificate it
+serves expires).
 
 The backup job (`backup create`, started by the backup timer) renames an archive into the
 backup directory only once it is complete and fsynced, so the newest archive there IS the last
@@ -14,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 
 from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, SUFFIXES, time_from_name
-from mcp_mesh_sdk.certificates import CertificateError, read_expiry
 
 
 def newest_backup_time(backup_dir: Path) -> float | None:
@@ -38,29 +38,3 @@ def newest_backup_time(backup_dir: Path) -> float | None:
                 continue
         newest = made if newest is None else max(newest, made)
     return newest
-
-
-class CertificateExpiry:
-    """The expiry (Unix time) of the first certificate of a PEM file, read again only when the
-    file changes (a renewal replaces it)."""
-
-    def __init__(self, cert_file: Path) -> None:
-        self.cert_file = cert_file
-        self._seen: tuple[int, int] | None = None
-        self._expiry: float | None = None
-
-    def read(self) -> float | None:
-        """None when the file cannot be read as a certificate."""
-        try:
-            stat = self.cert_file.stat()
-        except OSError:
-            self._seen, self._expiry = None, None
-            return None
-        seen = (stat.st_mtime_ns, stat.st_ino)
-        if seen != self._seen:
-            self._seen = seen
-            try:
-                self._expiry = read_expiry(self.cert_file).not_after.timestamp()
-            except CertificateError:
-                self._expiry = None
-        return self._expiry

@@ -31,12 +31,13 @@ from mcp_mesh_sdk.agent.monitoring import (
     system_issues,
 )
 from mcp_mesh_sdk.agent.operations import OperationRunner
-from mcp_mesh_sdk.agent.ops_metrics import CertificateExpiry, newest_backup_time
+from mcp_mesh_sdk.agent.ops_metrics import newest_backup_time
 from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX, Outcome, PathGuard
 from mcp_mesh_sdk.agent.registry_client import RegistryClient
 from mcp_mesh_sdk.agent.security import SecurityMonitor
 from mcp_mesh_sdk.agent.temporaries import reap_temporaries
 from mcp_mesh_sdk.agent.tools import TOOL_NAMES, FileTools
+from mcp_mesh_sdk.certificates import CertificateExpiry
 from mcp_mesh_sdk.config import AgentConfig
 
 logger = logging.getLogger("mcp_mesh_sdk.agent")

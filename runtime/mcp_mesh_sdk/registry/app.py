@@ -30,6 +30,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
@@ -42,6 +43,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from mcp_mesh_sdk import __version__
+from mcp_mesh_sdk.certificates import CertificateExpiry
 from mcp_mesh_sdk.constants import AGENT_KEY_HEADER
 from mcp_mesh_sdk.envreader import is_host_name_or_address
 from mcp_mesh_sdk.registry.config import RegistryConfig
@@ -174,6 +176,22 @@ class AgentsCollector:
         yield members
 
 
+class CertificateCollector:
+    """When the certificate the registry serves expires, read at scrape time (a renewal
+    replaces the file); 0 without TLS or when the file is no certificate, as the agent's."""
+
+    def __init__(self, cert_file: Path | None) -> None:
+        self.expiry = None if cert_file is None else CertificateExpiry(cert_file)
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = GaugeMetricFamily(
+            "mcp_mesh_registry_tls_certificate_expiry_timestamp_seconds",
+            "Unix time the served certificate expires (0: plain HTTP or unreadable)",
+        )
+        gauge.add_metric([], (self.expiry.read() if self.expiry else None) or 0)
+        yield gauge
+
+
 def _client(request: Request) -> str | None:
     """The calling address, for the log of a refused call."""
     return request.client.host if request.client else None
@@ -216,6 +234,7 @@ def create_app(config: RegistryConfig, store: RegistryStore) -> Starlette:
     started = time.monotonic()
     metrics = CollectorRegistry(auto_describe=True)
     metrics.register(AgentsCollector(store))
+    metrics.register(CertificateCollector(config.tls.cert_file))
     requests = Counter(
         "mcp_mesh_registry_requests",
         "HTTP requests served by the registry",
