@@ -45,8 +45,9 @@ def render(template: str, tmp_path: Path, **overrides: Any) -> str:
     return env.get_template(template).render(**variables)
 
 
-def test_prometheus_config_passes_promtool_and_names_every_target(tmp_path: Path) -> None:
-    (tmp_path / "mesh-alerts.rules.yml").write_text(render_rules())
+def check_config(tmp_path: Path, rules: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """Render prometheus.yml beside `rules` (and the files it names) -> (it, promtool's verdict)."""
+    (tmp_path / "mesh-alerts.rules.yml").write_text(rules)
     (tmp_path / "ca.pem").write_text("")
     (tmp_path / "registry.token").write_text("t")
     config = tmp_path / "prometheus.yml"
@@ -54,6 +55,11 @@ def test_prometheus_config_passes_promtool_and_names_every_target(tmp_path: Path
     done = subprocess.run(
         [promtool(), "check", "config", str(config)], capture_output=True, text=True, check=False
     )
+    return config, done
+
+
+def test_prometheus_config_passes_promtool_and_names_every_target(tmp_path: Path) -> None:
+    config, done = check_config(tmp_path, render_rules())
     assert done.returncode == 0, done.stdout + done.stderr
     jobs = {job["job_name"]: job for job in yaml.safe_load(config.read_text())["scrape_configs"]}
     assert set(jobs) == {"mesh_agent", "mesh_registry", "mesh_haproxy"}
@@ -72,16 +78,8 @@ def test_prometheus_config_passes_promtool_and_names_every_target(tmp_path: Path
 
 
 def test_a_bad_rule_file_fails_the_config_check(tmp_path: Path) -> None:
-    (tmp_path / "mesh-alerts.rules.yml").write_text(
-        "groups:\n  - name: x\n    rules:\n      - alert: Broken\n        expr: up ==\n"
-    )
-    (tmp_path / "ca.pem").write_text("")
-    (tmp_path / "registry.token").write_text("t")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(render("prometheus.yml.j2", tmp_path))
-    done = subprocess.run(
-        [promtool(), "check", "config", str(config)], capture_output=True, text=True, check=False
-    )
+    broken = "groups:\n  - name: x\n    rules:\n      - alert: Broken\n        expr: up ==\n"
+    _, done = check_config(tmp_path, broken)
     assert done.returncode != 0
 
 

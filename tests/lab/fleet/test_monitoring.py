@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -19,6 +18,7 @@ import pytest
 
 from lab.inventory import ALERT_RECEIVER_PATH, ALERT_RECEIVER_PORT
 from mcp_mesh_sdk.constants import AGENT_UNIT
+from tests.httpserving import serving
 from tests.lab.fleet.conftest import recap
 
 RULES_FILE = "/etc/prometheus/mesh-alerts.rules.yml"
@@ -129,14 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver(fleet: Any) -> Iterator[Receiver]:
-    server = Receiver(fleet.lab.controller)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Receiver(fleet.lab.controller)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_stopped_agent_fires_agent_down_and_resolves_when_back(
