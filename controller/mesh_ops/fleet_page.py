@@ -158,7 +158,7 @@ def format_value(value: float, unit: str) -> str:
             return f"{value / 3600:.1f} h"
         return f"{value / 86400:.0f} d"
     if unit == "reqps":
-        return f"{value:.2f}/s"
+        return f"{value:.3g}/s"
     return f"{value:.4g}"
 
 
@@ -392,10 +392,11 @@ Fetch = Callable[[str, float, float, int], dict[str, Any]]
 def gather(
     prometheus: str, panels: list[Panel], minutes: float, now: float, fetch: Fetch | None = None
 ) -> dict[str, Any]:
-    """Every target's answer over the last `minutes` before `now` (about POINTS points each)."""
-    step = max(1, int(minutes * 60 // POINTS))
+    """Every target's answer over the last `minutes` before `now`: POINTS steps or fewer, the
+    last one at `now` (whole seconds), where the newest figures are."""
+    step = max(1, math.ceil(minutes * 60 / POINTS))
     end = float(int(now))
-    start = end - minutes * 60
+    start = end - step * math.ceil(minutes * 60 / step)
 
     def default_fetch(expr: str, first: float, last: float, every: int) -> dict[str, Any]:
         return query_range(prometheus, expr, first, last, every)

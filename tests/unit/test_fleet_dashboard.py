@@ -171,7 +171,8 @@ def gathered_with(answers: dict[str, Any], dashboard: dict[str, Any]) -> dict[st
 
     gathered = fleet_page.gather("http://prom.example:9090", panels, 5, 1300.9, fetch)
     assert {expr for expr, *_ in asked} == {t["expr"] for t in targets(dashboard)}
-    assert {(start, end, step) for _, start, end, step in asked} == {(1000.0, 1300.0, 2)}
+    # 5 minutes in steps of 3 s (120 points at most), the last one at the whole second of `now`
+    assert {(start, end, step) for _, start, end, step in asked} == {(1000.0, 1300.0, 3)}
     return gathered
 
 
@@ -229,13 +230,20 @@ def test_label_values_are_escaped_and_nan_is_a_gap() -> None:
         (3.5, "s", "3.50 s"),
         (30 * 3600, "s", "30.0 h"),
         (1.5e9, "s", "17361 d"),
-        (2.5, "reqps", "2.50/s"),
+        (2.5, "reqps", "2.5/s"),
+        (0.0123, "reqps", "0.0123/s"),
         (3.0, "short", "3"),
         (math.nan, "percent", "-"),
     ],
 )
 def test_values_are_shown_in_the_panels_unit(value: float, unit: str, shown: str) -> None:
     assert fleet_page.format_value(value, unit) == shown
+
+
+def test_the_time_range_ends_on_a_step() -> None:
+    gathered = fleet_page.gather("http://p:9090", [], 15, 5000.7, lambda *_: {})
+    assert (gathered["end"], gathered["step"]) == (5000.0, 8)
+    assert (gathered["end"] - gathered["start"]) % 8 == 0 and gathered["start"] <= 5000 - 900
 
 
 def test_a_stat_value_takes_its_threshold_colour(dashboard: dict[str, Any]) -> None:
