@@ -1,11 +1,7 @@
 """Prometheus and Alertmanager on the lab's monitoring host (lb1 with `lab up --monitoring`, the
 default of the lab tests): every agent, registry and HAProxy target answers, a rule file
 promtool refuses never replaces the live one, and a stopped agent reaches the controller's
-webhook receiver as MeshAgentDown, then as resolved once it is back. Every query of the fleet's
-Grafana dashboard returns series, the static fleet page (playbooks/fleet_page.yml) renders in
-headless Chromium (its screenshot kept in reports/artifacts/), and 20 % server errors on one agent
-fire MeshAgentHighErrorRate at the receiver while an agent answering only missing-file reads
-(client errors) fires nothing."""
+webhook receiver as MeshAgentDown, then as resolved once it is back."""
 
 from __future__ import annotations
 
@@ -189,6 +185,13 @@ def test_a_stopped_agent_fires_agent_down_and_resolves_when_back(
             return False
 
     wait_for(f"{agent} ready again", ready, timeout=60)
+
+
+# The fleet's Grafana dashboard (docs/monitoring.md): every query returns series, and the static
+# fleet page (playbooks/fleet_page.yml) renders in headless Chromium, its screenshot kept in
+# reports/artifacts/. Then the error-rate alert: 20 % server errors on one agent fire
+# MeshAgentHighErrorRate at the receiver, while an agent answering only missing-file reads
+# (client errors) fires nothing.
 
 
 def mesh_traffic(fleet: Any) -> None:
