@@ -17,7 +17,7 @@ LAB ?= $(or $(MESH_LAB_NAME),mesh)
 # hand, as the restore runbook does), and PostgreSQL 15, which the registry's integration tests
 # start on loopback as a throwaway server of their own; buildah, podman and runc for the agent's
 # image (`make image`) and the test that runs it (crun refuses the machine's hybrid cgroups).
-APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync age postgresql-15 dpkg-dev buildah podman runc
+APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync age postgresql-15 dpkg-dev buildah podman runc chromium
 PYTEST_ARGS ?=
 # promtool (the alert rules' unit tests) from Debian's prometheus package, unpacked alone into
 # .cache: installing the package would start a Prometheus daemon on the controller (its postinst
