@@ -167,8 +167,8 @@ class OperationRunner:
                 "(MAX_CONCURRENT_OPS); retry shortly"
             )
         if inline and not self.test_delay:
-            # No thread hop (about a third of a small read's time, with the GIL handed back
-            # and forth), and no timer: nothing can time out before it returns.
+            # No thread hop (for a small read it cost more CPU than the read, the GIL handed
+            # back and forth), and no timer: nothing can time out before it returns.
             done = work()
             if not isinstance(done, InThread):
                 return done
