@@ -5,8 +5,9 @@ Python's `gzip`/`tarfile` read the result unchanged. Deflate runs in ISA-L (pyth
 it loads: the same standard gzip members at zlib level 1's ratio, about three times as fast;
 without it (the wheel missing or not loading on this machine) zlib writes the same format, and
 any reader reads either. Both release the GIL, so a thread pool is enough for parallelism.
-Chunks whose sample does not compress are stored (level 0), which costs a copy instead of a
-slow, useless deflate. Memory stays bounded: at most `2 x workers` chunks are in flight.
+Chunks whose sample does not compress are stored (framed here, not by zlib's level 0), which
+costs a copy instead of a slow, useless deflate. Memory stays bounded: at most `2 x workers`
+chunks are in flight.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import io
 import os
 import queue
+import struct
 import threading
 import zlib
 from collections import deque
@@ -48,8 +50,10 @@ INFLATE_ERRORS: tuple[type[Exception], ...] = (
 
 
 def engine(level: int) -> str:
-    """Which library deflates at `level`: "isal" for 1-3 when it loads; "zlib" for 0 (stored
-    blocks), for 4-9 (ratios ISA-L does not reach) and whenever isal is missing."""
+    """What compresses at `level`: "stored" for 0 (no deflate); "isal" for 1-3 when it loads;
+    "zlib" for 4-9 (ratios ISA-L does not reach) and whenever isal is missing."""
+    if level == 0:
+        return "stored"
     return "isal" if _isal is not None and level in ISAL_LEVELS else "zlib"
 
 
@@ -65,13 +69,42 @@ def inflater() -> Any:
     return (zlib if _isal is None else _isal).decompressobj(GZIP_WBITS)
 
 
+def crc32(data: bytes | bytearray | memoryview) -> int:
+    return int((zlib if _isal is None else _isal).crc32(data))
+
+
+# A gzip member's header as zlib writes it (no name, no time, extra flag 4, OS Unix).
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\x03"
+STORED_BLOCK = 0xFFFF  # the most a stored deflate block holds
+
+
+def stored_member(data: bytes | bytearray | memoryview) -> bytes:
+    """A gzip member holding `data` in stored deflate blocks (RFC 1951 3.2.4), framed here:
+    zlib's level 0 copies everything through its window (about 0.5 GB/s); this is one copy
+    and a CRC, at memory speed. Every gzip reader reads it as it reads zlib's."""
+    view = memoryview(data).cast("B")
+    size = len(view)
+    parts: list[bytes | memoryview] = [GZIP_HEADER]
+    start = 0
+    while True:
+        piece = view[start : start + STORED_BLOCK]
+        start += len(piece)
+        final = start >= size
+        parts += [struct.pack("<BHH", final, len(piece), len(piece) ^ 0xFFFF), piece]
+        if final:
+            break
+    parts.append(struct.pack("<II", crc32(view), size & 0xFFFFFFFF))
+    return b"".join(parts)
+
+
 def compress_chunk(chunk: bytes | bytearray, level: int) -> bytes:
-    """One gzip member holding `chunk`."""
+    """One gzip member holding `chunk`: stored when `level` is 0 or a sample of it does not
+    compress, else deflated."""
     if level > 0 and len(chunk) > SAMPLE:
         sample = chunk[:SAMPLE]
         if len(deflate(sample, level, zlib.MAX_WBITS)) > INCOMPRESSIBLE * len(sample):
             level = 0
-    return deflate(chunk, level)
+    return deflate(chunk, level) if level > 0 else stored_member(chunk)
 
 
 class ParallelGzipWriter:
