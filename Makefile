@@ -17,12 +17,16 @@ LAB ?= $(or $(MESH_LAB_NAME),mesh)
 # hand, as the restore runbook does), and PostgreSQL 15, which the registry's integration tests
 # start on loopback as a throwaway server of their own; buildah, podman and runc for the agent's
 # image (`make image`) and the test that runs it (crun refuses the machine's hybrid cgroups).
-APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync age postgresql-15 dpkg-dev buildah podman runc
+APT_PACKAGES := systemd-container debootstrap iproute2 openssh-client haproxy wrk rsync age postgresql-15 dpkg-dev buildah podman runc chromium
 PYTEST_ARGS ?=
+# promtool (the alert rules' unit tests) from Debian's prometheus package, unpacked alone into
+# .cache: installing the package would start a Prometheus daemon on the controller (its postinst
+# runs invoke-rc.d, which starts /etc/init.d/prometheus where PID 1 is not systemd).
+PROMTOOL := .cache/promtool/promtool
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps system-deps venv lint dist collection image test unit integration lab-test lab-up lab-down lab-status demo bench clean
+.PHONY: help deps system-deps promtool venv lint dist collection image test unit integration lab-test lab-up lab-down lab-status demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,7 +48,16 @@ $(VENV)/.installed: pyproject.toml controller/pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv with the runtime, mesh-ops and the dev tools
 
-deps: system-deps venv
+$(PROMTOOL):
+	@rm -rf .cache/promtool/download && mkdir -p .cache/promtool/download && chmod 0755 .cache/promtool/download
+	cd .cache/promtool/download && { apt-get download -q prometheus || { apt-get update -qq && apt-get download -q prometheus; }; }
+	dpkg-deb --fsys-tarfile .cache/promtool/download/prometheus_*.deb | tar -x -O ./usr/bin/promtool > $@.new
+	chmod 0755 $@.new && mv $@.new $@ && rm -rf .cache/promtool/download
+	$@ --version | head -1
+
+promtool: $(PROMTOOL) ## unpack promtool from Debian's prometheus package into .cache (no daemon)
+
+deps: system-deps venv promtool
 
 lint: venv ## ruff (lint + format), mypy on runtime/, yamllint, ansible-lint (production, the collection's metadata too)
 	$(BIN)/ruff check .

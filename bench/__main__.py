@@ -19,7 +19,7 @@ from typing import Any
 from bench.report import write_report
 
 # The order they run in: cheap first, so a failure late costs least.
-BENCHMARKS = ("agent", "tls", "backup", "deploy", "upgrade", "restore")
+BENCHMARKS = ("agent", "mcp", "tls", "backup", "deploy", "upgrade", "restore")
 SUITE = Path(__file__).resolve().parent / "results" / "suite.json"
 SUITE_BOUND_S = 20 * 60
 

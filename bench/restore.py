@@ -5,8 +5,9 @@ MESH_LAB_NAME names a lab with the fleet already deployed (`make demo`: "mesh");
 MESH_BENCH_HOST (default agent1). For each size in SIZES, fills a directory of the host's data
 with that much data (half text, half random bytes, 64 files), then three times: stops the
 agent, times `backup create --json`, `backup restore --mode data --json` of that backup and,
-as the baseline, `tar -xzf` of the same archive into an empty directory, all on the host
-itself (no SSH in the timing); starts the agent. Reports medians in seconds and MB/s, and
+as the baseline, what an operator does by hand with the same archive: `age -d` (the runtime's
+own pyrage: the hosts have no age binary) piped into `tar -xz` into an empty directory, all on
+the host itself (no SSH in the timing); starts the agent. Reports medians in seconds and MB/s, and
 restore's throughput as a ratio of tar's. Writes bench/results/restore.json.
 Run alone: `.venv/bin/python -m bench.restore` (MESH_BENCH_SIZES_MB=100,1024 to choose sizes).
 """
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 
 from lab.state import inventory_path
-from mcp_mesh_sdk.constants import AGENT_UNIT, CLI, STATE_DIR
+from mcp_mesh_sdk.constants import AGENT_UNIT, BACKUP_IDENTITY_NAME, CLI, CONFIG_DIR, STATE_DIR
 from mcp_mesh_sdk.constants import BACKUP_DIR as BACKUP_DIR_DEFAULT
 
 RUNS = 3
@@ -38,6 +39,15 @@ SDK = str(CLI)
 BENCH_DIR = f"{STATE_DIR}/data/bench-restore"
 BACKUP_DIR = f"{BACKUP_DIR_DEFAULT}-bench"
 TAR_DIR = f"{STATE_DIR}/bench-tar-x"
+IDENTITY = f"{CONFIG_DIR}/{BACKUP_IDENTITY_NAME}"
+PYTHON = str(CLI.parent / "python")  # the runtime's interpreter, which has pyrage
+# `age -d -i KEY ARCHIVE` to standard output, by pyrage (written to the host for the baseline).
+AGE_D = "/run/mcp-mesh-bench-age-d.py"
+AGE_D_SOURCE = """import sys, pyrage
+key = next(w for w in open(sys.argv[1]).read().split() if w.startswith("AGE-SECRET-KEY-"))
+with open(sys.argv[2], "rb") as source:
+    pyrage.decrypt_io(source, sys.stdout.buffer, [pyrage.x25519.Identity.from_str(key)])
+"""
 # What `backup restore` keeps of the replaced data (removed after each run: 1 GB each).
 ROLLBACKS = f"{STATE_DIR}/data.pre-restore-* {STATE_DIR}.pre-restore-*"
 
@@ -100,6 +110,7 @@ def measure(lab_name: str) -> dict[str, Any]:
             f" done && chown -R mcp-mesh:mcp-mesh {BENCH_DIR} && sync"
         )
         creates, restores, untars = [], [], []
+        on_host(f"cat > {AGE_D} <<'EOF'\n{AGE_D_SOURCE}EOF")
         on_host(f"systemctl stop {AGENT_UNIT}")
         try:
             for _ in range(RUNS):
@@ -110,12 +121,15 @@ def measure(lab_name: str) -> dict[str, Any]:
                              "--output-dir", BACKUP_DIR, made["output"]["path"])  # fmt: skip
                 restores.append(back["seconds"])
                 on_host(f"rm -rf {ROLLBACKS} {TAR_DIR} && mkdir {TAR_DIR}")
-                untar = timed("tar", "-xzf", made["output"]["path"], "-C", TAR_DIR)
+                by_hand = (
+                    f"{PYTHON} {AGE_D} {IDENTITY} {made['output']['path']} | tar -xz -C {TAR_DIR}"
+                )
+                untar = timed("sh", "-c", by_hand)
                 untars.append(untar["seconds"])
                 on_host(f"rm -rf {TAR_DIR}")
         finally:
             on_host(f"systemctl start {AGENT_UNIT}")
-            on_host(f"rm -rf {BENCH_DIR} {BACKUP_DIR} {TAR_DIR}")
+            on_host(f"rm -rf {BENCH_DIR} {BACKUP_DIR} {TAR_DIR} {AGE_D}")
         size_bytes = size_mb << 20
         rows[f"{size_mb}MB"] = {
             "bytes": size_bytes,
@@ -133,7 +147,8 @@ def measure(lab_name: str) -> dict[str, Any]:
         }
     result = {"benchmark": "restore", "runs": RUNS, "host": HOST, "lab": lab_name,
               "statistic": f"median of {RUNS} runs per size on the lab host; the baseline is "
-              "tar -xzf of the same archive into an empty directory",
+              "the same archive decrypted (age -d, by pyrage) into tar -xz, into an empty "
+              "directory",
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "sizes": rows}  # fmt: skip
     RESULTS.parent.mkdir(exist_ok=True)

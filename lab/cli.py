@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="add db1: PostgreSQL (group database) and a second registry replica "
         "(default: on when $MESH_LAB_DATABASE=1)",
     )
+    start.add_argument(
+        "--monitoring",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("MESH_LAB_MONITORING") == "1",
+        help="Prometheus and Alertmanager (mesh_monitoring) on db1, or on lb1 without --database "
+        "(default: on when $MESH_LAB_MONITORING=1)",
+    )
     sub.add_parser("down", parents=[common], help="stop the lab and remove every piece of it")
     sub.add_parser("status", parents=[common], help="the lab's hosts; exit 0 when all are up")
     demo = sub.add_parser("demo", parents=[common], help="run the demo playbooks against the lab")
@@ -95,7 +102,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     distros = parse_distros(args.agent_distros)
     _need_root()
-    result = up(args.name, args.agents, say=_say, agent_distros=distros, database=args.database)
+    result = up(
+        args.name,
+        args.agents,
+        say=_say,
+        agent_distros=distros,
+        database=args.database,
+        monitoring=args.monitoring,
+    )
     topology = result.topology
     print(
         f"lab '{topology.lab}' is up: {len(topology.hosts)} hosts on {topology.subnet} "

@@ -16,7 +16,7 @@ import pyrage
 import yaml
 
 from lab.tls import LabCa
-from lab.topology import Topology
+from lab.topology import MONITORING, Topology
 
 PYTHON = "/usr/bin/python3"
 
@@ -76,6 +76,28 @@ def tls_variables(topology: Topology, ca: LabCa) -> TlsVariables:
     return {"mesh_common_tls_enabled": True, "mesh_common_tls_ca_cert": ca.cert}, per_host
 
 
+# With a monitoring group (`lab up --monitoring`), Alertmanager posts to a receiver the lab tests
+# run on the controller's bridge address, and the rules fire within seconds rather than minutes.
+ALERT_RECEIVER_PORT = 9099
+ALERT_RECEIVER_PATH = "/alerts"
+
+
+def monitoring_variables(topology: Topology) -> dict[str, Any]:
+    """all.vars for mesh_monitoring on a lab with a monitoring group; {} without one."""
+    if not topology.groups().get(MONITORING):
+        return {}
+    return {
+        "mesh_monitoring_webhook_url": (
+            f"http://{topology.controller}:{ALERT_RECEIVER_PORT}{ALERT_RECEIVER_PATH}"
+        ),
+        "mesh_monitoring_scrape_interval": "5s",
+        "mesh_monitoring_evaluation_interval": "5s",
+        "mesh_monitoring_alert_down_for": "20s",
+        "mesh_monitoring_group_wait": "5s",
+        "mesh_monitoring_group_interval": "10s",
+    }
+
+
 def inventory_data(
     topology: Topology,
     key: Path,
@@ -111,6 +133,7 @@ def inventory_data(
                 "lab_controller_address": str(topology.controller),
                 **(credentials or {}),
                 **tls_vars,
+                **monitoring_variables(topology),
             },
         }
     }

@@ -65,12 +65,13 @@ def up(
     say: Say = _quiet,
     agent_distros: tuple[str, ...] = (DEFAULT_DISTRO,),
     database: bool = False,
+    monitoring: bool = False,
 ) -> UpResult:
     """Boot the lab from scratch (removing whatever is left of it first) and write its inventory.
 
     `agent_distros` lists the Debian releases the agents take in turn (lb1 runs the first);
     each release's base image is built once and cached. `database` adds db1 (PostgreSQL and a
-    second registry replica).
+    second registry replica); `monitoring` puts lb1 in the monitoring group (mesh_monitoring).
     """
     validate_lab_name(lab)
     validate_agent_count(agents)
@@ -85,7 +86,7 @@ def up(
         for old in prune_other_bases(bases.values()):
             say(f"removed unused base image {old}")
         subnet = allocate_subnet(lab, network.routed_networks())
-        topology = build_topology(lab, agents, subnet, agent_distros, database)
+        topology = build_topology(lab, agents, subnet, agent_distros, database, monitoring)
         paths.hosts.mkdir(parents=True)
         save_topology(paths, topology, bases)
         try:

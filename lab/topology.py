@@ -27,7 +27,11 @@ LOADBALANCER = "loadbalancer"
 REGISTRY = "registry"
 AGENTS = "agents"
 DATABASE = "database"
-GROUPS = (LOADBALANCER, REGISTRY, AGENTS, DATABASE)
+# Prometheus and Alertmanager (mesh_monitoring) with --monitoring, on db1 when the lab has one,
+# else on lb1; without --monitoring an empty group. Either host runs MONITORING_DISTRO: the
+# controller fetches their packages from its own apt sources, which are Debian 12's.
+MONITORING = "monitoring"
+GROUPS = (LOADBALANCER, REGISTRY, AGENTS, DATABASE, MONITORING)
 DATABASE_HOST = "db1"
 
 # The Debian releases a host can run, by code name: Debian 12 (the default) and Debian 13.
@@ -36,6 +40,7 @@ DISTROS = ("bookworm", "trixie")
 # The database host runs Debian 12 whatever the agents run: its PostgreSQL 15 is the one the
 # mesh_database role installs (Debian 13 ships 17).
 DATABASE_DISTRO = "bookworm"
+MONITORING_DISTRO = "bookworm"
 
 
 @dataclass(frozen=True)
@@ -148,14 +153,19 @@ def netns_name(lab: str, host: str) -> str:
     return f"{netns_prefix(lab)}{host}"
 
 
-def host_plan(agents: int, database: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+def host_plan(
+    agents: int, database: bool = False, monitoring: bool = False
+) -> list[tuple[str, tuple[str, ...]]]:
     """The default topology: lb1 balances and runs the registry, agent1..N run agents. With
     `database`, db1 (last, so the other hosts keep their addresses) runs PostgreSQL and a
-    second registry replica."""
-    plan: list[tuple[str, tuple[str, ...]]] = [("lb1", (LOADBALANCER, REGISTRY))]
+    second registry replica. With `monitoring`, db1 (or lb1 in a lab without one) runs
+    Prometheus and Alertmanager too."""
+    on_lb1 = (MONITORING,) if monitoring and not database else ()
+    plan: list[tuple[str, tuple[str, ...]]] = [("lb1", (LOADBALANCER, REGISTRY, *on_lb1))]
     plan += [(f"agent{number}", (AGENTS,)) for number in range(1, agents + 1)]
     if database:
-        plan.append((DATABASE_HOST, (DATABASE, REGISTRY)))
+        on_db1 = (MONITORING,) if monitoring else ()
+        plan.append((DATABASE_HOST, (DATABASE, REGISTRY, *on_db1)))
     return plan
 
 
@@ -195,11 +205,19 @@ def build_topology(
     subnet: IPv4Network,
     agent_distros: tuple[str, ...] = (DEFAULT_DISTRO,),
     database: bool = False,
+    monitoring: bool = False,
 ) -> Topology:
     validate_lab_name(lab)
     validate_agent_count(agents)
     validate_distros(agent_distros)
-    plan = host_plan(agents, database)
+    plan = host_plan(agents, database, monitoring)
+    if monitoring and not database and agent_distros and agent_distros[0] != MONITORING_DISTRO:
+        raise LabError(
+            f"monitoring runs on lb1 in a lab without a database, and lb1 runs "
+            f"{agent_distros[0]}: Prometheus' packages are fetched for the controller's "
+            f"{MONITORING_DISTRO}. Add --database (monitoring then runs on db1) or list "
+            f"{MONITORING_DISTRO} first in --agent-distros"
+        )
     if FIRST_HOST_OFFSET + len(plan) >= subnet.num_addresses - 1:
         raise LabError(f"{subnet} is too small for {len(plan)} hosts")
     distros = host_distros(agents, agent_distros, database)

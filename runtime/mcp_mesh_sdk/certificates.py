@@ -311,3 +311,29 @@ def expiry_incident(expiry: Expiry) -> Incident | None:
             "the agent and the registry load a replaced file within a second, no restart",
         ],
     )
+
+
+class CertificateExpiry:
+    """The expiry (Unix time) of the first certificate of a PEM file, read again only when the
+    file changes (a renewal replaces it)."""
+
+    def __init__(self, cert_file: Path) -> None:
+        self.cert_file = cert_file
+        self._seen: tuple[int, int] | None = None
+        self._expiry: float | None = None
+
+    def read(self) -> float | None:
+        """None when the file cannot be read as a certificate."""
+        try:
+            stat = self.cert_file.stat()
+        except OSError:
+            self._seen, self._expiry = None, None
+            return None
+        seen = (stat.st_mtime_ns, stat.st_ino)
+        if seen != self._seen:
+            self._seen = seen
+            try:
+                self._expiry = read_expiry(self.cert_file).not_after.timestamp()
+            except CertificateError:
+                self._expiry = None
+        return self._expiry

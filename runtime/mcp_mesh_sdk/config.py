@@ -23,7 +23,7 @@ from mcp_mesh_sdk.agent.clients import (
     digest,
     read_clients_file,
 )
-from mcp_mesh_sdk.constants import AGENT_PORT, REGISTRY_PORT, STATE_DIR
+from mcp_mesh_sdk.constants import AGENT_PORT, BACKUP_DIR, REGISTRY_PORT, STATE_DIR
 from mcp_mesh_sdk.envreader import LOG_FORMATS, LOG_LEVELS, EnvReader, Secret
 from mcp_mesh_sdk.errors import ConfigError, ConfigProblem
 from mcp_mesh_sdk.serving.limits import ConnectionLimits, read_connection_limits
@@ -110,6 +110,8 @@ class AgentConfig:
     graceful_timeout: float = 10.0  # MCP_MESH_GRACEFUL_TIMEOUT, seconds
     drain_delay: float = 2.0  # MCP_MESH_DRAIN_DELAY, seconds
     state_dir: Path = STATE_DIR  # MCP_MESH_STATE_DIR
+    # MCP_MESH_BACKUP_DIR, as the backup commands read it: /metrics reports its newest archive
+    backup_dir: Path = BACKUP_DIR
     incident_interval: int = 30  # MCP_MESH_INCIDENT_INTERVAL, seconds
     audit_log: Path | None = None  # MCP_MESH_AUDIT_LOG; unset: audit records go to stdout
     database_url: Secret | None = None  # DATABASE_URL
@@ -255,6 +257,8 @@ def check_agent_env(env: Mapping[str, str]) -> AgentEnvCheck:
             "MCP_MESH_DRAIN_DELAY", default.drain_delay, minimum=0.0, maximum=600.0, unit="seconds"
         ),
         state_dir=read.absolute_path("MCP_MESH_STATE_DIR", default.state_dir) or default.state_dir,
+        backup_dir=read.absolute_path("MCP_MESH_BACKUP_DIR", default.backup_dir)
+        or default.backup_dir,
         incident_interval=read.integer(
             "MCP_MESH_INCIDENT_INTERVAL",
             default.incident_interval,

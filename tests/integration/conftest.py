@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from processes import Service, free_port
 
+from tests.httpserving import serving
+
 AGENT_TOKEN = "integration-agent-token-0123456789"
 REGISTRY_TOKEN = "integration-registry-token-0123456789"
 
@@ -236,15 +238,8 @@ def serve_fake_registry(port: int | None = None) -> Iterator[FakeRegistry]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", registry.port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", registry.port), Handler)):
         yield registry
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture

@@ -156,3 +156,9 @@ def test_the_image_runs_as_non_root_with_the_seeds_healthcheck(
     assert not [entry for entry in config["Env"] if "TOKEN" in entry]
     assert podman("exec", agent.name, "id", "-u").stdout.strip() == str(USER_ID)
     assert podman("healthcheck", "run", agent.name, check=False).returncode == 0
+
+
+def test_the_images_runtime_deflates_backups_with_isal(agent: Container) -> None:
+    """isal's wheel came with the release's wheelhouse into the offline build and loads."""
+    probe = "from mcp_mesh_sdk.backup.gzstream import engine; print(engine(1))"
+    assert podman("exec", agent.name, "python", "-c", probe).stdout.strip() == "isal"

@@ -28,6 +28,8 @@ Environment:
                         the load balancer and a registry on Debian 13, agents on both, db1 on 12)
     MESH_LAB_DATABASE=0 leave out db1 (default 1: PostgreSQL and a second registry replica, so
                         the suite runs against the registry's production shape)
+    MESH_LAB_MONITORING=0 leave out the monitoring group (default 1: site.yml deploys
+                        Prometheus and Alertmanager there, tests/lab/fleet/test_monitoring.py)
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ LAB_NAME = os.environ.get("MESH_LAB_NAME", DEFAULT_LAB)
 LAB_AGENTS = int(os.environ.get("MESH_LAB_AGENTS", str(DEFAULT_AGENTS)))
 LAB_AGENT_DISTROS = os.environ.get("MESH_LAB_AGENT_DISTROS") or "trixie,bookworm"
 LAB_DATABASE = os.environ.get("MESH_LAB_DATABASE", "1") == "1"
+LAB_MONITORING = os.environ.get("MESH_LAB_MONITORING", "1") == "1"
 REUSE = os.environ.get("MESH_LAB_REUSE") == "1"
 # The first lab test's set-up may build the base image (a minute or two, more on a slow mirror).
 LAB_TEST_TIMEOUT = 900
@@ -149,7 +152,7 @@ def expected_host_names(group: str | None = None) -> list[str]:
         if group is None:
             return list(listed["hosts"])
         return list(listed["children"][group]["hosts"])
-    plan = host_plan(LAB_AGENTS, LAB_DATABASE)
+    plan = host_plan(LAB_AGENTS, LAB_DATABASE, LAB_MONITORING)
     return [name for name, groups in plan if group is None or group in groups]
 
 
@@ -166,6 +169,7 @@ def lab() -> Iterator[LabHandle]:
             "--agent-distros",
             LAB_AGENT_DISTROS,
             "--database" if LAB_DATABASE else "--no-database",
+            "--monitoring" if LAB_MONITORING else "--no-monitoring",
         )
         if started.returncode != 0:
             pytest.fail(f"lab up failed:\n{started.stdout}\n{started.stderr}", pytrace=False)

@@ -3,7 +3,7 @@ lab host, converges again expecting no change, and verifies it with testinfra.
 
 This runs what README "Testing one role" gives, `molecule test -s <role>`, for every public role
 in one invocation, so molecule's shared state brings up ONE lab (scenario default: `lab up`,
-lb1, agent1, agent2, db1) for all of them and takes it down at the end. The lab is its own
+lb1, agent1..3, db1) for all of them and takes it down at the end. The lab is its own
 (MESH_MOLECULE_LAB, default `mol`), not the session's: no role may find a host already deployed.
 Each output line is stamped with the seconds since the start, and the time of every step is
 printed, so CI's log shows what the scenarios cost.

@@ -284,17 +284,10 @@ def test_a_read_that_fails_half_way_is_a_server_error(
 ) -> None:
     (base / "plain.txt").write_text("a file")
 
-    class BrokenStream:
-        def __enter__(self):
-            return self
+    def broken_read(fd: int, size: int) -> bytes:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-        def __exit__(self, *exc):
-            return False
-
-        def read(self, size: int) -> bytes:
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-    monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: BrokenStream())
+    monkeypatch.setattr(os, "read", broken_read)
     failed = failure(tools.read_file, "plain.txt")
     assert failed.outcome is Outcome.SERVER_ERROR and failed.detail == "io_error"
 
@@ -316,3 +309,14 @@ def test_a_symlink_swapped_in_after_the_check_is_still_a_refusal(
     failing_os_call(monkeypatch, "open", errno.ELOOP, "plain.txt")
     failed = failure(tools.read_file, "plain.txt")
     assert isinstance(failed, Refusal) and failed.event is TRAVERSAL
+
+
+def test_a_small_read_is_done_at_once_and_a_large_one_left_whole(tmp_path: Path) -> None:
+    (tmp_path / "small.txt").write_text("x" * 100)
+    (tmp_path / "large.txt").write_text("y" * 5000)
+    tools = FileTools(PathGuard(tmp_path, [".txt"], 10_000))
+    assert tools.read_small_file("small.txt", 4096) == "x" * 100
+    assert tools.read_small_file("large.txt", 4096) is None
+    assert tools.read_file("large.txt") == "y" * 5000
+    with pytest.raises(Refusal):  # refusals come from the quick part already
+        tools.read_small_file("../large.txt", 4096)

@@ -253,3 +253,42 @@ def df_percent(path: Path) -> int:
 def test_disk_percentage_is_what_df_shows(tmp_path: Path) -> None:
     reported = SystemSampler(tmp_path).sample().disk_usage_percent
     assert abs(reported - df_percent(tmp_path)) <= 1, (reported, df_percent(tmp_path))
+
+
+def test_the_window_bounds_alert_exactly_as_the_full_statistics() -> None:
+    """`check_monitor` skips the statistics only where they could not cross a threshold:
+    over a run of slow calls, server errors, client errors and fast calls that pushes each
+    threshold in and out of reach, it raises what `check(stats)` raises, call for call."""
+    import random
+
+    rng = random.Random(22)
+    clock = Clock()
+    monitor = PerformanceMonitor(window_size=20, clock=clock)
+    quick, _ = alerting(clock)
+    full, _ = alerting(clock)
+    raised = {"quick": 0, "full": 0}
+    for call in range(3000):
+        clock.now += 7  # the cooldown (300 s) ends now and then
+        phase = (call // 150) % 4  # quiet, slow, failing, mixed
+        seconds = rng.choice((0.001, 0.02, 2.5 if phase in (1, 3) else 0.003, 1.0))
+        outcome = rng.choice(("ok", "client_error", "server_error" if phase >= 2 else "ok"))
+        monitor.record("read_file", seconds, outcome=outcome)
+        bounds = monitor.window_bounds("read_file")
+        assert bounds is not None
+        stats = monitor.stats("read_file")
+        assert bounds.count == stats["count"]
+        assert bounds.server_errors == stats["window_error_count"]
+        assert bounds.slowest_seconds * 1000 == stats["max_duration_ms"]
+        by_quick = [a.name for a in quick.check_monitor("read_file", monitor)]
+        by_full = [a.name for a in full.check("read_file", stats)]
+        assert by_quick == by_full
+        raised["quick"] += len(by_quick)
+        raised["full"] += len(by_full)
+    assert raised["quick"] > 10  # the run did cross the thresholds
+
+
+def test_no_window_bounds_before_the_first_call() -> None:
+    check, _ = alerting(Clock())
+    monitor = PerformanceMonitor()
+    assert monitor.window_bounds("read_file") is None
+    assert check.check_monitor("read_file", monitor) == []

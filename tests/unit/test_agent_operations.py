@@ -238,3 +238,55 @@ def test_a_surge_of_client_errors_raises_no_alert_but_refusals_are_security_even
     assert outcomes(runner, "read_file") == {"ok": 0, "client_error": 24, "server_error": 0}
     assert runner.performance.stats("read_file")["client_error_count"] == 24
     assert runner.security.summary()["events_by_type"] == {"path_traversal_attempt": 4}
+
+
+def run_inline(runner: OperationRunner, operation: str, path: str, work):
+    async def main():
+        client_address_var.set("10.0.0.1")
+        try:
+            return await runner.run(operation, path, work, inline=True)
+        finally:
+            runner.close()
+
+    return asyncio.run(main())
+
+
+def test_inline_work_runs_on_the_event_loop_and_hands_the_rest_to_a_thread() -> None:
+    from mcp_mesh_sdk.agent.operations import InThread
+
+    runner = make_runner()
+    assert run_inline(runner, "read_file", "a.txt", lambda: threading.current_thread().name) == (
+        threading.main_thread().name
+    )
+    handed = run_inline(
+        runner, "read_file", "big.txt", lambda: InThread(lambda: threading.current_thread().name)
+    )
+    assert handed.startswith("file-op")
+    assert outcomes(runner, "read_file") == {"ok": 2, "client_error": 0, "server_error": 0}
+
+
+def test_inline_failures_keep_their_outcome_class_and_security_event() -> None:
+    runner = make_runner()
+
+    def refused():
+        raise Refusal("refused: '../x' contains '..'", SecurityEventType.PATH_TRAVERSAL_ATTEMPT)
+
+    def missing():
+        raise ClientError("'gone.txt' does not exist", "not_found")
+
+    def broken():
+        raise OSError(5, "Input/output error")
+
+    for path, work in (("../x", refused), ("gone.txt", missing), ("bad.txt", broken)):
+        with pytest.raises((Refusal, ClientError, ServerError)):
+            run_inline(runner, "read_file", path, work)
+    assert outcomes(runner, "read_file") == {"ok": 0, "client_error": 2, "server_error": 1}
+    assert sample(runner, "mcp_mesh_agent_operation_errors_total", operation="read_file",
+                  error_type="internal") == 1  # fmt: skip
+    assert runner.security.summary()["events_by_type"] == {"path_traversal_attempt": 1}
+
+
+def test_inline_work_waits_its_turn_behind_the_test_delay_in_a_thread() -> None:
+    runner = make_runner(test_delay=0.01)
+    name = run_inline(runner, "read_file", "a.txt", lambda: threading.current_thread().name)
+    assert name.startswith("file-op")

@@ -6,7 +6,12 @@ import zlib
 
 import pytest
 
-from mcp_mesh_sdk.backup.gzstream import CHUNK, ParallelGzipWriter, PipelinedGzipReader
+from mcp_mesh_sdk.backup.gzstream import (
+    CHUNK,
+    INFLATE_ERRORS,
+    ParallelGzipWriter,
+    PipelinedGzipReader,
+)
 
 
 def write_all(data: bytes, level: int = 1) -> bytes:
@@ -58,7 +63,7 @@ def test_pipelined_reader_raises_on_damage(damage) -> None:
         blob[len(blob) // 3] ^= 0x10
     else:
         blob += b"not gzip"
-    with pytest.raises((EOFError, zlib.error)):
+    with pytest.raises((EOFError, *INFLATE_ERRORS)):
         read_all(bytes(blob))
 
 
@@ -83,3 +88,21 @@ def test_adaptive_writer_stores_what_busy_compressors_cannot_take(monkeypatch) -
         writer.close()
         assert gzip.decompress(out.getvalue()) == data
         assert (writer.stored_for_speed > 0) is adaptive
+
+
+@pytest.mark.parametrize("size", [0, 1, 0xFFFF, 0x10000, CHUNK + 3])
+def test_stored_members_framed_by_hand_read_as_zlibs(size: int) -> None:
+    """Stored chunks skip zlib's level 0: gzip -t, zlib and the stdlib read them the same."""
+    from mcp_mesh_sdk.backup.gzstream import stored_member
+
+    data = os.urandom(size)
+    member = stored_member(data)
+    assert len(member) <= len(data) + 5 * (size // 0xFFFF + 1) + 18  # no deflate, just frames
+    assert gzip.decompress(member + member) == data + data  # a member among others
+    assert zlib.decompress(member, 31) == data
+    checked = subprocess.run(["gzip", "-t"], input=member, capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    damaged = bytearray(member)
+    damaged[-8] ^= 1  # the CRC
+    with pytest.raises(zlib.error):
+        zlib.decompress(bytes(damaged), 31)

@@ -1,5 +1,4 @@
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -7,6 +6,7 @@ import pytest
 
 from mcp_mesh_sdk.cli import main
 from mcp_mesh_sdk.diagnose import diagnose
+from tests.httpserving import serving
 
 
 class FakeProbe:
@@ -94,12 +94,8 @@ def fake_agent():
         def log_message(self, *args) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], Handler
-    server.shutdown()
-    server.server_close()
+    with serving(HTTPServer(("127.0.0.1", 0), Handler)) as server:
+        yield server.server_address[1], Handler
 
 
 def test_running_agent_detail_is_included(tmp_path, fake_agent) -> None:

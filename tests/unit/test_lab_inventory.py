@@ -36,7 +36,7 @@ def test_every_host_carries_its_connection_settings() -> None:
 
 def test_groups_list_their_members() -> None:
     children = yaml.safe_load(render_inventory(topology(), KEY))["all"]["children"]
-    assert set(children) == {"loadbalancer", "registry", "agents", "database"}
+    assert set(children) == {"loadbalancer", "registry", "agents", "database", "monitoring"}
     assert list(children["registry"]["hosts"]) == ["lb1"]
     assert list(children["agents"]["hosts"]) == ["agent1", "agent2"]
 
@@ -147,3 +147,12 @@ def test_each_host_names_its_release_for_tests_to_parametrize_on(tmp_path) -> No
         "agent1": "bookworm",
         "agent2": "trixie",
     }
+
+
+def test_a_monitoring_lab_sends_alerts_to_the_controller_and_others_set_nothing() -> None:
+    plain = yaml.safe_load(render_inventory(topology(), KEY))["all"]["vars"]
+    assert not any(name.startswith("mesh_monitoring_") for name in plain)
+    monitored = build_topology("mesh", 2, IPv4Network("10.231.7.0/24"), monitoring=True)
+    variables = yaml.safe_load(render_inventory(monitored, KEY))["all"]["vars"]
+    assert variables["mesh_monitoring_webhook_url"] == "http://10.231.7.1:9099/alerts"
+    assert variables["mesh_monitoring_alert_down_for"] == "20s"

@@ -25,6 +25,7 @@ def test_default_topology_has_the_load_balancer_and_agents_in_their_groups() -> 
         "registry": ["lb1"],
         "agents": ["agent1", "agent2", "agent3"],
         "database": [],
+        "monitoring": [],
     }
 
 
@@ -182,3 +183,29 @@ def test_a_lab_without_a_database_has_an_empty_database_group() -> None:
     topology = build_topology("mesh", 1, IPv4Network("10.231.7.0/24"))
     assert topology.groups()["database"] == []
     assert [host.name for host in topology.hosts] == ["lb1", "agent1"]
+
+
+def test_monitoring_goes_to_db1_when_the_lab_has_one_and_moves_no_host() -> None:
+    plain = build_topology("mesh", 1, IPv4Network("10.231.7.0/24"), database=True)
+    topology = build_topology(
+        "mesh", 1, IPv4Network("10.231.7.0/24"), ("trixie",), database=True, monitoring=True
+    )
+    assert topology.groups()["monitoring"] == ["db1"]
+    assert [(h.name, h.address) for h in topology.hosts] == [
+        (h.name, h.address) for h in plain.hosts
+    ]
+
+
+def test_monitoring_on_a_trixie_lb1_is_refused_with_the_way_out() -> None:
+    with pytest.raises(LabError, match="--database"):
+        build_topology("mesh", 1, IPv4Network("10.231.7.0/24"), ("trixie",), monitoring=True)
+
+
+def test_monitoring_puts_lb1_in_the_monitoring_group_and_moves_no_host() -> None:
+    plain = build_topology("mesh", 1, IPv4Network("10.231.7.0/24"))
+    assert plain.groups()["monitoring"] == []  # listed, empty: site.yml's monitoring play skips
+    topology = build_topology("mesh", 1, IPv4Network("10.231.7.0/24"), monitoring=True)
+    assert topology.groups()["monitoring"] == ["lb1"]
+    assert [(h.name, h.address) for h in topology.hosts] == [
+        (h.name, h.address) for h in plain.hosts
+    ]

@@ -12,6 +12,7 @@ import pytest
 
 from mesh_ops import cli
 from mesh_ops.status import fleet_status, main, render_table
+from tests.httpserving import serving
 
 HEALTHY: dict[str, Any] = {
     "service": {"ActiveState": "active", "SubState": "running"},
@@ -139,7 +140,6 @@ def test_the_ssh_probe_reads_an_agent_in_the_shape_the_table_takes(tmp_path: Pat
     """The probe `mesh-ops status` runs on each agent, run here against a stand-in agent."""
     import subprocess
     import sys
-    import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from mesh_ops.remote import STATUS_PROBE
@@ -164,9 +164,7 @@ def test_the_ssh_probe_reads_an_agent_in_the_shape_the_table_takes(tmp_path: Pat
     cli_stub = tmp_path / "mcp-mesh-sdk"
     cli_stub.write_text('#!/bin/sh\necho \'{"incidents": [{"id": "INC-1"}]}\'\n')
     cli_stub.chmod(0o755)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Agent)) as server:
         port = str(server.server_address[1])
         env_file.write_text(f'MCP_MESH_TOKEN="{"t" * 32}"\nMCP_MESH_HOST="127.0.0.1"\n'
                             f'MCP_MESH_PORT="{port}"\n')  # fmt: skip
@@ -174,8 +172,6 @@ def test_the_ssh_probe_reads_an_agent_in_the_shape_the_table_takes(tmp_path: Pat
             [sys.executable, "-c", STATUS_PROBE, str(env_file), str(cli_stub), "no-such.service"],
             capture_output=True, text=True, check=True, timeout=30,
         )  # fmt: skip
-    finally:
-        server.shutdown()
     [row] = fleet_status({"agent1": json.loads(done.stdout)})["rows"]
     assert (row["version"], row["ready"], row["registered"], row["open_incidents"]) == (
         "1.4.0",

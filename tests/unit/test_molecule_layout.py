@@ -38,8 +38,14 @@ def merged(scenario: str) -> dict:
     return merge(load(BASE_CONFIG), load(MOLECULE / scenario / "molecule.yml"))
 
 
-def test_the_public_roles_are_the_four_service_roles() -> None:
-    assert PUBLIC_ROLES == ["mesh_agent", "mesh_database", "mesh_loadbalancer", "mesh_registry"]
+def test_the_public_roles_are_the_five_service_roles() -> None:
+    assert PUBLIC_ROLES == [
+        "mesh_agent",
+        "mesh_database",
+        "mesh_loadbalancer",
+        "mesh_monitoring",
+        "mesh_registry",
+    ]
 
 
 def test_each_public_role_has_a_scenario_of_its_own_and_no_other_does() -> None:

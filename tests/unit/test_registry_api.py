@@ -2,6 +2,7 @@ import json
 import logging
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from mcp_mesh_sdk import __version__
@@ -10,6 +11,8 @@ from mcp_mesh_sdk.constants import AGENT_KEY_HEADER
 from mcp_mesh_sdk.registry.app import MAX_BODY, create_app
 from mcp_mesh_sdk.registry.config import RegistryConfig
 from mcp_mesh_sdk.registry.store import AgentStore
+from mcp_mesh_sdk.serving.tls import TlsSettings
+from tests.tlsfixtures import Authority
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -225,7 +228,30 @@ def test_health_ready_and_metrics(client) -> None:
     text = client.get("/metrics", headers=AUTH).text
     assert 'mcp_mesh_registry_agents{status="healthy",version="1.0.0"} 1.0' in text
     assert 'mcp_mesh_registry_agents_by_status{status="stale"} 0.0' in text
+    # one series per member, labelled as the agent labels its own mcp_mesh_agent_info
+    assert 'mcp_mesh_registry_agent{agent_name="a1",status="healthy"} 1.0' in text
     assert (
         'mcp_mesh_registry_requests_total{method="POST",route="/agents/register",status="200"} 1.0'
         in text
     )
+    # plain HTTP: no certificate to expire
+    assert "mcp_mesh_registry_tls_certificate_expiry_timestamp_seconds 0.0" in text
+
+
+def test_metrics_carry_the_served_certificate_expiry(tmp_path, clock) -> None:
+    issued = Authority.create().issue(days=5)
+    cert_file = issued.write_combined(tmp_path / "registry.pem")
+    config = RegistryConfig(
+        db_path=tmp_path / "r.db", token=Secret(TOKEN), tls=TlsSettings(cert_file=cert_file)
+    )
+    store = AgentStore(config.db_path, config.stale_after, config.retention, clock=clock)
+    with TestClient(create_app(config, store)) as test_client:
+        text = test_client.get("/metrics", headers=AUTH).text
+    store.close()
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    expiry = values["mcp_mesh_registry_tls_certificate_expiry_timestamp_seconds"]
+    assert expiry == issued.cert.not_valid_after_utc.timestamp()

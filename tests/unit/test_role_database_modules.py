@@ -16,8 +16,8 @@ import pytest
 LIBRARY = Path(__file__).resolve().parents[2] / "plugins" / "modules"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, LIBRARY / f"{name}.py")
+def _load(name: str, library: Path = LIBRARY) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, library / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up
@@ -25,7 +25,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-debs = _load("mesh_database_debs")
+debs = _load("mesh_debs")  # shared with mesh_monitoring
 account = _load("mesh_database_account")
 dump = _load("mesh_database_dump")
 age = _load("mesh_database_age")
@@ -159,8 +159,11 @@ def test_a_package_the_sources_never_have_is_a_clear_failure(tmp_path: Path, rel
 
 
 def test_hosts_of_another_release_are_refused(tmp_path: Path, release: None) -> None:
+    naming = debs.Naming("the database hosts", "mesh_database_package_fetch")
     with pytest.raises(
-        debs.DebsError, match="controller runs bookworm amd64, the database hosts trixie amd64"
+        debs.DebsError,
+        match=r"controller runs bookworm amd64, the database hosts trixie amd64.*"
+        r"set mesh_database_package_fetch: false",
     ):
         debs.prepare(
             FakeApt(SIMULATION),
@@ -169,6 +172,7 @@ def test_hosts_of_another_release_are_refused(tmp_path: Path, release: None) -> 
             ["postgresql-15"],
             True,
             ["trixie amd64"],
+            naming=naming,
         )
 
 

@@ -81,9 +81,11 @@ def haproxy_config(
     sticky: bool = True,
     tls: dict[str, Path] | None = None,
     registries: list[dict[str, Any]] | None = None,
+    monitoring: list[str] | None = None,
 ) -> str:
     """haproxy.cfg for the role's defaults; `tls`: {"pem": ..., "ca": ...} turns TLS on;
-    `registries`: the registry group's hosts (one by default, no registry frontend)."""
+    `registries`: the registry group's hosts (one by default, no registry frontend);
+    `monitoring`: the monitoring hosts' addresses (none by default, no exporter frontend)."""
     registries = registries or [{"inventory_hostname": "lb1", "ansible_host": "10.0.0.10"}]
     variables: dict[str, Any] = {
         name: value
@@ -106,6 +108,8 @@ def haproxy_config(
         _mesh_loadbalancer_registry_backend="mcp_mesh_registry_replicas",
         _mesh_loadbalancer_registry_servers=registries,
         _mesh_loadbalancer_registry_frontend=len(registries) > 1,
+        mesh_loadbalancer_metrics_bind_address="10.0.0.10",
+        _mesh_loadbalancer_metrics_sources=monitoring or [],
     )
     return render("mesh_loadbalancer", "haproxy.cfg.j2", variables)
 
@@ -139,6 +143,28 @@ def test_haproxy_has_one_checked_server_per_agent() -> None:
     )  # weight 100: a canary can take 25% of it
     assert "option redispatch" in config and "retries 3" in config
     assert "stats socket /run/haproxy/admin.sock mode 660 level admin" in config
+
+
+def test_the_exporter_frontend_only_with_monitoring_hosts_and_only_for_them() -> None:
+    assert "prometheus-exporter" not in haproxy_config(SERVERS)
+    config = haproxy_config(SERVERS, monitoring=["10.0.0.40"])
+    frontend = config.split("frontend mcp_mesh_metrics\n", 1)[1].split("\n\n", 1)[0]
+    assert frontend.splitlines() == [
+        "    bind 10.0.0.10:8404",
+        "    no log",
+        "    acl monitoring src 127.0.0.1 10.0.0.40",
+        "    http-request deny unless monitoring",
+        "    http-request use-service prometheus-exporter if { path /metrics }",
+        "    http-request deny",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed here")
+def test_haproxy_accepts_the_exporter_frontend(tmp_path: Path) -> None:
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(haproxy_config(SERVERS, monitoring=["10.0.0.40"]))
+    check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed here")

@@ -207,12 +207,12 @@ def build_app(agent: Agent) -> RequestMetrics:
         finally:
             await agent.shutdown()
 
-    routes = [
+    routes = [  # /mcp first: the router tries each route in turn, and /mcp is the busy one
+        Route("/mcp", McpEndpoint(agent, gate), methods=["GET", "POST", "DELETE"]),
         Route("/health/detailed", health_detailed, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET", "HEAD"]),
         Route("/security/summary", security_summary, methods=["GET"]),
         Route("/security/blocks", security_blocks, methods=["GET", "DELETE"]),
-        Route("/mcp", McpEndpoint(agent, gate), methods=["GET", "POST", "DELETE"]),
     ]
     probes: dict[str, Probe] = {
         "/health": agent.health,

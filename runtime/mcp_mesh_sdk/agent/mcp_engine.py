@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mcp_mesh_sdk import __version__
-from mcp_mesh_sdk.agent.operations import OperationRunner
+from mcp_mesh_sdk.agent.operations import InThread, OperationRunner
 from mcp_mesh_sdk.agent.paths import ToolCallError
-from mcp_mesh_sdk.agent.tools import TOOL_NAMES, FileTools
+from mcp_mesh_sdk.agent.tools import INLINE_READ_BYTES, TOOL_NAMES, FileTools
 from mcp_mesh_sdk.config import AgentConfig
 
 if TYPE_CHECKING:
@@ -202,15 +202,19 @@ def build_engine(config: AgentConfig, tools: FileTools, runner: OperationRunner)
     extensions = ", ".join(sorted(config.allowed_extensions))
     limit = f"{config.max_file_size} bytes"
 
-    async def call(operation: str, path: str, work: Any) -> Any:
+    async def call(operation: str, path: str, work: Any, inline: bool = False) -> Any:
         try:
-            return await runner.run(operation, path, work)
+            return await runner.run(operation, path, work, inline=inline)
         except ToolCallError as exc:
             raise ToolError(str(exc)) from None
 
     @server.tool(description=f"Read a UTF-8 text file (extensions {extensions}; at most {limit}).")
     async def read_file(path: str) -> str:
-        return str(await call("read_file", path, lambda: tools.read_file(path)))
+        def small_here() -> str | InThread[str]:
+            text = tools.read_small_file(path, INLINE_READ_BYTES)
+            return InThread(lambda: tools.read_file(path)) if text is None else text
+
+        return str(await call("read_file", path, small_here, inline=True))
 
     @server.tool(description=f"Write a UTF-8 text file atomically (extensions {extensions}; "
                  f"at most {limit}); creates missing folders.")  # fmt: skip

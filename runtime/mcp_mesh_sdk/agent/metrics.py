@@ -107,6 +107,16 @@ class AgentMetrics:
         self.in_flight = Gauge(
             f"{PREFIX}_requests_in_flight", "HTTP requests being served", registry=reg
         )
+        self.backup_last_success = Gauge(
+            f"{PREFIX}_backup_last_success_timestamp_seconds",
+            "Unix time the newest archive in the backup directory was made (0: none)",
+            registry=reg,
+        )
+        self.tls_certificate_expiry = Gauge(
+            f"{PREFIX}_tls_certificate_expiry_timestamp_seconds",
+            "Unix time the certificate the agent serves expires (0: plain HTTP or unreadable)",
+            registry=reg,
+        )
         self.system = Gauge(f"{PREFIX}_system", "Host figures from the last system sample",
                             ["figure"], registry=reg)  # fmt: skip
 

@@ -36,9 +36,21 @@ OK, CLIENT_ERROR, SERVER_ERROR = Outcome.OK, Outcome.CLIENT_ERROR, Outcome.SERVE
 @dataclass
 class _Operation:
     samples: deque[tuple[float, float, str]]  # (timestamp, seconds, outcome)
+    durations: deque[float]  # the samples' seconds, for `window_bounds`
     total: int = 0
     server_errors: int = 0
     client_errors: int = 0
+    window_server_errors: int = 0  # server errors among `samples`
+
+
+@dataclass(frozen=True)
+class WindowBounds:
+    """What bounds an operation's window statistics, kept as calls are recorded: the count,
+    the server errors and the slowest call. Average and p95 are at most `slowest_seconds`."""
+
+    count: int
+    server_errors: int
+    slowest_seconds: float
 
 
 class PerformanceMonitor:
@@ -59,14 +71,27 @@ class PerformanceMonitor:
         outcome = str(outcome)
         entry = self._operations.get(operation)
         if entry is None:
-            entry = _Operation(deque(maxlen=self.window_size))
+            entry = _Operation(deque(maxlen=self.window_size), deque(maxlen=self.window_size))
             self._operations[operation] = entry
-        entry.samples.append((self._clock(), seconds, outcome))
+        samples = entry.samples
+        if len(samples) == samples.maxlen and samples and samples[0][2] == SERVER_ERROR:
+            entry.window_server_errors -= 1  # the oldest sample leaves the window
+        samples.append((self._clock(), seconds, outcome))
+        entry.durations.append(seconds)
         entry.total += 1
         if outcome == SERVER_ERROR:
             entry.server_errors += 1
+            entry.window_server_errors += 1
         elif outcome == CLIENT_ERROR:
             entry.client_errors += 1
+
+    def window_bounds(self, operation: str) -> WindowBounds | None:
+        """Count, server errors and slowest call of the window (None before the first call):
+        enough to tell that no threshold is crossed without computing `stats`."""
+        entry = self._operations.get(operation)
+        if entry is None or not entry.durations:
+            return None
+        return WindowBounds(len(entry.durations), entry.window_server_errors, max(entry.durations))
 
     def stats(self, operation: str, since: float | None = None) -> dict[str, Any]:
         """The spec's per-operation statistics over the window (only samples taken at or
@@ -263,6 +288,22 @@ class PerformanceAlerting:
             self.manager.trigger(alert)
             raised.append(alert)
         return raised
+
+    def check_monitor(self, operation: str, monitor: PerformanceMonitor) -> list[Alert]:
+        """`check(operation, monitor.stats(operation))`, without computing the statistics when
+        the window's bounds show no threshold can be crossed: the average and the p95 are at
+        most the slowest call, and the error rate is known."""
+        bounds = monitor.window_bounds(operation)
+        if bounds is None or bounds.count < self.min_samples:
+            return []
+        limits = self.thresholds
+        latency_limit = min(limits["avg_response_time_ms"], limits["p95_response_time_ms"])
+        # A margin below the limits: the average's rounding may put it a hair above the slowest.
+        if bounds.server_errors / bounds.count <= limits[
+            "error_rate"
+        ] and bounds.slowest_seconds * 1000 < latency_limit * (1 - 1e-9):
+            return []
+        return self.check(operation, monitor.stats(operation))
 
     def _due(self, operation: str, name: str) -> bool:
         now = self._clock()

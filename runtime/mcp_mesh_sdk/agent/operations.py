@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from mcp_mesh_sdk.agent.metrics import AgentMetrics
 from mcp_mesh_sdk.agent.monitoring import PerformanceAlerting, PerformanceMonitor
@@ -52,6 +52,16 @@ class Busy(ServerError):
     default_detail = "busy"
 
 
+class InThread(Generic[T]):
+    """What work run inline returns to have `rest` (the whole operation again, so nothing
+    open is handed over) run in a worker thread instead: e.g. a read of a large file."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self, rest: Callable[[], T]) -> None:
+        self.rest = rest
+
+
 class OperationRunner:
     def __init__(
         self,
@@ -73,9 +83,20 @@ class OperationRunner:
         self._max_concurrent = max_concurrent
         self._running = 0
         self._executor: ThreadPoolExecutor | None = None
+        self._series: dict[tuple[str, Outcome], tuple[Any, Any]] = {}
+        self._in_progress: dict[str, Any] = {}
 
-    async def run(self, operation: str, path: str, work: Callable[[], T]) -> T:
-        """Run blocking `work` in a worker thread.
+    async def run(
+        self,
+        operation: str,
+        path: str,
+        work: Callable[[], T | InThread[T]],
+        *,
+        inline: bool = False,
+    ) -> T:
+        """Run blocking `work` in a worker thread; with `inline`, on the event loop (quick
+        work only: a few system calls on the base directory, no fsync), where it may hand
+        the operation on to a worker thread by returning `InThread(rest)`.
 
         A `ToolCallError` from `work` (Refusal, ClientError, ServerError) passes through and
         is counted in its class; a timeout or any other exception becomes a ServerError.
@@ -83,7 +104,10 @@ class OperationRunner:
         source = client_address_var.get()
         client = client_var.get() or "anonymous"
         operation_token = operation_var.set(operation)
-        in_progress = self.metrics.operations_in_progress.labels(operation=operation)
+        in_progress = self._in_progress.get(operation)
+        if in_progress is None:
+            in_progress = self.metrics.operations_in_progress.labels(operation=operation)
+            self._in_progress[operation] = in_progress
         in_progress.inc()
         started = time.perf_counter()
         outcome, detail = Outcome.OK, ""
@@ -96,7 +120,7 @@ class OperationRunner:
                     {"operation": operation},
                     user_id=client,
                 )
-            return await self._run_limited(work)
+            return await self._run_limited(work, inline)
         except ToolCallError as failure:
             outcome, detail = failure.outcome, failure.detail
             if isinstance(failure, Refusal) and failure.event is not None:
@@ -136,12 +160,19 @@ class OperationRunner:
         rejected (`bad_arguments`): a client error."""
         self._account(operation, seconds, Outcome.CLIENT_ERROR, detail, None)
 
-    async def _run_limited(self, work: Callable[[], T]) -> T:
+    async def _run_limited(self, work: Callable[[], T | InThread[T]], inline: bool) -> T:
         if self._running >= self._max_concurrent:
             raise Busy(
                 f"busy: {self._max_concurrent} file operations are running already "
                 "(MAX_CONCURRENT_OPS); retry shortly"
             )
+        if inline and not self.test_delay:
+            # No thread hop (for a small read it cost more CPU than the read, the GIL handed
+            # back and forth), and no timer: nothing can time out before it returns.
+            done = work()
+            if not isinstance(done, InThread):
+                return done
+            work = done.rest
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=min(32, self._max_concurrent), thread_name_prefix="file-op"
@@ -153,38 +184,55 @@ class OperationRunner:
                 if self.test_delay:
                     await asyncio.sleep(self.test_delay)
                 context = contextvars.copy_context()
-                return await loop.run_in_executor(self._executor, context.run, work)
+                done = await loop.run_in_executor(self._executor, context.run, work)
+                if isinstance(done, InThread):  # handed on: run the rest in the thread too
+                    done = await loop.run_in_executor(self._executor, context.run, done.rest)
+                return done  # type: ignore[return-value]
         finally:
             self._running -= 1
 
     def _account(
         self, operation: str, seconds: float, outcome: Outcome, detail: str, path: str | None
     ) -> None:
-        metrics = self.metrics
-        metrics.operations.labels(operation=operation, outcome=outcome.value).inc()
-        metrics.operation_latency.labels(operation=operation).observe(seconds)
+        counted = self._series.get((operation, outcome))
+        if counted is None:
+            counted = self._series[(operation, outcome)] = self._series_of(operation, outcome)
+        total, latency = counted
+        total.inc()
+        latency.observe(seconds)
         if outcome is not Outcome.OK:
-            metrics.operation_errors.labels(operation=operation, error_type=detail).inc()
+            self.metrics.operation_errors.labels(operation=operation, error_type=detail).inc()
         self.performance.record(operation, seconds, outcome=outcome)
-        self.alerting.check(operation, self.performance.stats(operation))
-        logger.debug(
-            "%s %s in %.1f ms",
-            operation,
-            outcome.value,
-            seconds * 1000,
-            extra={"fields": {"outcome": outcome.value, "error_type": detail or None,
-                              "duration_ms": seconds * 1000}},
-        )  # fmt: skip
-        client = client_var.get() or "anonymous"
-        audit.info(
-            "%s %s by %s in %.1f ms",
-            operation,
-            outcome.value,
-            client,
-            seconds * 1000,
-            extra={"fields": {"client": client, "path": path, "outcome": outcome.value,
-                              "error_type": detail or None, "duration_ms": seconds * 1000}},
-        )  # fmt: skip
+        self.alerting.check_monitor(operation, self.performance)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s in %.1f ms",
+                operation,
+                outcome.value,
+                seconds * 1000,
+                extra={"fields": {"outcome": outcome.value, "error_type": detail or None,
+                                  "duration_ms": seconds * 1000}},
+            )  # fmt: skip
+        if audit.isEnabledFor(logging.INFO):
+            client = client_var.get() or "anonymous"
+            audit.info(
+                "%s %s by %s in %.1f ms",
+                operation,
+                outcome.value,
+                client,
+                seconds * 1000,
+                extra={"fields": {"client": client, "path": path, "outcome": outcome.value,
+                                  "error_type": detail or None, "duration_ms": seconds * 1000}},
+            )  # fmt: skip
+
+    def _series_of(self, operation: str, outcome: Outcome) -> tuple[Any, Any]:
+        """The labelled children of `operations_total` and of the latency histogram (made
+        once per operation and outcome: `labels()` takes a lock and builds a key each time)."""
+        metrics = self.metrics
+        return (
+            metrics.operations.labels(operation=operation, outcome=outcome.value),
+            metrics.operation_latency.labels(operation=operation),
+        )
 
     def close(self) -> None:
         if self._executor is not None:

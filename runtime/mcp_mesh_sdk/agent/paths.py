@@ -139,6 +139,8 @@ class PathGuard:
                 "refused: empty path or a NUL byte in the path",
                 SecurityEventType.PATH_TRAVERSAL_ATTEMPT,
             )
+        if "/" not in path and path not in (".", ".."):
+            return [path]  # one plain name: what PurePosixPath would make of it, at once
         requested = PurePosixPath(path)
         if ".." in requested.parts:
             raise Refusal(
@@ -323,5 +325,8 @@ def _last_name(parts: Sequence[str], guard: PathGuard) -> str:
 
 def is_suspicious(path: str) -> bool:
     """Names the spec watches for (.env, password, secret, key): logged, not refused."""
+    lowered = path.lower()
+    if not any(part in lowered for part in SUSPICIOUS_NAME_PARTS):
+        return False  # the usual case, without parsing the path
     name = PurePosixPath(path).name.lower()
     return any(part in name for part in SUSPICIOUS_NAME_PARTS)

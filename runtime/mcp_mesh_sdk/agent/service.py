@@ -31,11 +31,13 @@ from mcp_mesh_sdk.agent.monitoring import (
     system_issues,
 )
 from mcp_mesh_sdk.agent.operations import OperationRunner
+from mcp_mesh_sdk.agent.ops_metrics import newest_backup_time
 from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX, Outcome, PathGuard
 from mcp_mesh_sdk.agent.registry_client import RegistryClient
 from mcp_mesh_sdk.agent.security import SecurityMonitor
 from mcp_mesh_sdk.agent.temporaries import reap_temporaries
 from mcp_mesh_sdk.agent.tools import TOOL_NAMES, FileTools
+from mcp_mesh_sdk.certificates import CertificateExpiry
 from mcp_mesh_sdk.config import AgentConfig
 
 logger = logging.getLogger("mcp_mesh_sdk.agent")
@@ -64,6 +66,8 @@ class Agent:
         self.alerts.handlers.append(self._count_alert)
         self.alerting = PerformanceAlerting(self.alerts)
         self.system = SystemSampler(config.base_directory)
+        cert_file = config.tls.cert_file
+        self._certificate = None if cert_file is None else CertificateExpiry(cert_file)
         guard = None
         if config.base_directory is not None:
             guard = PathGuard(
@@ -372,6 +376,9 @@ class Agent:
         self.metrics.draining.set(1 if self.lifecycle.draining else 0)
         self.metrics.registered.set(1 if self.registry.status.registered else 0)
         self.metrics.blocked_sources.set(self.security.blocked_count())
+        self.metrics.backup_last_success.set(newest_backup_time(self.config.backup_dir) or 0)
+        expiry = None if self._certificate is None else self._certificate.read()
+        self.metrics.tls_certificate_expiry.set(expiry or 0)
 
     def _sample_system(self) -> None:
         snapshot = self.system.sample()

@@ -1,7 +1,8 @@
 """The four file operations the agent offers, confined by a PathGuard.
 
 Plain blocking functions with JSON-able results, no MCP in sight: the MCP layer runs them in
-worker threads and turns `Refusal` / `OperationFailed` into tool errors. Each acts through the
+worker threads (a read of a small file on its event loop, see INLINE_READ_BYTES) and turns
+`Refusal` / `OperationFailed` into tool errors. Each acts through the
 descriptor of the folder `PathGuard.locate` walked to, never through a path the kernel would
 resolve again. Writes are atomic (temporary file, fsync, rename, fsync of the folder), so a
 reader never sees half a file.
@@ -35,6 +36,9 @@ from mcp_mesh_sdk.agent.security import SecurityEventType
 from mcp_mesh_sdk.agent.temporaries import temporary_name
 
 TOOL_NAMES = ("read_file", "write_file", "list_directory", "file_info")
+# A file this small is read on the event loop (its walk, open and fstat too: what /health and
+# /ready do there already); a larger one in a worker thread, as the other tools run.
+INLINE_READ_BYTES = 64 * 1024
 MAX_LISTED_ENTRIES = 1000
 _TEMP_PREFIX = AGENT_OWN_PREFIX
 _OPEN_FLAGS = os.O_NONBLOCK  # a FIFO opens without waiting (and is refused as not a file)
@@ -50,6 +54,14 @@ class FileTools:
         return self.guard
 
     def read_file(self, path: str) -> str:
+        text = self.read_small_file(path, None)
+        assert text is not None
+        return text
+
+    def read_small_file(self, path: str, limit: int | None) -> str | None:
+        """`read_file`, or None (nothing read, nothing refused) when the file holds more than
+        `limit` bytes: the agent reads small files on its event loop (`INLINE_READ_BYTES`)
+        and hands larger ones to a worker thread."""
         guard = self._guard()
         with _located(guard, path, check_extension=True) as where:
             fd = _opened(where, os.O_RDONLY | _OPEN_FLAGS, path)
@@ -58,9 +70,10 @@ class FileTools:
             if not stat.S_ISREG(info.st_mode):
                 raise ClientError(f"{path!r} is not a regular file", "not_a_file")
             guard.check_size(path, info.st_size)
+            if limit is not None and info.st_size > limit:
+                return None
             try:
-                with os.fdopen(fd, "rb", closefd=False) as stream:
-                    data = stream.read(guard.max_file_size + 1)
+                data = _read_up_to(fd, guard.max_file_size + 1, info.st_size)
             except OSError as exc:
                 raise os_failure(exc, path) from exc
         finally:
@@ -124,6 +137,20 @@ class FileTools:
             "extension": "".join(PurePosixPath(name).suffixes).lower(),
             "allowed": any(name.lower().endswith(ext) for ext in guard.allowed_extensions),
         }
+
+
+def _read_up_to(fd: int, limit: int, expected: int) -> bytes:
+    """Up to `limit` bytes from `fd` until its end (`expected`: the size fstat gave, so a
+    file read whole takes one read and one more to see its end)."""
+    chunks = []
+    remaining = limit
+    while remaining > 0:
+        chunk = os.read(fd, min(remaining, max(expected + 1, 64 * 1024)))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def _located(

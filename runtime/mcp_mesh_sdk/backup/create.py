@@ -28,7 +28,6 @@ import sqlite3
 import stat
 import tarfile
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,7 +41,7 @@ from mcp_mesh_sdk.atomicfile import fsync_directory
 from mcp_mesh_sdk.backup import layout, sqlitesnap
 from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, this_host
 from mcp_mesh_sdk.backup.encryption import BackupKey, encrypt_to, load_key
-from mcp_mesh_sdk.backup.gzstream import GZIP_WBITS, ParallelGzipWriter, SequentialHasher
+from mcp_mesh_sdk.backup.gzstream import ParallelGzipWriter, SequentialHasher, deflate, engine
 from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, SYMLINK, Entry, Manifest
 from mcp_mesh_sdk.backup.sidecar import write_sidecar
 from mcp_mesh_sdk.backup.sources import Sources
@@ -362,7 +361,7 @@ def create_backup(
                 os.pwrite(plain.fileno(), front, 0)
                 digest, size = _encrypt(plain, 0, temporary, key)
             else:  # the tree grew past the estimate: manifest in front, body copied after it
-                first = zlib.compress(layout.manifest_tar(manifest, key), level, GZIP_WBITS)
+                first = deflate(layout.manifest_tar(manifest, key), level)
                 with _scratch(out_dir / f".{name}.rewrite.tmp") as rewritten:
                     rewritten.write(first)
                     plain.seek(reserved)
@@ -379,6 +378,7 @@ def create_backup(
     compression = {
         "format": "gzip",
         "level": level,
+        "engine": engine(level),  # isal (ISA-L) or zlib: the same gzip either way
         "adaptive": adaptive,
         "chunks": writer.chunks,
         "stored_to_keep_pace": writer.stored_for_speed,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import tarfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -25,14 +24,20 @@ from mcp_mesh_sdk.backup.encryption import (
     IdentityNeeded,
     check_manifest_mac,
 )
-from mcp_mesh_sdk.backup.gzstream import PipelinedGzipReader
+from mcp_mesh_sdk.backup.gzstream import INFLATE_ERRORS, PipelinedGzipReader
 from mcp_mesh_sdk.backup.manifest import MANIFEST_NAME, Manifest
 from mcp_mesh_sdk.backup.tarread import TarReader
 from mcp_mesh_sdk.errors import OpsError
 
 READ_SIZE = 1 << 20
 MAX_MANIFEST = 512 << 20
-DAMAGE = (tarfile.TarError, zlib.error, EOFError, gzip.BadGzipFile, UnicodeDecodeError)
+DAMAGE: tuple[type[Exception], ...] = (
+    tarfile.TarError,
+    *INFLATE_ERRORS,
+    EOFError,
+    gzip.BadGzipFile,
+    UnicodeDecodeError,
+)
 
 
 class CorruptArchive(OpsError):

@@ -54,7 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--level", type=int, default=None, choices=range(10), metavar="0-9",
         help="gzip level for every compressible chunk (default: 1, adaptive: chunks the "
-        "compressors cannot keep up with are stored); incompressible data is always stored",
+        "compressors cannot keep up with are stored); incompressible data is always stored; "
+        "1-3 deflate with ISA-L (python-isal) when it loads, 4-9 and 0 with zlib",
     )  # fmt: skip
     _paths(create)
     listing = sub.add_parser("list", help="list backups, newest first")

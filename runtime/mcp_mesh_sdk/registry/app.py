@@ -30,6 +30,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
@@ -42,6 +43,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from mcp_mesh_sdk import __version__
+from mcp_mesh_sdk.certificates import CertificateExpiry
 from mcp_mesh_sdk.constants import AGENT_KEY_HEADER
 from mcp_mesh_sdk.envreader import is_host_name_or_address
 from mcp_mesh_sdk.registry.config import RegistryConfig
@@ -160,7 +162,33 @@ class AgentsCollector:
             gauge.add_metric([status, version], count)
         for status in STATUSES:  # always present, so alert rules need no absent()
             by_status.add_metric([status], sum(n for k, n in counts.items() if k[0] == status))
+        # One series per member, labelled like the agent's own mcp_mesh_agent_info: an alert
+        # rule matches the agents Prometheus scrapes against the ones the registry lists.
+        members = GaugeMetricFamily(
+            "mcp_mesh_registry_agent",
+            "Agents known to the registry, one series each (value 1)",
+            labels=["agent_name", "status"],
+        )
+        for agent in sorted(agents, key=lambda agent: agent.name):
+            members.add_metric([agent.name, agent.status], 1)
         yield by_status
+        yield gauge
+        yield members
+
+
+class CertificateCollector:
+    """When the certificate the registry serves expires, read at scrape time (a renewal
+    replaces the file); 0 without TLS or when the file is no certificate, as the agent's."""
+
+    def __init__(self, cert_file: Path | None) -> None:
+        self.expiry = None if cert_file is None else CertificateExpiry(cert_file)
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = GaugeMetricFamily(
+            "mcp_mesh_registry_tls_certificate_expiry_timestamp_seconds",
+            "Unix time the served certificate expires (0: plain HTTP or unreadable)",
+        )
+        gauge.add_metric([], (self.expiry.read() if self.expiry else None) or 0)
         yield gauge
 
 
@@ -206,6 +234,7 @@ def create_app(config: RegistryConfig, store: RegistryStore) -> Starlette:
     started = time.monotonic()
     metrics = CollectorRegistry(auto_describe=True)
     metrics.register(AgentsCollector(store))
+    metrics.register(CertificateCollector(config.tls.cert_file))
     requests = Counter(
         "mcp_mesh_registry_requests",
         "HTTP requests served by the registry",

@@ -141,3 +141,18 @@ def test_service_logs_in_the_journal_are_json(
         for message in messages:
             record = json.loads(message)  # every line the service wrote is one JSON object
             assert {"timestamp", "level", "message"} <= record.keys()
+
+
+def test_agents_deflate_backups_with_isal_from_the_offline_wheelhouse(
+    fleet: Any, lab: Any, lab_host: Any, lab_agent_name: str
+) -> None:
+    """isal's wheel for the host's own Python (Debian 12's 3.11, 13's 3.13) reached its offline
+    wheelhouse and loads there: backups deflate with ISA-L, not the zlib fallback."""
+    python = CLI.parent / "python"
+    probe = (
+        "from mcp_mesh_sdk.backup.gzstream import engine; import sys; "
+        "print(engine(1), *sys.version_info[:2])"
+    )
+    out = lab_host(lab_agent_name).check_output(f"{python} -c '{probe}'")
+    distro = lab.distros.get(lab_agent_name)
+    assert out.split()[0] == "isal", f"{lab_agent_name} ({distro}): {out}"

@@ -1,6 +1,7 @@
 #!/usr/bin/python
-"""Fill a local package directory with the .deb closure of PostgreSQL, for hosts with no
-route out."""
+"""Fill a local package directory with the .deb closure of Debian packages (PostgreSQL for
+mesh_database, Prometheus and Alertmanager for mesh_monitoring), for hosts with no route out.
+The roles call it through mesh_common's tasks/offline_packages.yml."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
-module: mesh_database_debs
+module: mesh_debs
 author: MCP Mesh Ops maintainers (!UNKNOWN)
 short_description: Fetch the .deb closure of packages into a flat repository, packed for the hosts
 description:
@@ -69,11 +70,19 @@ options:
     description: Run C(apt-get update) once when the controller's lists lack a package.
     type: bool
     default: true
+  hosts:
+    description: What the hosts are called in error messages (e.g. C(the database hosts)).
+    type: str
+    default: the hosts
+  fetch_variable:
+    description: The calling role's variable that turns the fetch off, named in error messages.
+    type: str
+    default: package_fetch
 """
 
 EXAMPLES = r"""
 - name: Fetch the PostgreSQL packages into the controller's package directory
-  mcp_mesh.ops.mesh_database_debs:
+  mcp_mesh.ops.mesh_debs:
     dest: .cache/postgresql-debs
     archive: .cache/postgresql-debs.tar
     packages: [postgresql-15, postgresql-client-15]
@@ -166,7 +175,17 @@ def simulate_command(packages: Iterable[str]) -> list[str]:
     ]
 
 
-def closure(run: Runner, packages: list[str], update_lists: bool) -> tuple[list[Deb], bool]:
+@dataclass(frozen=True)
+class Naming:
+    """How error messages name the hosts and the calling role's fetch switch."""
+
+    hosts: str = "the hosts"
+    fetch_variable: str = "package_fetch"
+
+
+def closure(
+    run: Runner, packages: list[str], update_lists: bool, naming: Naming = Naming()
+) -> tuple[list[Deb], bool]:
     """The .deb closure of `packages` -> (debs, whether apt-get update ran)."""
     updated = False
     while True:
@@ -186,8 +205,8 @@ def closure(run: Runner, packages: list[str], update_lists: bool) -> tuple[list[
         if missing:
             raise DebsError(
                 f"the controller's apt sources have no {', '.join(missing)}: the controller must "
-                "run the Debian release of the database hosts with its main component (or fill "
-                "the package directory by hand and set mesh_database_package_fetch: false)"
+                f"run the Debian release of {naming.hosts} with its main component (or fill "
+                f"the package directory by hand and set {naming.fetch_variable}: false)"
             )
         raise DebsError(f"apt-get cannot resolve {' '.join(packages)}: {(err or out).strip()}")
 
@@ -271,13 +290,13 @@ def controller_release(run: Runner) -> str:
     return f"{fields.get('VERSION_CODENAME', '?')} {arch.strip()}"
 
 
-def check_targets(release: str, targets: Iterable[str]) -> None:
+def check_targets(release: str, targets: Iterable[str], naming: Naming = Naming()) -> None:
     other = sorted({" ".join(t.split()) for t in targets} - {release})
     if other:
         raise DebsError(
-            f"the controller runs {release}, the database hosts {', '.join(other)}: packages "
+            f"the controller runs {release}, {naming.hosts} {', '.join(other)}: packages "
             "fetched here would not fit them. Fetch on a machine of the hosts' release and set "
-            "mesh_database_package_fetch: false (the role's README says how)"
+            f"{naming.fetch_variable}: false (the role's README says how)"
         )
 
 
@@ -287,11 +306,12 @@ def fill(
     packages: list[str],
     targets: list[str],
     update_lists: bool,
+    naming: Naming = Naming(),
 ) -> dict[str, object]:
     """Download what the closure lacks, remove what it no longer names, record the release."""
     release = controller_release(run)
-    check_targets(release, targets)
-    debs, updated = closure(run, packages, update_lists)
+    check_targets(release, targets, naming)
+    debs, updated = closure(run, packages, update_lists, naming)
     recorded = dest / RELEASE
     if recorded.is_file() and recorded.read_text().strip() != release:
         for name in deb_files(dest):  # another release's packages: none of them fit
@@ -326,24 +346,25 @@ def prepare(
     fetch: bool,
     targets: list[str],
     update_lists: bool = True,
+    naming: Naming = Naming(),
 ) -> dict[str, object]:
     """The whole job, under a lock: fill (or check) the directory, index it, pack it."""
     dest.mkdir(parents=True, exist_ok=True)
     with (dest / LOCK).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if fetch:
-            result = fill(run, dest, packages, targets, update_lists)
+            result = fill(run, dest, packages, targets, update_lists, naming)
         else:
             absent = sorted(set(packages) - provided_names(dest))
             if absent:
                 raise DebsError(
                     f"{dest} holds no .deb of {', '.join(absent)}: fill it as the role's README "
-                    "says, or set mesh_database_package_fetch: true"
+                    f"says, or set {naming.fetch_variable}: true"
                 )
             recorded = dest / RELEASE
             release = recorded.read_text().strip() if recorded.is_file() else ""
             if release:
-                check_targets(release, targets)
+                check_targets(release, targets, naming)
             result = {"release": release, "downloaded": [], "removed": [], "apt_updated": False}
         indexed = False
         if result["downloaded"] or result["removed"] or not index_is_current(dest):
@@ -394,6 +415,8 @@ def main() -> None:
             "fetch": {"type": "bool", "default": True},
             "targets": {"type": "list", "elements": "str", "default": []},
             "update_lists": {"type": "bool", "default": True},
+            "hosts": {"type": "str", "default": "the hosts"},
+            "fetch_variable": {"type": "str", "default": "package_fetch"},
         },
         supports_check_mode=False,
     )
@@ -411,6 +434,7 @@ def main() -> None:
             params["fetch"],
             params["targets"],
             params["update_lists"],
+            Naming(params["hosts"], params["fetch_variable"]),
         )
     except (DebsError, OSError) as exc:
         module.fail_json(msg=str(exc))
