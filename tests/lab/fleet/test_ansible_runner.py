@@ -28,7 +28,9 @@ from tests.lab.conftest import REPO, VENV_BIN
 from tests.lab.fleet.conftest import Fleet
 
 WHEELHOUSE_TASK = "Build the runtime wheel and its dependencies once per version and interpreter"
-PACKAGES_TASK = "Fetch the PostgreSQL packages into the controller's package directory"
+PACKAGES_TASK = "Fetch into the controller's package directory the packages of {what}"
+# The roles that install Debian packages offline (mesh_common's offline_packages.yml), by group.
+OFFLINE_PACKAGES = {"database": "PostgreSQL", "monitoring": "Prometheus and Alertmanager"}
 
 
 def extravars_of(fleet: Fleet) -> dict[str, Any]:
@@ -174,13 +176,17 @@ def test_a_job_builds_the_wheelhouse_where_it_is_pointed_and_changes_nothing_els
 ) -> None:
     first, data_dir = jobs["first"], jobs["data_dir"]
     assert first.run.returncode == 0, first.failure()
-    # The controller's caches fill under the data dir (with a database host, its packages too);
-    # nothing changes on the hosts: the wheelhouse and the packed packages are the same bytes.
+    # The controller's caches fill under the data dir (with a database or monitoring host, their
+    # packages too); nothing changes on the hosts: the wheelhouse and the packed packages are the
+    # same bytes.
     expected = [f"mesh_common: {WHEELHOUSE_TASK}"]
-    if fleet.lab.groups.get("database"):
-        expected.append(f"mesh_database: {PACKAGES_TASK}")
-        fetched = [result for result in first.results(PACKAGES_TASK) if result.get("changed")]
-        assert len(fetched) == 1
+    for group, what in OFFLINE_PACKAGES.items():
+        if not fleet.lab.groups.get(group):
+            continue
+        task = PACKAGES_TASK.format(what=what)
+        expected.append(f"mesh_common: {task}")
+        fetched = [result for result in first.results(task) if result.get("changed")]
+        assert len(fetched) == 1, task
         assert Path(fetched[0]["archive"]).is_relative_to(data_dir / ".cache")
     assert first.changed_tasks() == sorted(expected)
     built = [result for result in first.results(WHEELHOUSE_TASK) if result.get("changed")]
