@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import tuning
+from bench.callback_plugins.mesh_timeline import cgroup2_root
 from bench.tuning import (
     Workspace,
     changed_total,
@@ -101,15 +102,6 @@ def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
 
 def _timeline(directory: Path, name: str, keep: bool) -> Path | None:
     return directory / f"{name}.jsonl" if keep else None
-
-
-def cgroup2_root() -> Path | None:
-    """Mount point of the cgroup v2 hierarchy (the unified one on hybrid hosts)."""
-    for line in Path("/proc/mounts").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 2 and fields[2] == "cgroup2":
-            return Path(fields[1])
-    return None
 
 
 def usage_s(group: Path) -> float:

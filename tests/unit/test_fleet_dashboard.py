@@ -13,7 +13,6 @@ import json
 import math
 import re
 import subprocess
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ import pytest
 import yaml
 
 from mesh_ops import fleet_page
+from tests.httpserving import serving
 from tests.unit.test_monitoring_rules import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -279,13 +279,8 @@ class _Handler(BaseHTTPRequestHandler):
 def prometheus(dashboard: dict[str, Any]) -> Iterator[_Prometheus]:
     server = _Prometheus(("127.0.0.1", 0), _Handler)
     server.answers = fake_answers(dashboard, ["agent1", "agent2"])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_command_asks_prometheus_and_writes_one_page(
