@@ -93,6 +93,7 @@ def monitoring_variables(topology: Topology) -> dict[str, Any]:
         "mesh_monitoring_scrape_interval": "5s",
         "mesh_monitoring_evaluation_interval": "5s",
         "mesh_monitoring_alert_down_for": "20s",
+        "mesh_monitoring_alert_error_rate_for": "20s",
         "mesh_monitoring_group_wait": "5s",
         "mesh_monitoring_group_interval": "10s",
     }

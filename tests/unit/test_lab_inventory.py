@@ -156,3 +156,4 @@ def test_a_monitoring_lab_sends_alerts_to_the_controller_and_others_set_nothing(
     variables = yaml.safe_load(render_inventory(monitored, KEY))["all"]["vars"]
     assert variables["mesh_monitoring_webhook_url"] == "http://10.231.7.1:9099/alerts"
     assert variables["mesh_monitoring_alert_down_for"] == "20s"
+    assert variables["mesh_monitoring_alert_error_rate_for"] == "20s"

@@ -371,7 +371,8 @@ def test_server_errors_fire_the_error_rate_alert_and_missing_file_reads_do_not(
     started = time.monotonic()
     try:
         with loads[0], loads[1]:
-            # above 5 % for the rule's `for: 1m`, evaluated every 5 s, grouped for 5 s
+            # above 5 % for the lab's 20 s (mesh_monitoring_alert_error_rate_for), evaluated
+            # every 5 s, grouped for 5 s
             wait_for("MeshAgentHighErrorRate at the receiver", lambda: alerted(failing_instance),
                      timeout=120)  # fmt: skip
             fired_after = time.monotonic() - started
