@@ -51,6 +51,7 @@ from bench.agent import (
     free_port,
     mcp_script,
     median_of,
+    side_by_side,
     stop,
     wrk,
 )
@@ -163,22 +164,9 @@ def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
 
 
 def compare(runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
-    """Medians of each server, the ratio agent/bare of requests/s and of CPU per request."""
-    agent, bare = median_of(runs["agent"]), median_of(runs["bare"])
-    for name, figures in (("agent", agent), ("bare", bare)):
-        figures["cpu_us_per_request_median"] = statistics.median(
-            run["cpu_us_per_request"] for run in runs[name]
-        )
-    ratio = round(agent["rps_median"] / bare["rps_median"], 3)
-    cpu = agent["cpu_us_per_request_median"] / bare["cpu_us_per_request_median"]
-    return {
-        "agent": agent,
-        "bare_sdk": bare,
-        "rps_ratio": ratio,
-        "cpu_per_request_ratio": round(cpu, 3),
-        "target": TARGET,
-        "met": ratio >= TARGET,
-    }
+    """The agent vs. the bare SDK server, side by side (`side_by_side`)."""
+    compared = side_by_side(runs, "agent", "bare", TARGET)
+    return {"agent": compared.pop("arm"), "bare_sdk": compared.pop("against"), **compared}
 
 
 def tables(result: dict[str, Any]) -> list[dict[str, Any]]:
