@@ -1,0 +1,134 @@
+"""mcp_mesh.ops.mesh_files, run by Ansible on this machine: a service's directories and files in
+one module run, each file checked before it replaces the live one, with the check-mode and
+--diff answers that ansible.builtin.file and template give, and a secret file's content never
+in the output."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "TOKEN-NEVER-SHOWN-4f1c"
+# Stands in for check-config: refuses a file that says REJECT, as check-config names a bad line.
+CHECKER = """#!/bin/sh
+if grep -q REJECT "$1"; then echo "line 1 is not NAME=VALUE" >&2; exit 1; fi
+"""
+TEMPLATE = """# {{ ansible_managed }}
+{% for key, value in mesh_common_file.env.items() %}
+{{ key }}={{ value }}
+{% endfor %}
+"""
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="the module sets owners (run as root, like the lab)"
+)
+
+
+def run(tmp_path: Path, files: list[dict[str, Any]], *args: str) -> tuple[int, str]:
+    """One play with one mesh_files task (directories under tmp_path/srv, then `files`)."""
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "templates" / "service.env.j2").write_text(TEMPLATE)
+    task = {
+        "mcp_mesh.ops.mesh_files": {
+            "template_var": "mesh_common_file",
+            "directories": [
+                {"path": str(tmp_path / "srv"), "owner": "root", "group": "root", "mode": "0750"},
+                {"path": str(tmp_path / "srv" / "etc"), "mode": "0700"},
+            ],
+            "files": files,
+        },
+        "register": "written",
+    }
+    show = {"ansible.builtin.debug": {"msg": "CHANGED={{ written.changed_paths | to_json }}"}}
+    play = {"hosts": "localhost", "gather_facts": False, "tasks": [task, show]}
+    (tmp_path / "play.yml").write_text(json.dumps([play]))
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i", "localhost,", "-c", "local", str(tmp_path / "play.yml"), *args,
+            "-e", f"ansible_python_interpreter={sys.executable}",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+def service_files(tmp_path: Path, token: str = SECRET) -> list[dict[str, Any]]:
+    checker = tmp_path / "check"
+    checker.write_text(CHECKER)
+    checker.chmod(0o755)
+    etc = tmp_path / "srv" / "etc"
+    return [
+        {"dest": str(etc / "ca.pem"), "content": "CA TEXT\n", "mode": "0644"},
+        {
+            "src": "service.env.j2",
+            "dest": str(etc / "service.env"),
+            "env": {"PORT": 8080, "TOKEN": token},
+            "secret": True,
+            "mode": "0640",
+            "validate": f"{checker} %s",
+        },
+        {"dest": str(etc / "service.unit"), "content": "[Service]\nExecStart=/bin/true\n"},
+    ]
+
+
+def test_one_run_writes_every_directory_and_file_and_a_second_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    files = service_files(tmp_path)
+    etc = tmp_path / "srv" / "etc"
+    rc, out = run(tmp_path, files, "--check", "--diff")
+    assert rc == 0 and "changed=1" in out, out
+    assert not (tmp_path / "srv").exists()  # check mode touches nothing
+    assert "+ExecStart=/bin/true" in out  # a file that may be shown is diffed
+    assert f"{etc / 'service.env'}: new, (secret: its content is not shown)" in out
+    assert SECRET not in out
+
+    rc, out = run(tmp_path, files, "-vvv")
+    assert rc == 0 and "changed=1" in out, out
+    assert SECRET not in out  # not in the module's arguments or its result either
+    env = (etc / "service.env").read_text()
+    assert env.startswith("# Ansible managed") and env.endswith("PORT=8080\nTOKEN=" + SECRET + "\n")
+    assert "\n\n" not in env  # rendered with trim_blocks, as ansible.builtin.template renders
+    assert stat.S_IMODE((tmp_path / "srv").stat().st_mode) == 0o750
+    assert stat.S_IMODE(etc.stat().st_mode) == 0o700
+    assert stat.S_IMODE((etc / "service.env").stat().st_mode) == 0o640
+    assert not [p.name for p in etc.iterdir() if p.name.startswith(".")]  # no temporary left
+
+    rc, out = run(tmp_path, files, "--diff")
+    assert rc == 0 and "changed=0" in out and "CHANGED=[]" in out, out
+
+    (etc / "ca.pem").chmod(0o600)  # drifted: corrected, and only it is named
+    rc, out = run(tmp_path, files, "--diff")
+    assert rc == 0 and f'CHANGED=["{etc / "ca.pem"}"]' in out, out
+    assert "-    mode: '0600'" in out and "+    mode: '0644'" in out, out
+    assert stat.S_IMODE((etc / "ca.pem").stat().st_mode) == 0o644
+
+
+def test_a_refused_file_keeps_the_live_one_and_names_why_never_its_content(
+    tmp_path: Path,
+) -> None:
+    assert run(tmp_path, service_files(tmp_path))[0] == 0
+    etc = tmp_path / "srv" / "etc"
+    live = (etc / "service.env").read_text()
+    files = service_files(tmp_path, token="REJECT-" + SECRET)
+    files[0]["content"] = "NEW CA TEXT\n"
+    files[2]["content"] = "[Service]\nExecStart=/bin/false\n"
+    rc, out = run(tmp_path, files)
+    assert rc == 2, out
+    assert f"{etc / 'service.env'} was not changed" in out
+    assert "line 1 is not NAME=VALUE" in out  # the check's own words
+    assert SECRET not in out
+    assert (etc / "service.env").read_text() == live
+    assert (etc / "ca.pem").read_text() == "NEW CA TEXT\n"  # written before it, as a task would
+    assert (etc / "service.unit").read_text().endswith("/bin/true\n")  # after it: not reached
+    assert not [p.name for p in etc.iterdir() if p.name.startswith(".")]
