@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import jinja2
 import yaml
@@ -13,11 +12,6 @@ from mcp_mesh_sdk.agent.clients import parse_clients
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "mesh_agent"
 TOKENS = {"alice": "a" * 40, "bob": "b" * 40}
-
-
-def clients_task() -> dict[str, Any]:
-    tasks = yaml.safe_load((ROLE / "tasks" / "clients.yml").read_text(encoding="utf-8"))
-    return next(task for task in tasks if "ansible.builtin.template" in task)
 
 
 def render(clients: list[dict[str, str]]) -> str:
@@ -36,15 +30,19 @@ def render(clients: list[dict[str, str]]) -> str:
 
 
 def test_the_clients_file_is_validated_never_shown_and_restarts_nothing() -> None:
-    task = clients_task()
-    module = task["ansible.builtin.template"]
-    assert "check-config --clients-file %s" in module["validate"]
-    assert (module["owner"], module["group"]) == ("root", "{{ mesh_common_group }}")
-    assert task["no_log"] is True
-    assert task["diff"] is False
-    assert "notify" not in task  # the agent re-reads it: revoking a client drops no request
     variables = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))
-    assert variables["_mesh_agent_clients_file"]["mode"] == "0640"
+    clients = variables["_mesh_agent_clients_file"]
+    assert "check-config --clients-file %s" in clients["validate"]
+    assert clients["secret"] is True  # mesh_files never shows a secret file's content
+    assert clients["mode"] == "0640"
+    # A config file of the service: written before agent.env, and not among the paths whose
+    # change restarts the agent (the env file and the units): revoking a client drops no request.
+    assert variables["_mesh_agent_service"]["config_files"] == ["{{ _mesh_agent_clients_file }}"]
+    configure = (ROLE.parent / "mesh_common" / "tasks" / "configure.yml").read_text()
+    assert (
+        "intersect([mesh_common_service.env_file.dest]"
+        " + mesh_common_service.units | map(attribute='dest'))" in configure
+    )
 
 
 def test_the_rendered_file_holds_each_clients_hash_and_the_agent_reads_it() -> None:

@@ -47,27 +47,20 @@ PREFLIGHT = [
     "mesh_common : Check the settings that argument specs cannot",
 ]
 # mesh_common's configure.yml: with TLS, the CA and the host's certificate (tasks/tls.yml)
-# before the env file that names them, then the env file and the unit.
+# before the env file that names them, then the service's directories and files in one step,
+# and the restart when the env file or a unit changed.
 CONFIGURE = [
-    "mesh_common : Create the TLS directory",
-    "mesh_common : Write the CA certificate the mesh's certificates are verified against",
-    "mesh_common : Write this host's certificate chain and key,"
+    "mesh_common : Install the mesh's CA and this host's certificate chain and key,"
     " checked by check-config before it replaces the old one",
-    "mesh_common : Stop when check-config rejected the certificate (the old one stays)",
     "mesh_common : Remove the TLS files when TLS is off",
-    "mesh_common : Create the directories the service writes to - {{ mesh_common_service.name }}",
-    "mesh_common : Write the env file, checked by check-config before it replaces the old one"
+    "mesh_common : Write the directories, config files, env file and units, each checked before"
+    " it replaces the old one - {{ mesh_common_service.name }}",
+    "mesh_common : Restart the service when its env file or a unit changed"
     " - {{ mesh_common_service.name }}",
-    "mesh_common : Stop when check-config rejected the configuration (the old env file stays)",
-    "mesh_common : Write the systemd unit - {{ mesh_common_service.name }}",
 ]
 
 
-AGENT_CLIENTS = [
-    "mesh_agent : Write the clients file, checked by check-config before it replaces the old one",
-    "mesh_agent : Stop when check-config rejected the clients file (the old one stays)",
-    "mesh_agent : Warn that a token shared by every client is deprecated",
-]
+AGENT_CLIENTS = ["mesh_agent : Warn that a token shared by every client is deprecated"]
 
 
 # The registry's database migrations run with its configuration too: a new database URL
