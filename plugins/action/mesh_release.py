@@ -1,6 +1,8 @@
-"""Action of mcp_mesh.ops.mesh_release: send the controller's packed virtualenv to the host's
-temporary directory and run the module on it, one transfer and one module run; in check mode
-nothing is sent and the module only says whether it would install."""
+"""Action of mcp_mesh.ops.mesh_release: with `src` (state=installed), send the controller's packed
+virtualenv to the host's temporary directory and run the module on it, one transfer and one
+module run; in check mode nothing is sent and the module only says whether it would install.
+Without `src` (state=prepared or current) nothing is sent and no temporary directory is made on
+the host: the module runs alone, pipelined like any other."""
 
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ MODULE = "mcp_mesh.ops.mesh_release"
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
+
+    def _early_needs_tmp_path(self) -> bool:
+        """A temporary directory (two more commands on the host) only for a file to send."""
+        return not self._task.check_mode and self._task.args.get("src") is not None
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -34,5 +40,6 @@ class ActionModule(ActionBase):
         except AnsibleActionFail as exc:
             result.update(exc.result)
         finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
+            if self._connection._shell.tmpdir:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
         return result

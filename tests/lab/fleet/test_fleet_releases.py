@@ -7,6 +7,7 @@ an upgrade builds its new release; the agent ends on the session's version again
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,18 @@ def test_upgrade_switches_current_keeps_previous_and_prunes_beyond_the_limit(
     session_source = fleet.source
     first, second = f"{fleet.version}.post1", f"{fleet.version}.post2"
 
-    deploy(fleet, source_with_version(session_source, tmp_path, first))
+    # A check run of a new version reports its install as a change and changes nothing (its
+    # release is not there to point at yet: the switch is skipped, the prune still judged).
+    layout = "readlink /opt/mcp-mesh/current /opt/mcp-mesh/previous; ls -1 " + RELEASES
+    before = host.run(layout).stdout
+    first_source = source_with_version(session_source, tmp_path, first)
+    run = fleet.playbook("--check", "--limit", HOST, "-e", f"mesh_common_source_dir={first_source}")
+    assert run.returncode == 0, run.stdout[-5000:]
+    assert f"Install release {first}]" in run.stdout, run.stdout[-5000:]
+    assert re.search(rf"{HOST}\s+: ok=\d+\s+changed=[1-9]", run.stdout), run.stdout[-5000:]
+    assert host.run(layout).stdout == before
+
+    deploy(fleet, first_source)
     assert links_on(host) == (first, fleet.version)
     assert served_version(fleet) == first
 
