@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mcp_mesh.ops.plugins.module_utils.mesh_paths import (
+    ensure_directory,
+    fsync_directory,
+)
 
 DOCUMENTATION = r"""
 module: mesh_files
@@ -131,25 +135,6 @@ def attributes(entry: dict[str, Any], path: str) -> dict[str, Any]:
     return {"path": path, **{key: entry.get(key) for key in ("owner", "group", "mode")}}
 
 
-def ensure_directory(module: AnsibleModule, entry: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    """Make one directory as `entry` says; (changed, diff)."""
-    path = absolute(module, entry["path"])
-    diff: dict[str, Any] = {"before": {"path": path}, "after": {"path": path}}
-    created = False
-    if not (Path(path).exists() or Path(path).is_symlink()):
-        created = True
-        diff["before"]["state"] = "absent"
-        diff["after"]["state"] = "directory"
-        if module.check_mode:
-            return True, diff
-        Path(path).mkdir(parents=True)
-    elif not Path(path).is_dir():
-        module.fail_json(msg=f"{path} exists and is not a directory")
-    arguments = module.load_file_common_arguments(attributes(entry, path))
-    changed = module.set_fs_attributes_if_different(arguments, created, diff=diff)
-    return changed, diff
-
-
 def absolute(module: AnsibleModule, path: str) -> str:
     if not Path(path).is_absolute():
         module.fail_json(msg=f"{path} is not an absolute path")
@@ -197,11 +182,7 @@ def replace(module: AnsibleModule, entry: dict[str, Any], dest: str, new: bytes)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    directory_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
+    fsync_directory(directory)
 
 
 def validate(module: AnsibleModule, command: str, temporary: str, dest: str) -> None:
@@ -268,7 +249,10 @@ def main() -> None:
     changed_paths: list[str] = []
     diffs: list[dict[str, Any]] = []
     for entry in module.params["directories"]:
-        changed, diff = ensure_directory(module, entry)
+        try:
+            changed, diff = ensure_directory(module, entry)
+        except (OSError, ValueError) as exc:
+            module.fail_json(msg=str(exc), changed=bool(changed_paths), changed_paths=changed_paths)
         if changed:
             changed_paths.append(entry["path"])
             diffs.append(diff)

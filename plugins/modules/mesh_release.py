@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mcp_mesh.ops.plugins.module_utils.mesh_paths import (
+    ensure_directory,
+    fsync_directory,
+)
 
 DOCUMENTATION = r"""
 module: mesh_release
@@ -239,30 +243,7 @@ def replace_link(link: Path, target: str) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    directory = os.open(link.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def ensure_directory(module: AnsibleModule, path: Path, mode: int) -> tuple[bool, dict[str, Any]]:
-    """One install directory with its mode, root's when the module runs as root; (changed, diff)."""
-    diff: dict[str, Any] = {"before": {"path": str(path)}, "after": {"path": str(path)}}
-    created = False
-    if not (path.exists() or path.is_symlink()):
-        created = True
-        diff["before"]["state"] = "absent"
-        diff["after"]["state"] = "directory"
-        if module.check_mode:
-            return True, diff
-        path.mkdir(parents=True)
-    elif not path.is_dir():
-        raise ValueError(f"{path} exists and is not a directory")
-    owner = "root" if os.geteuid() == 0 else None
-    wanted = {"path": str(path), "owner": owner, "group": owner, "mode": f"{mode:04o}"}
-    arguments = module.load_file_common_arguments(wanted)
-    return module.set_fs_attributes_if_different(arguments, created, diff=diff), diff
+    fsync_directory(link.parent)
 
 
 def prepare(module: AnsibleModule, release_dir: Path, build_id: str) -> dict[str, Any]:
@@ -271,7 +252,9 @@ def prepare(module: AnsibleModule, release_dir: Path, build_id: str) -> dict[str
     changed_paths, diffs = [], []
     for name, mode in INSTALL_DIRS:
         path = install_dir / name if name else install_dir
-        changed, diff = ensure_directory(module, path, mode)
+        owner = "root" if os.geteuid() == 0 else None
+        entry = {"path": str(path), "owner": owner, "group": owner, "mode": f"{mode:04o}"}
+        changed, diff = ensure_directory(module, entry)
         if changed:
             changed_paths.append(str(path))
             diffs.append(diff)

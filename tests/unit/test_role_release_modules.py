@@ -1,8 +1,8 @@
 """mesh_common's one-step modules: mesh_release unpacks a shared virtualenv and marks the build
 (once; check mode touches nothing), creates the install directories while it reads what the host
-has of a release, and switches `current` atomically keeping `previous`; mesh_dirs makes several
+has of a release, and switches `current` atomically keeping `previous`; mesh_files makes several
 directories in one run with the check-mode and --diff answers a loop of ansible.builtin.file
-gives."""
+gives (its files: test_mesh_files.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "plugins" / "modules"
+
+
+# The modules import the collection's module_utils as Ansible's loader provides them; here the
+# checkout's collections/ link (to the repo itself) stands in.
+sys.path.insert(0, str(REPO / "collections"))
 
 
 def _load(name: str) -> ModuleType:
@@ -105,12 +110,12 @@ def run_play(tmp_path: Path, tasks: list[dict[str, Any]], *args: str) -> tuple[i
 
 
 def run_dirs(tmp_path: Path, paths: list[dict[str, str]], *args: str) -> tuple[int, str]:
-    task = {"mcp_mesh.ops.mesh_dirs": {"paths": paths}, "register": "made"}
+    task = {"mcp_mesh.ops.mesh_files": {"directories": paths}, "register": "made"}
     show = {"ansible.builtin.debug": {"msg": "CHANGED={{ made.changed_paths | to_json }}"}}
     return run_play(tmp_path, [task, show], *args)
 
 
-def test_mesh_dirs_makes_each_directory_with_its_mode_and_tells_what_changed(
+def test_mesh_files_makes_each_directory_with_its_mode_and_tells_what_changed(
     tmp_path: Path,
 ) -> None:
     user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
