@@ -119,7 +119,7 @@ def test_the_agent_run_tag_starts_the_agent_and_its_backup_timer_without_install
         *PREFLIGHT,
         "mesh_common : Apply the pending restarts - {{ mesh_common_service.name }}",
         "mesh_common : Enable and start the service - {{ mesh_common_service.name }}",
-        "mesh_common : Write the backup identity (root-only, never shown)",
-        "mesh_common : Write the timer and the job it starts - {{ mesh_common_timer.name }}",
+        "mesh_common : Write the backup identity, the timer and the job it starts"
+        " - {{ mesh_common_timer.name }}",
         "mesh_common : Enable and start the timer - {{ mesh_common_timer.name }}",
     ]

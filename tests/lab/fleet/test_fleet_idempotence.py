@@ -59,6 +59,7 @@ def test_check_mode_diff_reports_a_pending_change_without_its_secret(fleet: Any)
     )
     assert run.returncode == 0, run.stdout[-6000:]
     assert recap(run.stdout)["agent1"]["changed"] > 0
+    assert "/agent.env: changed, (secret: its content is not shown)" in run.stdout
     assert new_token not in run.stdout + run.stderr
     assert fleet.tokens["agent"] not in run.stdout + run.stderr
 
@@ -73,6 +74,7 @@ def test_check_mode_diff_reports_a_new_backup_identity_without_showing_it(fleet:
     )
     assert run.returncode == 0, run.stdout[-6000:]
     assert recap(run.stdout)["agent1"]["changed"] > 0
+    assert "/backup.key: changed, (secret: its content is not shown)" in run.stdout
     assert new_identity not in run.stdout + run.stderr
     assert new_identity.lower() not in (run.stdout + run.stderr).lower()
     assert fleet.tokens["backup_identity"] not in run.stdout + run.stderr
