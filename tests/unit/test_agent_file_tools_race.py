@@ -27,16 +27,17 @@ SECRET = "outside, not for clients"
 
 
 # The attacker: another process (as the measured attack), so it runs truly beside the tools.
+# It exchanges the folder and the symlink atomically (renameat2 RENAME_EXCHANGE), so the path
+# is never missing: a tool never makes a folder of its own there, which would stop the swapping.
 SWAPPER = """
-import os, sys
-folder, parked, link = sys.argv[1:4]
+import ctypes, os, sys
+folder, link = (os.fsencode(p) for p in sys.argv[1:3])
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
 print("swapping", flush=True)
 while True:
-    for source, target in ((folder, parked), (link, folder), (folder, link), (parked, folder)):
-        try:
-            os.rename(source, target)
-        except OSError:  # a tool made `folder` meanwhile
-            pass
+    if libc.renameat2(AT_FDCWD, folder, AT_FDCWD, link, RENAME_EXCHANGE) != 0:
+        sys.exit(f"renameat2: {os.strerror(ctypes.get_errno())}")
 """
 
 
@@ -44,17 +45,17 @@ while True:
 def swapping(folder: Path, outside: Path) -> Iterator[None]:
     """Swap `folder` for a symlink to `outside` and back, from another process, until the
     block ends."""
-    parked = folder.with_name(folder.name + ".parked")
     link = folder.with_name(folder.name + ".link")
     link.symlink_to(outside, target_is_directory=True)
     swapper = subprocess.Popen(
-        [sys.executable, "-c", SWAPPER, str(folder), str(parked), str(link)],
+        [sys.executable, "-c", SWAPPER, str(folder), str(link)],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert swapper.stdout is not None and swapper.stdout.readline() == "swapping\n"
         yield
+        assert swapper.poll() is None, "the swapper stopped"
     finally:
         swapper.kill()
         swapper.wait(5)
