@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.roleplay import run_in_service_role
 
 REPO = Path(__file__).resolve().parents[2]
 CA = "-----BEGIN CERTIFICATE-----\nTEST-CA\n-----END CERTIFICATE-----"
@@ -41,35 +41,13 @@ def run_play(tmp_path: Path, tasks: list[dict[str, Any]], **variables: Any) -> s
         cli.parent.mkdir(parents=True)
         cli.write_text(FAKE_CLI)
         cli.chmod(0o755)
-    role = tmp_path / "roles" / "svc" / "tasks"  # a service role, as preflight.yml asks for
-    role.mkdir(parents=True, exist_ok=True)
-    (role / "main.yml").write_text(json.dumps(tasks))
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(
-        json.dumps([{"hosts": "localhost", "gather_facts": False, "roles": ["svc"]}])
-    )
-    extra = {
+    (tmp_path / "etc").mkdir(exist_ok=True)
+    defaults = {
         "mesh_common_install_dir": str(install),
         "mesh_common_config_dir": str(tmp_path / "etc"),
         "mesh_common_group": "root",
-        "ansible_python_interpreter": sys.executable,
-        **variables,
     }
-    (tmp_path / "extra.json").write_text(json.dumps(extra))
-    (tmp_path / "etc").mkdir(exist_ok=True)
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ansible-playbook")),
-            "-i", "localhost,", "-c", "local", str(playbook), "-e", f"@{tmp_path / 'extra.json'}",
-        ],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": f"{tmp_path / 'roles'}:{REPO / 'roles'}",
-        },
-    )  # fmt: skip
-    return f"rc={done.returncode}\n{done.stdout}\n{done.stderr}"
+    return run_in_service_role(tmp_path, tasks, defaults | variables)
 
 
 TLS_TASKS = [{"ansible.builtin.import_role": {"name": "mesh_common", "tasks_from": "tls.yml"}}]
