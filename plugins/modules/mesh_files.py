@@ -53,13 +53,13 @@ options:
         description: Absolute path of the directory.
         type: path
         required: true
-      owner:
+      owner: &owner
         description: Its owning user (name or id).
         type: str
-      group:
+      group: &group
         description: Its group (name or id).
         type: str
-      mode:
+      mode: &mode
         description: Its mode, octal as a string (C("0750")).
         type: raw
   files:
@@ -83,15 +83,9 @@ options:
           The text of a file never shown (keys, tokens). The action sets it from I(src) or
           I(content) when the entry has C(secret=true).
         type: str
-      owner:
-        description: Its owning user (name or id).
-        type: str
-      group:
-        description: Its group (name or id).
-        type: str
-      mode:
-        description: Its mode, octal as a string (C("0640")).
-        type: raw
+      owner: *owner
+      group: *group
+      mode: *mode
       validate:
         description: >-
           A command run on the new file before it replaces the live one, C(%s) standing for

@@ -277,10 +277,15 @@ class _Constructed(Exception):
         self.kwargs = kwargs
 
 
-def argument_spec(path: Path) -> dict[str, dict[str, object]]:
+def argument_spec(installed: Installed, path: Path) -> dict[str, dict[str, object]]:
     """The argument_spec a module's main() gives AnsibleModule(...), captured before AnsibleModule
-    reads any parameter (ansible-test's validate-modules does the same)."""
-    module = _load(path)
+    reads any parameter (ansible-test's validate-modules does the same). The module imports the
+    collection's module_utils from the installed collection, as Ansible's loader would give them."""
+    sys.path.insert(0, str(installed.collections))
+    try:
+        module = _load(path)
+    finally:
+        sys.path.remove(str(installed.collections))
 
     def constructed(**kwargs: object) -> None:
         raise _Constructed(kwargs)
@@ -334,7 +339,7 @@ def test_each_modules_documented_options_are_its_argument_spec(installed: Instal
             mismatches[name] = "no author"
         documented = doc.get("options") or {}
         assert isinstance(documented, dict)
-        spec = argument_spec(installed.root / "plugins" / "modules" / f"{name}.py")
+        spec = argument_spec(installed, installed.root / "plugins" / "modules" / f"{name}.py")
         for option in sorted(set(documented) | set(spec)):
             key = f"{name} {option}"
             if option not in spec:
