@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.lab.conftest import REPO
+from tests.lab.fleet.polling import wait_for
 
 PLAYBOOK = "playbooks/diagnostics.yml"
 CLI = "/opt/mcp-mesh/current/venv/bin/mcp-mesh-sdk"
@@ -40,17 +39,6 @@ def run_diagnostics(fleet: Any, report_dir: Path, *extra: str) -> tuple[Any, dic
     assert reports, f"no report written:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
     markdown = reports[-1].with_suffix(".md").read_text()
     return done, json.loads(reports[-1].read_text()), markdown
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(1)
 
 
 def ready(fleet: Any, name: str) -> bool:
@@ -136,8 +124,8 @@ def test_stopped_agent_full_disk_and_open_incident_fail_the_run_and_are_named(
             f" && dd if=/dev/zero of={BASE_DIRECTORY}/filler bs=64k count=58 status=none"
         )
         assert mounted.rc == 0, mounted.stderr
-        incidents = wait_until(
-            lambda: open_incidents(failing), INCIDENT_WAIT_SECONDS, "the error-rate incident"
+        incidents = wait_for(
+            "the error-rate incident", lambda: open_incidents(failing), INCIDENT_WAIT_SECONDS
         )
         assert incidents[0]["title"] == "High Error Rate: read_file"
         listed = subprocess.run(
@@ -174,7 +162,7 @@ def test_stopped_agent_full_disk_and_open_incident_fail_the_run_and_are_named(
         # A restart forgets the failed reads, so resolving the incident does not bring it back.
         failing.run("systemctl restart mcp-mesh-sdk.service")
         for name in agents[:3]:
-            wait_until(lambda name=name: ready(fleet, name), 60, f"{name} ready again")
+            wait_for(f"{name} ready again", lambda name=name: ready(fleet, name), 60)
         for incident in open_incidents(failing):
             failing.run(f"{CLI} incidents resolve {incident['id']} --note 'lab test cleanup'")
-        wait_until(lambda: lb_servers_up(lab), 60, "every agent UP in the load balancer")
+        wait_for("every agent UP in the load balancer", lambda: lb_servers_up(lab), 60)

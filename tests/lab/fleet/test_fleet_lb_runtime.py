@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from mcp_mesh_sdk.constants import AGENT_UNIT, CLI
+from tests.lab.fleet.polling import wait_for
 
 LB_COMMAND = f"{CLI} lb"
 
@@ -53,13 +54,13 @@ def served_by(fleet: Any, requests: int) -> set[str]:
     return seen
 
 
-def wait_for(lb: Any, state: str, agents: list[str], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if all(status(lb).get(agent) == state for agent in agents):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not every agent {state} after {seconds:g} s: {status(lb)}")
+def wait_for_state(lb: Any, state: str, agents: list[str], seconds: float = 60) -> None:
+    wait_for(
+        f"every agent {state} in the load balancer",
+        lambda: all(status(lb).get(agent) == state for agent in agents),
+        seconds,
+        step=0.5,
+    )
 
 
 def test_after_every_agent_was_down_traffic_reaches_every_agent_again(
@@ -72,13 +73,13 @@ def test_after_every_agent_was_down_traffic_reaches_every_agent_again(
     try:
         for agent in agents:
             assert lab_host(agent).run(f"systemctl stop {AGENT_UNIT}").rc == 0
-        wait_for(lb, "DOWN", agents)
+        wait_for_state(lb, "DOWN", agents)
         for agent in agents:  # back one at a time, as after a power cut
             assert lab_host(agent).run(f"systemctl start {AGENT_UNIT}").rc == 0
             time.sleep(2)
-        wait_for(lb, "UP", agents)
+        wait_for_state(lb, "UP", agents)
         assert served_by(fleet, 60) == set(agents)
     finally:
         for agent in agents:
             lab_host(agent).run(f"systemctl start {AGENT_UNIT}")
-        wait_for(lb, "UP", agents)
+        wait_for_state(lb, "UP", agents)

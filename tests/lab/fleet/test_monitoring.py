@@ -29,6 +29,7 @@ from tests.httpserving import serving
 from tests.lab.conftest import REPO
 from tests.lab.fleet.conftest import recap
 from tests.lab.fleet.loadgen import LoadGenerator, Sample, tool_answer, tool_call
+from tests.lab.fleet.polling import wait_for
 from tests.lab.fleet.test_diagnostics_playbook import CLI, lb_servers_up, open_incidents, ready
 
 RULES_FILE = "/etc/prometheus/mesh-alerts.rules.yml"
@@ -53,17 +54,6 @@ def prometheus(address: str, path: str, **query: str) -> Any:
         url += "?" + urllib.parse.urlencode(query)
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.load(response)["data"]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, step: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(step)
 
 
 def test_prometheus_scrapes_every_agent_registry_and_haproxy(fleet: Any, monitor: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.lab.fleet.endpoints import Endpoints
+from tests.lab.fleet.polling import wait_for
 
 REGISTRY_UNIT = "mcp-mesh-registry.service"
 REGISTRY_BACKEND = "mcp_mesh_registry_replicas"  # mesh_common_registry_lb_backend
@@ -64,14 +65,6 @@ def replica_states(lab_host: Any, fleet: Any) -> dict[str, str]:
     return {s["server"]: s["status"] for s in servers if s["backend"] == REGISTRY_BACKEND}
 
 
-def wait_for(condition: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} after {seconds:g} s", pytrace=False)
-        time.sleep(1)
-
-
 def test_every_agent_is_listed_once_and_healthy_by_the_frontend_and_each_replica(
     replicas: list[str], fleet: Any, lab_host: Any
 ) -> None:
@@ -100,9 +93,9 @@ def test_agents_stay_healthy_with_one_replica_stopped_and_both_agree_after_its_r
     assert stopped.run(f"systemctl stop {REGISTRY_UNIT}").rc == 0
     try:
         wait_for(
+            f"the load balancer sees the stopped {stopped_name} DOWN",
             lambda: replica_states(lab_host, fleet).get(stopped_name) == "DOWN",
             LB_CHECK_SECONDS,
-            f"the load balancer still sends registry calls to the stopped {stopped_name}",
         )
         # For one heartbeat interval and a little: every agent stays listed healthy, and each
         # one's heartbeat reaches the replica still up (its last heartbeat moves on).
@@ -124,9 +117,9 @@ def test_agents_stay_healthy_with_one_replica_stopped_and_both_agree_after_its_r
     finally:
         assert stopped.run(f"systemctl start {REGISTRY_UNIT}").rc == 0
     wait_for(
+        "both registry replicas UP in the load balancer again",
         lambda: replica_states(lab_host, fleet) == dict.fromkeys(replicas, "UP"),
         LB_CHECK_SECONDS + 30,
-        "both registry replicas are not UP in the load balancer again",
     )
     lists = {
         name: listed(fleet, url) for name, url in fleet.endpoints.registry_urls("/agents").items()
