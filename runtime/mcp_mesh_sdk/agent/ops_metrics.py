@@ -4,9 +4,10 @@ serves expires).
 
 The backup job (`backup create`, started by the backup timer) renames an archive into the
 backup directory only once it is complete and fsynced, so the newest archive there IS the last
-successful backup; its name carries the time it was made (`catalog.time_from_name`). Reading the
-directory at scrape time needs no state shared with the job and no extra exporter: the agent's
-own /metrics carries it, and stops carrying a stale value when the archives go away.
+successful backup; its name carries the time it was made (`backup.names.time_from_name`).
+Reading the directory at scrape time needs no state shared with the job and no extra exporter:
+the agent's own /metrics carries it, and stops carrying a stale value when the archives go away.
+Only backup.names is imported: the archive code (age, gzip, manifests) stays out of the agent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, SUFFIXES, time_from_name
+from mcp_mesh_sdk.backup.names import ARCHIVE_PREFIX, SUFFIXES, time_from_name
 
 
 def newest_backup_time(backup_dir: Path) -> float | None:

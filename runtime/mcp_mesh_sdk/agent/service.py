@@ -37,7 +37,7 @@ from mcp_mesh_sdk.agent.registry_client import RegistryClient
 from mcp_mesh_sdk.agent.security import SecurityMonitor
 from mcp_mesh_sdk.agent.temporaries import reap_temporaries
 from mcp_mesh_sdk.agent.tools import TOOL_NAMES, FileTools
-from mcp_mesh_sdk.certificates import CertificateExpiry
+from mcp_mesh_sdk.certificate_expiry import certificate_expiry
 from mcp_mesh_sdk.config import AgentConfig
 
 logger = logging.getLogger("mcp_mesh_sdk.agent")
@@ -67,7 +67,7 @@ class Agent:
         self.alerting = PerformanceAlerting(self.alerts)
         self.system = SystemSampler(config.base_directory)
         cert_file = config.tls.cert_file
-        self._certificate = None if cert_file is None else CertificateExpiry(cert_file)
+        self._certificate = None if cert_file is None else certificate_expiry(cert_file)
         guard = None
         if config.base_directory is not None:
             guard = PathGuard(

@@ -7,7 +7,6 @@ Archives are `<name>.tar.gz.age`; legacy ones, from before encryption, `<name>.t
 
 from __future__ import annotations
 
-import re
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,14 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from mcp_mesh_sdk.backup.encryption import BackupKey, IdentityNeeded
+from mcp_mesh_sdk.backup.names import ARCHIVE_PREFIX, SUFFIXES, time_from_name
 from mcp_mesh_sdk.backup.reader import read_manifest
 from mcp_mesh_sdk.backup.sidecar import read_sidecar, write_sidecar
 from mcp_mesh_sdk.errors import OpsError
 
-ARCHIVE_PREFIX = "mcp-mesh-"
-ARCHIVE_SUFFIX = ".tar.gz.age"
-LEGACY_SUFFIX = ".tar.gz"  # unencrypted, written before backups were encrypted
-SUFFIXES = (ARCHIVE_SUFFIX, LEGACY_SUFFIX)
 OK, FAILED, UNKNOWN = "ok", "failed", "unknown"
 
 
@@ -62,18 +58,6 @@ class BackupInfo:
         if not self.created_at:
             return None
         return now - datetime.fromisoformat(self.created_at.replace("Z", "+00:00"))
-
-
-_NAME_TIME = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)\.(\d{3})Z\.tar\.gz(\.age)?$")
-
-
-def time_from_name(name: str) -> str | None:
-    """The creation time a backup's name carries (for archives whose manifest is unreadable)."""
-    match = _NAME_TIME.search(name)
-    if match is None:
-        return None
-    y, mo, d, h, mi, s, ms, _ = match.groups()
-    return f"{y}-{mo}-{d}T{h}:{mi}:{s}.{ms}Z"
 
 
 def _describe(archive: Path, key: BackupKey | None) -> BackupInfo:

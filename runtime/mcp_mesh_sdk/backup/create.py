@@ -39,10 +39,11 @@ from mcp_mesh_sdk import __version__
 from mcp_mesh_sdk.agent.paths import AGENT_OWN_PREFIX
 from mcp_mesh_sdk.atomicfile import fsync_directory
 from mcp_mesh_sdk.backup import layout, sqlitesnap
-from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, ARCHIVE_SUFFIX, this_host
+from mcp_mesh_sdk.backup.catalog import this_host
 from mcp_mesh_sdk.backup.encryption import BackupKey, encrypt_to, load_key
 from mcp_mesh_sdk.backup.gzstream import ParallelGzipWriter, SequentialHasher, deflate, engine
 from mcp_mesh_sdk.backup.manifest import DIRECTORY, FILE, SYMLINK, Entry, Manifest
+from mcp_mesh_sdk.backup.names import ARCHIVE_PREFIX, ARCHIVE_SUFFIX
 from mcp_mesh_sdk.backup.sidecar import write_sidecar
 from mcp_mesh_sdk.backup.sources import Sources
 from mcp_mesh_sdk.backup.tarstream import TarStream

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mcp_mesh_sdk.backup.catalog import ARCHIVE_PREFIX, OK, UNKNOWN, BackupInfo, list_backups
+from mcp_mesh_sdk.backup.catalog import OK, UNKNOWN, BackupInfo, list_backups
 from mcp_mesh_sdk.backup.encryption import BackupKey
+from mcp_mesh_sdk.backup.names import ARCHIVE_PREFIX
 from mcp_mesh_sdk.backup.sidecar import sidecar_path
 from mcp_mesh_sdk.backup.verify import verify_archive
 from mcp_mesh_sdk.errors import OpsError

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcp_mesh_sdk.backup.catalog import time_from_name
 from mcp_mesh_sdk.backup.encryption import BackupKey, NotAuthentic, is_encrypted
 from mcp_mesh_sdk.backup.manifest import FILE, SYMLINK, Entry, Manifest
+from mcp_mesh_sdk.backup.names import time_from_name
 from mcp_mesh_sdk.backup.reader import DAMAGE, READ_SIZE, ArchiveReader, CorruptArchive
 from mcp_mesh_sdk.backup.sidecar import read_sidecar_raw, write_sidecar
 from mcp_mesh_sdk.errors import OpsError

@@ -43,7 +43,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from mcp_mesh_sdk import __version__
-from mcp_mesh_sdk.certificates import CertificateExpiry
+from mcp_mesh_sdk.certificate_expiry import certificate_expiry
 from mcp_mesh_sdk.constants import AGENT_KEY_HEADER
 from mcp_mesh_sdk.envreader import is_host_name_or_address
 from mcp_mesh_sdk.registry.config import RegistryConfig
@@ -181,7 +181,7 @@ class CertificateCollector:
     replaces the file); 0 without TLS or when the file is no certificate, as the agent's."""
 
     def __init__(self, cert_file: Path | None) -> None:
-        self.expiry = None if cert_file is None else CertificateExpiry(cert_file)
+        self.expiry = None if cert_file is None else certificate_expiry(cert_file)
 
     def collect(self) -> Iterable[Metric]:
         gauge = GaugeMetricFamily(
