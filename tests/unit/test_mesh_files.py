@@ -132,3 +132,37 @@ def test_a_refused_file_keeps_the_live_one_and_names_why_never_its_content(
     assert (etc / "ca.pem").read_text() == "NEW CA TEXT\n"  # written before it, as a task would
     assert (etc / "service.unit").read_text().endswith("/bin/true\n")  # after it: not reached
     assert not [p.name for p in etc.iterdir() if p.name.startswith(".")]
+
+
+# Runs the module as Ansible would on a host (its arguments from a file), with AnsibleModule.log,
+# which writes to the journal, recording what it was given instead.
+LOG_PROBE = """
+import runpy, sys
+from ansible.module_utils import basic
+logged = []
+basic.AnsibleModule.log = lambda self, msg, log_args=None: logged.append(msg)
+sys.argv = ["mesh_files", sys.argv[1]]
+try:
+    runpy.run_path({module!r}, run_name="__main__")
+except SystemExit:
+    pass
+print("LOGGED", logged, file=sys.stderr)
+"""
+
+
+def test_a_secret_never_reaches_the_hosts_journal(tmp_path: Path) -> None:
+    """AnsibleModule logs each run's arguments to the host's journal; a secret file's text (with
+    its newlines) must not be there (the lab's journal check found it there once)."""
+    secret = f"TOKEN={SECRET}\nB=2\n"
+    entry = {"dest": str(tmp_path / "secret.env"), "secret_content": secret, "mode": "0600"}
+    arguments = tmp_path / "args.json"
+    arguments.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"files": [entry]}}))
+    module = str(REPO / "plugins" / "modules" / "mesh_files.py")
+    done = subprocess.run(
+        [sys.executable, "-c", LOG_PROBE.format(module=module), str(arguments)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO / "collections")},
+    )  # fmt: skip
+    assert '"changed": true' in done.stdout, done.stdout + done.stderr
+    assert (tmp_path / "secret.env").read_text() == secret
+    assert "LOGGED" in done.stderr and SECRET not in done.stderr
