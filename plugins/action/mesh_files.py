@@ -4,6 +4,7 @@ in `secret_content`, which the module declares no_log: it is masked in every res
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,10 @@ class ActionModule(ActionBase):
             else str(entry["content"])
         )
         module_entry = {key: entry[key] for key in FILE_KEYS if entry.get(key) is not None}
-        module_entry["secret_content" if entry.get("secret") else "content"] = text
+        if entry.get("secret"):  # base64: see the module's secret_content
+            module_entry["secret_content"] = base64.b64encode(text.encode("utf-8")).decode()
+        else:
+            module_entry["content"] = text
         return module_entry
 
     def _render(

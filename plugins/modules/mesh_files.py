@@ -4,6 +4,7 @@ module run."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import tempfile
@@ -80,8 +81,10 @@ options:
         type: str
       secret_content:
         description: >-
-          The text of a file never shown (keys, tokens). The action sets it from I(src) or
-          I(content) when the entry has C(secret=true).
+          The text of a file never shown (keys, tokens), base64-encoded. The action sets it from
+          I(src) or I(content) when the entry has C(secret=true). Base64 has no newline:
+          AnsibleModule logs a list option to the host's journal as its repr, where a text with
+          newlines would no longer match the no_log value that masks it.
         type: str
       owner: *owner
       group: *group
@@ -194,10 +197,15 @@ def ensure_file(module: AnsibleModule, entry: dict[str, Any]) -> tuple[bool, lis
     """Write one file as `entry` says; (changed, diffs)."""
     dest = absolute(module, entry["dest"])
     secret = entry.get("secret_content") is not None
-    text = entry["secret_content"] if secret else entry.get("content")
-    if text is None:
+    if secret:
+        try:
+            new = base64.b64decode(entry["secret_content"], validate=True)
+        except ValueError:
+            module.fail_json(msg=f"{dest}: secret_content is not base64")
+    elif entry.get("content") is not None:
+        new = entry["content"].encode("utf-8")
+    else:
         module.fail_json(msg=f"{dest}: give content or secret_content")
-    new = text.encode("utf-8")
     before = read_current(module, dest)
     if before != new:
         if not module.check_mode:
@@ -239,10 +247,6 @@ def main() -> None:
             },
         },
         supports_check_mode=True,
-        # No "Invoked with ..." line in the host's journal: AnsibleModule writes list options
-        # there as their repr, in which a secret_content with a newline escapes the no_log
-        # masking (the results are masked all the same).
-        no_log=True,
     )
     changed_paths: list[str] = []
     diffs: list[dict[str, Any]] = []

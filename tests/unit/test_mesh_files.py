@@ -5,6 +5,7 @@ in the output."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -154,9 +155,12 @@ def test_a_secret_never_reaches_the_hosts_journal(tmp_path: Path) -> None:
     """AnsibleModule logs each run's arguments to the host's journal; a secret file's text (with
     its newlines) must not be there (the lab's journal check found it there once)."""
     secret = f"TOKEN={SECRET}\nB=2\n"
-    entry = {"dest": str(tmp_path / "secret.env"), "secret_content": secret, "mode": "0600"}
+    encoded = base64.b64encode(secret.encode()).decode()  # as the action sends it
+    entry = {"dest": str(tmp_path / "secret.env"), "secret_content": encoded, "mode": "0600"}
     arguments = tmp_path / "args.json"
-    arguments.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"files": [entry]}}))
+    # _ansible_no_log false, as Ansible passes it for a task without no_log: the module logs.
+    module_args = {"files": [entry], "_ansible_no_log": False}
+    arguments.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
     module = str(REPO / "plugins" / "modules" / "mesh_files.py")
     done = subprocess.run(
         [sys.executable, "-c", LOG_PROBE.format(module=module), str(arguments)],
@@ -165,4 +169,5 @@ def test_a_secret_never_reaches_the_hosts_journal(tmp_path: Path) -> None:
     )  # fmt: skip
     assert '"changed": true' in done.stdout, done.stdout + done.stderr
     assert (tmp_path / "secret.env").read_text() == secret
-    assert "LOGGED" in done.stderr and SECRET not in done.stderr
+    assert "LOGGED" in done.stderr and "Invoked with" in done.stderr  # it did log the run
+    assert SECRET not in done.stderr and encoded not in done.stderr
