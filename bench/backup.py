@@ -41,7 +41,7 @@ import pyrage
 RUNS = int(os.environ.get("MESH_BENCH_BACKUP_RUNS", "5"))
 # Restores (1 GB written each, the slowest step) run in the first rounds only: `make bench`
 # has a time bound, and the target on restore is a comparison with zlib, not the baseline.
-RESTORE_RUNS = min(RUNS, 3)
+RESTORE_RUNS = min(RUNS, 2)
 # The default (gzip 1, adaptive), gzip 1 for every chunk, and stored (no deflate). `make bench`
 # runs the default only (the target is on it, and the suite has a time bound);
 # MESH_BENCH_BACKUP_CONTEXT=1 adds the other levels and a `tar | gzip -1` pipeline as context.

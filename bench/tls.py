@@ -59,7 +59,7 @@ from bench.agent import MCP_HEADERS, agent_env, cpu_seconds, free_port, parse_wr
 
 RESULTS = Path(__file__).parent / "results" / "tls.json"
 HAPROXY = "/usr/sbin/haproxy"
-ROUNDS = 6
+ROUNDS = 4
 WRK_SECONDS = 2
 WARMUP_SECONDS = 1
 LATENCY_SAMPLES = 100  # per round, arm and new-connection load

@@ -62,8 +62,8 @@ LAB = "bupg"
 AGENTS = 3
 INVENTORY = REPO / "inventories" / "lab" / f"{LAB}.yml"
 BIN = Path(sys.executable).parent
-RUNS = 3
-BAD_RUNS = 3
+RUNS = 2  # one each way: A -> B, then B -> A
+BAD_RUNS = 2
 SOAK_SECONDS = 2
 ANALYSIS_SECONDS = 10  # mesh_upgrade_analysis_seconds: the playbook's default, passed explicitly
 CYCLE_TARGET_S = 5.0  # drain start to enabled and UP
@@ -1000,9 +1000,12 @@ def main(runs: int = RUNS, keep_lab: bool = False, bad_runs: int = BAD_RUNS) -> 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.upgrade")
-    parser.add_argument("--runs", type=int, default=RUNS, help="healthy upgrades (default 3)")
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"healthy upgrades (default {RUNS})")
     parser.add_argument(
-        "--bad-runs", type=int, default=BAD_RUNS, help="upgrades to the bad release (default 3)"
+        "--bad-runs",
+        type=int,
+        default=BAD_RUNS,
+        help=f"upgrades to the bad release (default {BAD_RUNS})",
     )
     arguments = parser.parse_args()
     print(json.dumps(main(arguments.runs, bad_runs=arguments.bad_runs), indent=2))
