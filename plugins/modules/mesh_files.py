@@ -119,6 +119,13 @@ changed_paths:
   type: list
   elements: str
   returned: always
+new_files:
+  description: >-
+    The files of I(changed_paths) that did not exist before. A new systemd unit needs no
+    daemon-reload: systemd reads a unit it has not loaded when it is first named.
+  type: list
+  elements: str
+  returned: always
 """
 
 NOT_SHOWN = "(secret: its content is not shown)"
@@ -193,8 +200,10 @@ def validate(module: AnsibleModule, command: str, temporary: str, dest: str) -> 
         )
 
 
-def ensure_file(module: AnsibleModule, entry: dict[str, Any]) -> tuple[bool, list[dict[str, Any]]]:
-    """Write one file as `entry` says; (changed, diffs)."""
+def ensure_file(
+    module: AnsibleModule, entry: dict[str, Any]
+) -> tuple[bool, bool, list[dict[str, Any]]]:
+    """Write one file as `entry` says; (changed, new: it did not exist, diffs)."""
     dest = absolute(module, entry["dest"])
     secret = entry.get("secret_content") is not None
     if secret:
@@ -210,11 +219,11 @@ def ensure_file(module: AnsibleModule, entry: dict[str, Any]) -> tuple[bool, lis
     if before != new:
         if not module.check_mode:
             replace(module, entry, dest, new)
-        return True, [content_diff(dest, before, new, secret)]
+        return True, before is None, [content_diff(dest, before, new, secret)]
     diff: dict[str, Any] = {"before": {"path": dest}, "after": {"path": dest}}
     arguments = module.load_file_common_arguments(attributes(entry, dest))
     changed = module.set_fs_attributes_if_different(arguments, False, diff=diff)
-    return changed, [diff] if changed else []
+    return changed, False, [diff] if changed else []
 
 
 def main() -> None:
@@ -249,6 +258,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     changed_paths: list[str] = []
+    new_files: list[str] = []
     diffs: list[dict[str, Any]] = []
     for entry in module.params["directories"]:
         try:
@@ -260,7 +270,7 @@ def main() -> None:
             diffs.append(diff)
     for entry in module.params["files"]:
         try:
-            changed, file_diffs = ensure_file(module, entry)
+            changed, new, file_diffs = ensure_file(module, entry)
         except Refused as refused:  # the files before it stay written, and are named
             module.fail_json(
                 msg=str(refused), changed=bool(changed_paths), changed_paths=changed_paths
@@ -268,7 +278,11 @@ def main() -> None:
         if changed:
             changed_paths.append(entry["dest"])
             diffs.extend(file_diffs)
-    module.exit_json(changed=bool(changed_paths), changed_paths=changed_paths, diff=diffs)
+        if new:
+            new_files.append(entry["dest"])
+    module.exit_json(
+        changed=bool(changed_paths), changed_paths=changed_paths, new_files=new_files, diff=diffs
+    )
 
 
 if __name__ == "__main__":

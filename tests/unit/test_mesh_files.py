@@ -48,7 +48,11 @@ def run(tmp_path: Path, files: list[dict[str, Any]], *args: str) -> tuple[int, s
         },
         "register": "written",
     }
-    show = {"ansible.builtin.debug": {"msg": "CHANGED={{ written.changed_paths | to_json }}"}}
+    said = (
+        "NEW={{ written.new_files | map('basename') | join(',') }}"
+        " CHANGED={{ written.changed_paths | to_json }}"
+    )
+    show = {"ansible.builtin.debug": {"msg": said}}
     play = {"hosts": "localhost", "gather_facts": False, "tasks": [task, show]}
     (tmp_path / "play.yml").write_text(json.dumps([play]))
     done = subprocess.run(
@@ -89,6 +93,7 @@ def test_one_run_writes_every_directory_and_file_and_a_second_changes_nothing(
     etc = tmp_path / "srv" / "etc"
     rc, out = run(tmp_path, files, "--check", "--diff")
     assert rc == 0 and "changed=1" in out, out
+    assert "NEW=ca.pem,service.env,service.unit " in out, out  # new, not replaced: callers tell
     assert not (tmp_path / "srv").exists()  # check mode touches nothing
     assert "+ExecStart=/bin/true" in out  # a file that may be shown is diffed
     assert f"{etc / 'service.env'}: new, (secret: its content is not shown)" in out
@@ -110,9 +115,13 @@ def test_one_run_writes_every_directory_and_file_and_a_second_changes_nothing(
 
     (etc / "ca.pem").chmod(0o600)  # drifted: corrected, and only it is named
     rc, out = run(tmp_path, files, "--diff")
-    assert rc == 0 and f'CHANGED=["{etc / "ca.pem"}"]' in out, out
+    assert rc == 0 and f'NEW= CHANGED=["{etc / "ca.pem"}"]' in out, out
     assert "-    mode: '0600'" in out and "+    mode: '0644'" in out, out
     assert stat.S_IMODE((etc / "ca.pem").stat().st_mode) == 0o644
+
+    files[2]["content"] += "Restart=always\n"  # a unit systemd has loaded: replaced, not new
+    rc, out = run(tmp_path, files)
+    assert rc == 0 and f'NEW= CHANGED=["{etc / "service.unit"}"]' in out, out
 
 
 def test_a_refused_file_keeps_the_live_one_and_names_why_never_its_content(

@@ -117,8 +117,9 @@ def test_the_agent_run_tag_starts_the_agent_and_its_backup_timer_without_install
     assert list(tasks) == ["Deploy the agents"]
     assert tasks["Deploy the agents"] == [
         *PREFLIGHT,
-        "mesh_common : Apply the pending restarts - {{ mesh_common_service.name }}",
         "mesh_common : Enable and start the service - {{ mesh_common_service.name }}",
+        "mesh_common : Apply the pending restarts - {{ mesh_common_service.name }}",
+        "mesh_common : Forget which unit this run started - {{ mesh_common_service.name }}",
         "mesh_common : Write the backup identity, the timer and the job it starts"
         " - {{ mesh_common_timer.name }}",
         "mesh_common : Enable and start the timer - {{ mesh_common_timer.name }}",
