@@ -4,8 +4,10 @@ shows no secret: a clone and the collection deploy the same fleet."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.collection import REPO
@@ -17,6 +19,31 @@ def assert_nothing_changed(output: str) -> None:
     assert counts, output[-3000:]
     changed = {host: c for host, c in counts.items() if c["changed"] or c["failed"]}
     assert changed == {}, output[-6000:]
+
+
+def task_output(output: str, kind: str, name: str) -> str:
+    """What the default callback printed under the task (kind TASK or RUNNING HANDLER) `name`,
+    a role's task as "role : task" (a collection's role is printed with its namespace)."""
+    header = re.compile(rf"^{kind} \[(?:\w+\.\w+\.)?{re.escape(name)}\]", re.MULTILINE)
+    found = header.search(output)
+    assert found, f"no {kind} [{name}] in the output"
+    following = re.compile(r"^(?:TASK|RUNNING HANDLER|PLAY) \[", re.MULTILINE)
+    end = following.search(output, found.end())
+    return output[found.start() : end.start() if end else len(output)]
+
+
+def test_the_first_deploy_started_each_agent_once(fleet: Any) -> None:
+    """On a fresh host the agent's role enables and starts it; its restart handler, notified by
+    the new env file, unit and release, skips it instead of starting it a second time."""
+    output = fleet.first_run.stdout
+    agents = fleet.lab.groups["agents"]
+    if not any(recap(output)[agent]["changed"] for agent in agents):
+        pytest.skip("the lab was reused: the session's first run deployed nothing new")
+    started = task_output(output, "TASK", "mesh_common : Enable and start the service - agent")
+    handler = task_output(output, "RUNNING HANDLER", "mesh_agent : Restart the agent")
+    for agent in agents:
+        assert f"changed: [{agent}]" in started, started
+        assert f"skipping: [{agent}]" in handler and f"changed: [{agent}]" not in handler, handler
 
 
 def test_a_second_run_from_the_installed_collection_changes_nothing(fleet: Any) -> None:
