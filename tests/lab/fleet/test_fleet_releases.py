@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.lab.fleet.releases import source_with_version
+from tests.lab.fleet.releases import PACKAGE, source_with_version
 
 HOST = "agent1"
 RELEASES = "/opt/mcp-mesh/releases"
@@ -76,3 +76,28 @@ def test_upgrade_switches_current_keeps_previous_and_prunes_beyond_the_limit(
     assert links_on(host) == (fleet.version, second)
     assert releases_on(host) == {fleet.version, second}
     assert served_version(fleet) == fleet.version
+
+
+def test_a_rebuild_of_the_same_version_is_installed_into_its_virtualenv_without_pip(
+    fleet: Any, lab_host: Any, tmp_path: Path
+) -> None:
+    """A changed source that keeps its version (a development rebuild) is installed into the
+    release's virtualenv, which gets pip back for it and keeps none afterwards, as a fresh one."""
+    host = lab_host(HOST)
+    release = f"{RELEASES}/{fleet.version}"
+    for agent in fleet.lab.groups["agents"]:  # the host that built the virtualenv and its peers
+        assert not lab_host(agent).file(f"{release}/venv/bin/pip").exists, agent
+    build_before = host.file(f"{release}/.mesh-build").content_string
+    rebuilt = source_with_version(fleet.source, tmp_path, fleet.version)
+    constants = rebuilt / PACKAGE / "constants.py"
+    constants.write_text(constants.read_text() + '\nREBUILD_MARK = "lab rebuild"\n')
+    try:
+        deploy(fleet, rebuilt)
+        assert host.file(f"{release}/.mesh-build").content_string != build_before
+        probe = "import mcp_mesh_sdk.constants as c; print(c.REBUILD_MARK)"
+        assert host.check_output(f"{release}/venv/bin/python -c '{probe}'") == "lab rebuild"
+        assert not host.file(f"{release}/venv/bin/pip").exists
+        assert served_version(fleet) == fleet.version
+    finally:
+        deploy(fleet, fleet.source)  # the session's build again
+    assert host.file(f"{release}/.mesh-build").content_string == build_before
