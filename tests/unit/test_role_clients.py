@@ -38,11 +38,15 @@ def test_the_clients_file_is_validated_never_shown_and_restarts_nothing() -> Non
     # A config file of the service: written before agent.env, and not among the paths whose
     # change restarts the agent (the env file and the units): revoking a client drops no request.
     assert variables["_mesh_agent_service"]["config_files"] == ["{{ _mesh_agent_clients_file }}"]
-    configure = (ROLE.parent / "mesh_common" / "tasks" / "configure.yml").read_text()
+    common = ROLE.parent / "mesh_common"
+    configure = (common / "tasks" / "configure.yml").read_text()
     assert (
-        "intersect([mesh_common_service.env_file.dest]"
-        " + mesh_common_service.units | map(attribute='dest'))" in configure
+        "intersect([mesh_common_service.env_file.dest]) + _mesh_common_units_changed" in configure
     )
+    units_changed = yaml.safe_load((common / "vars" / "main.yml").read_text())[
+        "_mesh_common_units_changed"
+    ]
+    assert "intersect(mesh_common_service.units | map(attribute='dest'))" in units_changed
 
 
 def test_the_rendered_file_holds_each_clients_hash_and_the_agent_reads_it() -> None:
