@@ -52,7 +52,7 @@ TARGETS = {"cold_start_s": 1.0, "rss_mb": 80.0, "health_rps_ratio": 0.7}
 TOKEN = "bench-token-0123456789abcdef"
 RESULTS = Path(__file__).parent / "results" / "agent.json"
 LIMITS_RESULTS = Path(__file__).parent / "results" / "agent_limits.json"
-LIMITS_ROUNDS = 5
+LIMITS_ROUNDS = 7  # the health ratio sits near its 0.95 target: 5 rounds gave 0.972 and 0.939
 LIMITS_TARGET_RATIO = 0.95  # limits on / limits off, requests/s medians
 LIMITS_LOADS = {"health": ("/health", 50), "mcp_read_file": ("/mcp", 10)}  # path, connections
 # The agent with the bounded-serving code off: uvicorn's own h11 protocol instead of the
