@@ -14,13 +14,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_in_service_role(
-    tmp_path: Path, tasks: list[dict[str, Any]], variables: dict[str, Any], *args: str
+    tmp_path: Path,
+    tasks: list[dict[str, Any]],
+    variables: dict[str, Any],
+    *args: str,
+    handlers: list[dict[str, Any]] | None = None,
 ) -> str:
-    """`tasks` as the role `svc` on localhost, `variables` as extra vars (a file: secrets stay
-    off the command line); "rc=N", then stdout and stderr."""
-    role = tmp_path / "roles" / "svc" / "tasks"
-    role.mkdir(parents=True, exist_ok=True)
-    (role / "main.yml").write_text(json.dumps(tasks))
+    """`tasks` (and `handlers`) as the role `svc` on localhost, `variables` as extra vars (a
+    file: secrets stay off the command line); "rc=N", then stdout and stderr."""
+    role = tmp_path / "roles" / "svc"
+    for part, content in (("tasks", tasks), ("handlers", handlers or [])):
+        (role / part).mkdir(parents=True, exist_ok=True)
+        (role / part / "main.yml").write_text(json.dumps(content))
     playbook = tmp_path / "play.yml"
     playbook.write_text(
         json.dumps([{"hosts": "localhost", "gather_facts": False, "roles": ["svc"]}])

@@ -1,9 +1,11 @@
-"""Directories with their owner, group and mode, as ansible.builtin.file makes them: shared by
-the collection's modules that create directories (mesh_files, mesh_release)."""
+"""Directories with their owner, group and mode, as ansible.builtin.file makes them, and paths
+removed as its state=absent does: shared by the collection's modules that make and remove them
+(mesh_files, mesh_release)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,26 @@ def ensure_directory(module: AnsibleModule, entry: dict[str, Any]) -> tuple[bool
     wanted = {"path": str(path), **{key: entry.get(key) for key in ("owner", "group", "mode")}}
     arguments = module.load_file_common_arguments(wanted)
     return module.set_fs_attributes_if_different(arguments, created, diff=diff), diff
+
+
+def remove_path(path: Path, check: bool = False) -> str:
+    """Remove `path`: a directory with everything in it, a link itself (never what it points
+    to). What was there ("directory", "file", "link"), "" when nothing was. Check mode removes
+    nothing."""
+    if path.is_symlink():
+        found = "link"
+    elif path.is_dir():
+        found = "directory"
+    elif path.exists():
+        found = "file"
+    else:
+        return ""
+    if not check:
+        if found == "directory":
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return found
 
 
 def fsync_directory(path: Path) -> None:

@@ -15,6 +15,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mcp_mesh.ops.plugins.module_utils.mesh_paths import (
     ensure_directory,
     fsync_directory,
+    remove_path,
 )
 
 DOCUMENTATION = r"""
@@ -23,11 +24,15 @@ author: MCP Mesh Ops maintainers (!UNKNOWN)
 short_description: several directories and files, each with its owner, group and mode, in one step
 description:
   - >-
-    What a loop of C(ansible.builtin.file) (directories) followed by C(ansible.builtin.template)
-    or C(ansible.builtin.copy) tasks (files) does, in one module run on the host instead of one or
-    two per path (each run starts Python on the host and costs the controller a worker).
+    What a loop of C(ansible.builtin.file) (directories, paths removed) followed by
+    C(ansible.builtin.template) or C(ansible.builtin.copy) tasks (files) does, in one module run on
+    the host instead of one or two per path (each run starts Python on the host and costs the
+    controller a worker).
   - >-
-    Directories come first, in their order, created when missing (their parents too) and
+    The paths in I(absent) go first: each one there is removed (a directory with everything in
+    it, a link itself), as C(ansible.builtin.file) with C(state=absent) does.
+  - >-
+    Directories come next, in their order, created when missing (their parents too) and
     corrected when their owner, group or mode differ. Then the files, in their order: a file whose
     content differs is written to a temporary file beside it with its owner, group and mode, run
     through I(validate) when given, and renamed over the live one (atomic); a rejected file
@@ -44,6 +49,11 @@ description:
     directory's and file's owner, group and mode. The content of a I(secret) file is never shown,
     in the output, the diff or an error: only that it changes.
 options:
+  absent:
+    description: Absolute paths removed when they are there, before anything is made.
+    type: list
+    elements: path
+    default: []
   directories:
     description: The directories, in the order they are made (a parent before its children).
     type: list
@@ -115,7 +125,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed_paths:
-  description: The directories and files created or changed (or that would be, in check mode).
+  description: >-
+    The paths removed and the directories and files created or changed (or that would be, in
+    check mode).
   type: list
   elements: str
   returned: always
@@ -234,6 +246,7 @@ def main() -> None:
     }
     module = AnsibleModule(
         argument_spec={
+            "absent": {"type": "list", "elements": "path", "default": []},
             "directories": {
                 "type": "list",
                 "elements": "dict",
@@ -260,6 +273,16 @@ def main() -> None:
     changed_paths: list[str] = []
     new_files: list[str] = []
     diffs: list[dict[str, Any]] = []
+    for path in module.params["absent"]:
+        try:
+            found = remove_path(Path(absolute(module, path)), module.check_mode)
+        except OSError as exc:
+            module.fail_json(msg=f"cannot remove {path}: {exc}", changed=bool(changed_paths),
+                             changed_paths=changed_paths)  # fmt: skip
+        if found:
+            changed_paths.append(path)
+            diffs.append({"before": {"path": path, "state": found},
+                          "after": {"path": path, "state": "absent"}})  # fmt: skip
     for entry in module.params["directories"]:
         try:
             changed, diff = ensure_directory(module, entry)

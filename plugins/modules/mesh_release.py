@@ -5,7 +5,6 @@ directories, install a release from a virtualenv another host built, make a rele
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mcp_mesh.ops.plugins.module_utils.mesh_paths import (
     ensure_directory,
     fsync_directory,
+    remove_path,
 )
 
 DOCUMENTATION = r"""
@@ -170,16 +170,9 @@ def write_marker(release_dir: Path, build_id: str) -> None:
         raise
 
 
-def remove_paths(paths: list[str]) -> bool:
-    removed = False
-    for path in map(Path, paths):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-            removed = True
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-            removed = True
-    return removed
+def remove_paths(paths: list[str], check: bool = False) -> bool:
+    """Remove each of `paths` that is there; whether any was (check mode removes nothing)."""
+    return any([remove_path(Path(path), check) for path in paths])  # a list: every path goes
 
 
 def install(
@@ -189,8 +182,7 @@ def install(
     if installed_build(release_dir) == build_id:
         if src is not None:
             src.unlink(missing_ok=True)
-        would_remove = any(Path(p).exists() for p in remove)
-        changed = would_remove if check else remove_paths(remove)
+        changed = remove_paths(remove, check)
         return result | {"changed": changed, "installed": False}
     if check:
         return result | {"changed": True, "installed": True}

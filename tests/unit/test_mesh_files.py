@@ -33,13 +33,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run(tmp_path: Path, files: list[dict[str, Any]], *args: str) -> tuple[int, str]:
-    """One play with one mesh_files task (directories under tmp_path/srv, then `files`)."""
+def run(
+    tmp_path: Path, files: list[dict[str, Any]], *args: str, absent: list[str] | None = None
+) -> tuple[int, str]:
+    """One play with one mesh_files task (`absent`, directories under tmp_path/srv, `files`)."""
     (tmp_path / "templates").mkdir(exist_ok=True)
     (tmp_path / "templates" / "service.env.j2").write_text(TEMPLATE)
     task = {
         "mcp_mesh.ops.mesh_files": {
             "template_var": "mesh_common_file",
+            "absent": absent or [],
             "directories": [
                 {"path": str(tmp_path / "srv"), "owner": "root", "group": "root", "mode": "0750"},
                 {"path": str(tmp_path / "srv" / "etc"), "mode": "0700"},
@@ -122,6 +125,33 @@ def test_one_run_writes_every_directory_and_file_and_a_second_changes_nothing(
     files[2]["content"] += "Restart=always\n"  # a unit systemd has loaded: replaced, not new
     rc, out = run(tmp_path, files)
     assert rc == 0 and f'NEW= CHANGED=["{etc / "service.unit"}"]' in out, out
+
+
+def test_paths_in_absent_are_removed_first_and_only_once(tmp_path: Path) -> None:
+    files = service_files(tmp_path)
+    old = tmp_path / "srv" / "tls"  # a directory with a key in it, a file, a dangling link
+    (old / "sub").mkdir(parents=True)
+    (old / "sub" / "server.pem").write_text("KEY\n")
+    (tmp_path / "srv" / "stale.conf").write_text("old\n")
+    (tmp_path / "srv" / "gone").symlink_to(tmp_path / "nowhere")
+    absent = [str(old), str(tmp_path / "srv" / "stale.conf"), str(tmp_path / "srv" / "gone"),
+              str(tmp_path / "never-there")]  # fmt: skip
+
+    rc, out = run(tmp_path, files, "--check", "--diff", absent=absent)
+    assert rc == 0 and "changed=1" in out, out
+    named = [out.find(f'"{path}"') for path in [*absent, str(tmp_path / "srv" / "etc")]]
+    assert named[3] == -1 and -1 < named[0] < named[1] < named[2] < named[4], out  # in order
+    assert "-    state: directory" in out and "+    state: absent" in out, out
+    assert (old / "sub" / "server.pem").exists()  # check mode removes nothing
+
+    rc, out = run(tmp_path, files, absent=absent)
+    assert rc == 0 and "changed=1" in out, out
+    assert not old.exists() and not (tmp_path / "srv" / "stale.conf").exists()
+    assert not (tmp_path / "srv" / "gone").is_symlink()
+    assert (tmp_path / "srv" / "etc" / "ca.pem").exists()  # what is made still comes after
+
+    rc, out = run(tmp_path, files, "--check", absent=absent)
+    assert rc == 0 and "changed=0" in out and "CHANGED=[]" in out, out
 
 
 def test_a_refused_file_keeps_the_live_one_and_names_why_never_its_content(

@@ -46,15 +46,12 @@ PREFLIGHT = [
     "mesh_common : Check that mesh_common's service pieces are called from a service role",
     "mesh_common : Check the settings that argument specs cannot",
 ]
-# mesh_common's configure.yml: with TLS, the CA and the host's certificate (tasks/tls.yml)
-# before the env file that names them, then the service's directories and files in one step,
-# and the restart when the env file or a unit changed.
+# mesh_common's configure.yml: in one step the TLS files (the CA and the host's certificate,
+# before the env file that names them), the service's directories and files, then the restart
+# when the env file or a unit changed.
 CONFIGURE = [
-    "mesh_common : Install the mesh's CA and this host's certificate chain and key,"
-    " checked by check-config before it replaces the old one",
-    "mesh_common : Remove the TLS files when TLS is off",
-    "mesh_common : Write the directories, config files, env file and units, each checked before"
-    " it replaces the old one - {{ mesh_common_service.name }}",
+    "mesh_common : Write the TLS files, directories, config files, env file and units, each"
+    " checked before it replaces the old one - {{ mesh_common_service.name }}",
     "mesh_common : Restart the service when its env file or a unit changed"
     " - {{ mesh_common_service.name }}",
 ]

@@ -1,9 +1,10 @@
 """mesh_common's TLS pieces, run by Ansible on this machine against a temporary config directory.
 
-tasks/tls.yml writes the CA, then the certificate chain and key in one file that the release's
+configure.yml writes the CA, then the certificate chain and key in one file that the release's
 `check-config --tls-cert` (here a stand-in that records its arguments) accepts before it replaces
-the live one; the preflight checks refuse missing or malformed PEM texts without showing the key;
-mesh_common_local_url is how the playbooks reach a host's own agent and registry.
+the live one, ahead of the service's env file, in its one module run (the stand-in service `svc`
+has only an env file); the preflight checks refuse missing or malformed PEM texts without
+showing the key; mesh_common_local_url is how the playbooks reach a host's own agent and registry.
 """
 
 from __future__ import annotations
@@ -47,10 +48,27 @@ def run_play(tmp_path: Path, tasks: list[dict[str, Any]], **variables: Any) -> s
         "mesh_common_config_dir": str(tmp_path / "etc"),
         "mesh_common_group": "root",
     }
-    return run_in_service_role(tmp_path, tasks, defaults | variables)
+    service = {
+        "name": "svc",
+        "directories": [],
+        "env_file": {"dest": str(tmp_path / "etc" / "svc.env"), "content": "A=1\n",
+                     "mode": "0640", "service": "svc"},
+        "units": [],
+    }  # fmt: skip
+    restart = [{"name": "Restart the svc", "ansible.builtin.debug": {"msg": "restarted"}}]
+    return run_in_service_role(
+        tmp_path, tasks, defaults | {"mesh_common_service": service} | variables, handlers=restart
+    )
 
 
-TLS_TASKS = [{"ansible.builtin.import_role": {"name": "mesh_common", "tasks_from": "tls.yml"}}]
+def tls_checks(tmp_path: Path) -> list[list[str]]:
+    """The arguments of each `check-config --tls-cert` the stand-in CLI was run with."""
+    calls = (tmp_path / "opt" / "current" / "venv" / "bin" / "calls").read_text().splitlines()
+    return [call.split() for call in calls if "--tls-cert" in call]
+
+
+CONFIGURE = {"name": "mesh_common", "tasks_from": "configure.yml"}
+TLS_TASKS = [{"ansible.builtin.import_role": CONFIGURE}]
 PREFLIGHT = [
     {
         "ansible.builtin.import_role": {"name": "mesh_common", "tasks_from": "preflight.yml"},
@@ -78,9 +96,9 @@ def test_the_ca_and_the_validated_certificate_with_its_key_are_written(tmp_path:
     assert (tls / "server.pem").read_text() == CERT + "\n" + KEY + "\n"
     assert stat.S_IMODE((tls / "ca.pem").stat().st_mode) == 0o644
     assert stat.S_IMODE((tls / "server.pem").stat().st_mode) == 0o640
-    calls = (tmp_path / "opt" / "current" / "venv" / "bin" / "calls").read_text().splitlines()
-    assert len(calls) == 1
-    words = calls[0].split()
+    checks = tls_checks(tmp_path)
+    assert len(checks) == 1
+    words = checks[0]
     assert words[:2] == ["check-config", "--tls-cert"]
     assert words[2] != str(tls / "server.pem")  # the new file, before it replaces the live one
     assert words[3:] == ["--tls-ca", str(tls / "ca.pem")]
